@@ -1,0 +1,29 @@
+"""stylegan-sdk: StyleGAN generators to train, export and serve.
+
+    import stylegan_sdk as sg
+    G = sg.load("model.safetensors")          # or an official network-snapshot-*.pkl
+    images = G.generate("0-3", psi=0.7)       # list of PIL images
+"""
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .config import GeneratorConfig, ModelInfo
+from .generator import Generator
+from .latents import interpolation_path, mix_ws, seed_to_z, truncate
+from .loading import load, read_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Checkpoint",
+    "Generator",
+    "GeneratorConfig",
+    "ModelInfo",
+    "interpolation_path",
+    "load",
+    "load_checkpoint",
+    "mix_ws",
+    "read_model",
+    "save_checkpoint",
+    "seed_to_z",
+    "truncate",
+]

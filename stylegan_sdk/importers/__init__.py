@@ -1,0 +1,1 @@
+"""Importers that read third-party StyleGAN checkpoint formats without executing them."""

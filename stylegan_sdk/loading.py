@@ -1,0 +1,62 @@
+"""`sg.load(path)`: any supported model file -> a `Generator` on a backend.
+
+Sources, told apart by their first bytes, never by running anything in them:
+- our checkpoint (safetensors + JSON config header),
+- an official NVlabs network pickle (`network-snapshot-*.pkl`), through the allow-list unpickler.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+from .generator import Generator
+
+PICKLE_MAGIC = b"\x80"
+
+
+def sniff(path: str) -> str:
+    """'checkpoint' | 'nvlabs-pkl'; ValueError for anything else."""
+    if is_checkpoint(path):
+        return "checkpoint"
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == PICKLE_MAGIC:
+        return "nvlabs-pkl"
+    raise ValueError(f"path: {path!r} is neither a stylegan-sdk checkpoint (.safetensors) "
+                     f"nor an official NVlabs network pickle (.pkl)")
+
+
+def read_model(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
+    """Config + weights (+ metadata) from any supported model file, in our format."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no such model file {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"path: {path!r} is a folder; expected a checkpoint or .pkl file")
+    kind = sniff(path)
+    if kind == "checkpoint":
+        return load_checkpoint(path)
+    from .importers.nvlabs import import_pickle
+
+    return import_pickle(path, key=key)
+
+
+def load(
+    path: str | os.PathLike,
+    backend: str = "auto",
+    device: str = "cpu",
+    key: str = "G_ema",
+    batch_size: int = 16,
+) -> Generator:
+    """Load a generator. backend "auto" picks torch for model files; device "cpu", "cuda", "auto", ..."""
+    from .backends.base import REGISTRY, backend_class
+
+    if backend not in (*REGISTRY, "auto"):
+        raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
+    ckpt = read_model(path, key=key)
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"backend: {backend!r} runs exported model folders; {os.fspath(path)!r} is a model "
+                         f"file: use backend='torch' or export it first")
+    cls = backend_class("torch")
+    return Generator(cls(ckpt.config, ckpt.tensors, device=device, source=os.fspath(path)), batch_size=batch_size)

@@ -1,0 +1,62 @@
+"""PyTorch networks, one module per family. Import needs torch (the `torch` extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..config import GeneratorConfig
+from . import stylegan2
+
+# Network families: config.arch -> generator class (one entry per module).
+FAMILIES: dict[str, type[torch.nn.Module]] = {
+    "stylegan2": stylegan2.Generator,
+}
+
+
+def build_generator(cfg: GeneratorConfig) -> torch.nn.Module:
+    """An (untrained) generator for a config."""
+    if cfg.arch not in FAMILIES:
+        raise ValueError(f"config.arch: no network family {cfg.arch!r} (have {sorted(FAMILIES)})")
+    return FAMILIES[cfg.arch](cfg)
+
+
+def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, np.ndarray | torch.Tensor], source: str) -> None:
+    """Raise ValueError naming missing, unexpected and wrongly shaped tensors, and NaN/Inf weights."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        f"{k} {list(tensors[k].shape)} (expected {list(expected[k])})"
+        for k in set(expected) & set(tensors)
+        if tuple(tensors[k].shape) != expected[k]
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors {_few(unexpected)}")
+    if wrong:
+        problems.append(f"wrong shapes {_few(wrong)}")
+    if problems:
+        raise ValueError(f"{source}: weights do not match the config: " + "; ".join(problems))
+    bad = sorted(k for k, v in tensors.items() if not bool(np.all(np.isfinite(np.asarray(v)))))
+    if bad:
+        raise ValueError(f"{source}: NaN or Inf in weights {_few(bad)}")
+
+
+def build_with_weights(
+    cfg: GeneratorConfig, tensors: Mapping[str, np.ndarray | torch.Tensor], source: str
+) -> torch.nn.Module:
+    """Generator for cfg with the given weights, checked, in eval mode, gradients off."""
+    model = build_generator(cfg)
+    check_state_dict(model, tensors, source)
+    state = {k: torch.as_tensor(np.asarray(v)).to(torch.float32) for k, v in tensors.items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def _few(items: list[str], n: int = 6) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

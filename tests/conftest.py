@@ -1,0 +1,60 @@
+"""Shared test helpers: the reference fixtures (copied from the official and community generators)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NVLABS = FIXTURES / "nvlabs-stylegan2"
+NVLABS_CONFIGS = ["sg2_skip_32", "sg2_resnet_16_cond", "sg2_orig_16_gray_cut"]
+
+
+def nvlabs_fixture(name: str) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(config.json, official state dict, reference outputs) of one fixture configuration."""
+    folder = NVLABS / name
+    config = json.loads((folder / "config.json").read_text())
+    state = dict(np.load(folder / "G_state_dict.npz"))
+    ref = dict(np.load(folder / "reference.npz"))
+    return config, state, ref
+
+
+def nvlabs_checkpoint(name: str):
+    """The fixture network imported into our format (a Checkpoint)."""
+    from stylegan_sdk.importers.nvlabs import import_state
+
+    config, state, _ = nvlabs_fixture(name)
+    return import_state(config["init_kwargs"], state, str(NVLABS / name / "G_state_dict.npz"))
+
+
+@pytest.fixture
+def skip32_path(tmp_path: Path) -> Path:
+    """sg2_skip_32 saved as our checkpoint file."""
+    from stylegan_sdk import save_checkpoint
+
+    ckpt = nvlabs_checkpoint("sg2_skip_32")
+    path = tmp_path / "skip32.safetensors"
+    save_checkpoint(path, ckpt.config, ckpt.tensors, ckpt.metadata)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cond16_generator():
+    """sg2_resnet_16_cond (conditional, c_dim 4) as an in-process Generator on torch/CPU."""
+    from stylegan_sdk.backends.torch_backend import TorchBackend
+    from stylegan_sdk.generator import Generator
+
+    ckpt = nvlabs_checkpoint("sg2_resnet_16_cond")
+    return Generator(TorchBackend(ckpt.config, ckpt.tensors))
+
+
+@pytest.fixture(scope="session")
+def skip32_generator():
+    from stylegan_sdk.backends.torch_backend import TorchBackend
+    from stylegan_sdk.generator import Generator
+
+    ckpt = nvlabs_checkpoint("sg2_skip_32")
+    return Generator(TorchBackend(ckpt.config, ckpt.tensors))
