@@ -1,0 +1,341 @@
+"""Tests of the allow-list reader for official NVlabs network pickles."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import types
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stylegan_sdk.importers import nvlabs_pkl
+from stylegan_sdk.importers.nvlabs_pkl import (
+    NetworkRecord,
+    UnsafePickleError,
+    list_network_pickle_keys,
+    read_network_pickle,
+)
+
+FIXTURE_DIR = Path(__file__).parent / "fixtures" / "nvlabs-stylegan2" / "sg2_skip_32"
+SNAPSHOT = FIXTURE_DIR / "network-snapshot.pkl"
+
+
+# --- Helpers that craft pickles -----------------------------------------------------------------
+
+
+def _call_pickle(module: str, name: str, args: tuple = ()) -> bytes:
+    """A protocol-3 pickle of ``module.name(*args)`` written with a GLOBAL opcode."""
+    body = pickle.dumps(args, protocol=3)[2:-1]  # drop PROTO header and STOP
+    return b"\x80\x03c" + f"{module}\n{name}\n".encode() + body + b"R."
+
+
+def _stack_global_call(module: str, name: str) -> bytes:
+    """A protocol-4 style ``module.name()`` written with STACK_GLOBAL."""
+
+    def unicode(text: str) -> bytes:
+        return b"\x8c" + bytes([len(text)]) + text.encode()
+
+    return b"\x80\x04" + unicode(module) + unicode(name) + b"\x93)R."
+
+
+def _inst_call(module: str, name: str) -> bytes:
+    """``module.name()`` written with the protocol-0 INST opcode after a protocol-2 header."""
+    return b"\x80\x02(i" + f"{module}\n{name}\n".encode() + b"."
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "crafted.pkl") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+class _System:
+    """Pickles as ``os.system(command)`` (``posix.system`` on Linux)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (self.command,))
+
+
+@pytest.fixture
+def fake_nvlabs(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """Stand-ins registered as torch_utils.persistence / dnnlib.util, so pickle can write them."""
+    persistence = types.ModuleType("torch_utils.persistence")
+    util = types.ModuleType("dnnlib.util")
+
+    def _reconstruct_persistent_obj(meta: dict) -> object:
+        raise AssertionError("the reader must never call the real reconstruct function")
+
+    _reconstruct_persistent_obj.__module__ = persistence.__name__
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    easy_dict = type("EasyDict", (dict,), {"__module__": util.__name__})
+    util.EasyDict = easy_dict
+    for name, module in {
+        "torch_utils": types.ModuleType("torch_utils"),
+        "torch_utils.persistence": persistence,
+        "dnnlib": types.ModuleType("dnnlib"),
+        "dnnlib.util": util,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+    class Persistent:
+        """Pickles exactly like a torch_utils.persistence object."""
+
+        def __init__(self, class_name: str, state: dict, module_src: str) -> None:
+            self.meta = dict(type="class", version=6, module_src=module_src, class_name=class_name, state=state)
+
+        def __reduce__(self) -> tuple:
+            return (_reconstruct_persistent_obj, (self.meta,))
+
+    return types.SimpleNamespace(Persistent=Persistent, EasyDict=easy_dict)
+
+
+def _module_state(params: dict, buffers: dict, modules: dict, non_persistent: set, **attrs: object) -> dict:
+    state = dict(
+        training=False,
+        _parameters=params,
+        _buffers=buffers,
+        _non_persistent_buffers_set=non_persistent,
+        _forward_hooks=OrderedDict(),
+        _modules=modules,
+    )
+    state.update(attrs)
+    return state
+
+
+# --- (1) The fixture snapshot -------------------------------------------------------------------
+
+
+def test_fixture_g_ema_matches_reference_state_dict_and_config() -> None:
+    record = read_network_pickle(SNAPSHOT)
+    reference = np.load(FIXTURE_DIR / "G_state_dict.npz")
+    config = json.loads((FIXTURE_DIR / "config.json").read_text())
+
+    assert isinstance(record, NetworkRecord)
+    assert record.class_name == "Generator"
+    assert isinstance(record.module_version, int)
+    assert record.init_args == ()
+    assert record.init_kwargs == config["init_kwargs"]
+    assert set(record.state_dict) == set(reference.files)
+    for name in reference.files:
+        tensor = record.state_dict[name]
+        assert type(tensor) is torch.Tensor, name
+        assert tensor.numpy().dtype == reference[name].dtype, name
+        np.testing.assert_array_equal(tensor.numpy(), reference[name], err_msg=name)
+    assert {"mapping.fc0.weight", "mapping.w_avg", "synthesis.b4.conv1.noise_const"} <= set(record.state_dict)
+    assert "torch_utils" not in sys.modules and "dnnlib" not in sys.modules
+
+
+def test_fixture_lists_only_non_none_networks() -> None:
+    assert list_network_pickle_keys(SNAPSHOT) == ["G_ema"]
+    assert list_network_pickle_keys(str(SNAPSHOT)) == ["G_ema"]
+
+
+def test_docstring_lists_every_allowed_global() -> None:
+    doc = nvlabs_pkl.__doc__ or ""
+    for module, name in nvlabs_pkl._ALLOWED:
+        assert f"{module}.{name}" in doc or (module in doc and f".{name}``" in doc), (module, name)
+
+
+# --- (2) Code-running reduce --------------------------------------------------------------------
+
+
+def test_os_system_reduce_is_refused_and_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = _write(tmp_path, pickle.dumps({"G_ema": _System(f"touch {marker}")}))
+    with pytest.raises(
+        UnsafePickleError, match=rf"refused to load '{os.system.__module__}\.system' from .*crafted\.pkl"
+    ):
+        read_network_pickle(path)
+    with pytest.raises(UnsafePickleError):
+        list_network_pickle_keys(path)
+    assert not marker.exists()
+
+
+# --- (3) Embedded module source is never executed -----------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", [3, 4])  # official snapshots written by Python 3.7 use protocol 3
+def test_persistent_object_module_src_is_never_executed(
+    tmp_path: Path, fake_nvlabs: types.SimpleNamespace, protocol: int
+) -> None:
+    marker = tmp_path / "module_src_ran"
+    module_src = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('pwned')\n"
+    weight = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    child = fake_nvlabs.Persistent(
+        "FullyConnectedLayer",
+        _module_state({"bias": torch.nn.Parameter(torch.ones(3))}, {}, {}, set()),
+        module_src,
+    )
+    plist = torch.nn.ParameterList([torch.nn.Parameter(torch.full((2,), 7.0))])
+    init_kwargs = fake_nvlabs.EasyDict(
+        mapping_kwargs=fake_nvlabs.EasyDict(num_layers=2), gain=np.float64(0.5), sizes=np.arange(3), name="x"
+    )
+    network = fake_nvlabs.Persistent(
+        "Generator",
+        _module_state(
+            {"weight": torch.nn.Parameter(weight), "absent": None},
+            {"kept": torch.zeros(2, dtype=torch.float64), "tmp": torch.ones(1)},
+            {"child": child, "plist": plist, "gone": None},
+            {"tmp"},
+            _init_args=(4,),
+            _init_kwargs=init_kwargs,
+            weight_gain=np.float32(0.25),
+        ),
+        module_src,
+    )
+    path = _write(tmp_path, pickle.dumps({"G": None, "G_ema": network, "augment_pipe": None}, protocol=protocol))
+
+    record = read_network_pickle(path)
+
+    assert not marker.exists()
+    assert record.class_name == "Generator" and record.module_version == 6
+    assert record.init_args == (4,)
+    assert type(record.init_kwargs) is dict and type(record.init_kwargs["mapping_kwargs"]) is dict
+    assert record.init_kwargs["mapping_kwargs"] == {"num_layers": 2}
+    assert type(record.init_kwargs["gain"]) is float and record.init_kwargs["gain"] == 0.5
+    np.testing.assert_array_equal(record.init_kwargs["sizes"], np.arange(3))
+    assert list(record.state_dict) == ["weight", "kept", "child.bias", "plist.0"]
+    torch.testing.assert_close(record.state_dict["weight"], weight, rtol=0, atol=0)
+    assert record.state_dict["kept"].dtype == torch.float64
+    torch.testing.assert_close(record.state_dict["plist.0"], torch.full((2,), 7.0), rtol=0, atol=0)
+    assert list_network_pickle_keys(path) == ["G_ema"]
+    assert not marker.exists()
+
+
+# --- (4) Dangerous globals, whichever opcode names them -----------------------------------------
+
+DANGEROUS_GLOBALS = [
+    ("builtins", "eval"),
+    ("builtins", "exec"),
+    ("builtins", "getattr"),
+    ("builtins", "__import__"),
+    ("torch", "load"),
+    ("torch.serialization", "load"),
+    ("numpy", "load"),
+    ("subprocess", "Popen"),
+    ("posix", "system"),
+    ("torch_utils.persistence", "persistent_class"),
+    ("copyreg", "_reconstructor"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), DANGEROUS_GLOBALS)
+def test_dangerous_globals_are_refused(tmp_path: Path, module: str, name: str) -> None:
+    marker = tmp_path / "ran"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    payloads = {
+        "global": _call_pickle(module, name, (code,)),
+        "stack_global": _stack_global_call(module, name),
+        "inst": _inst_call(module, name),
+    }
+    for opcode, payload in payloads.items():
+        path = _write(tmp_path, payload, f"{opcode}.pkl")
+        with pytest.raises(UnsafePickleError, match=rf"'{module}\.{name}' from .*{opcode}\.pkl: not on the allow-list"):
+            read_network_pickle(path)
+    assert not marker.exists()
+
+
+def test_persistent_ids_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"\x80\x02X\x01\x00\x00\x00xQ.")  # BINPERSID
+    with pytest.raises(UnsafePickleError, match="persistent id"):
+        read_network_pickle(path)
+
+
+def test_build_on_an_allowed_global_is_refused(tmp_path: Path) -> None:
+    # BUILD with slot state would otherwise setattr on our helper (e.g. its __defaults__).
+    payload = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__)s\x86b."
+    with pytest.raises(UnsafePickleError, match=r"BUILD"):
+        read_network_pickle(_write(tmp_path, payload))
+
+
+def test_build_on_a_plain_dict_is_rejected(tmp_path: Path) -> None:
+    payload = b"\x80\x02ccollections\nOrderedDict\n)R}X\x01\x00\x00\x00aK\x01sb."
+    with pytest.raises(ValueError, match="not a readable NVlabs network pickle"):
+        read_network_pickle(_write(tmp_path, payload))
+
+
+# --- (5) Storage payloads go through torch's weights_only loader --------------------------------
+
+
+def test_malicious_storage_payload_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Explicit weights_only=True must hold even when the environment asks torch for the opposite.
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    marker = tmp_path / "storage_pwned"
+    payload = pickle.dumps(_System(f"touch {marker}"), protocol=2)
+    path = _write(tmp_path, _call_pickle("torch.storage", "_load_from_bytes", (payload,)))
+    with pytest.raises(UnsafePickleError, match=r"refused to load a tensor storage payload from .*crafted\.pkl"):
+        read_network_pickle(path)
+    assert not marker.exists()
+
+
+class _OutOfBoundsTensor:
+    def __reduce__(self) -> tuple:
+        storage = torch.ones(4).storage()  # a TypedStorage of 4 floats, as official pickles hold
+        return (torch._utils._rebuild_tensor_v2, (storage, 0, (100,), (1,), False, OrderedDict()))
+
+
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
+def test_tensor_view_past_its_storage_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, pickle.dumps({"t": _OutOfBoundsTensor()}, protocol=4))
+    with pytest.raises(ValueError, match="past the end of its storage"):
+        read_network_pickle(path)
+
+
+# --- (6) Files that are missing, broken or hold no such network ---------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.pkl"
+    with pytest.raises(FileNotFoundError, match="nope.pkl"):
+        read_network_pickle(path)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    data = SNAPSHOT.read_bytes()
+    path = _write(tmp_path, data[: len(data) // 2], "half.pkl")
+    with pytest.raises(ValueError, match=r"half\.pkl is not a readable NVlabs network pickle \(corrupt or truncated"):
+        read_network_pickle(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "is empty"),
+        (b"hello, this is not a pickle", "not a pickle of protocol 2 or later"),
+        (b"PK\x03\x04" + bytes(60), "zip archive"),
+        (b"\x80\x09junk", "not a pickle of protocol 2 or later"),
+    ],
+)
+def test_non_pickle_bytes(tmp_path: Path, data: bytes, message: str) -> None:
+    path = _write(tmp_path, data, "bad.bin")
+    with pytest.raises(ValueError, match=rf"bad\.bin.*{message}|{message}") as info:
+        read_network_pickle(path)
+    assert not isinstance(info.value, UnsafePickleError)
+    assert "bad.bin" in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["G", "D", "nope"])
+def test_missing_or_none_key_lists_available_networks(key: str) -> None:
+    with pytest.raises(ValueError, match=r"no network under key .*networks available: \['G_ema'\]"):
+        read_network_pickle(SNAPSHOT, key=key)
+
+
+def test_key_that_is_not_a_network() -> None:
+    with pytest.raises(ValueError, match="'training_set_kwargs' holds a dict, not a persistent network"):
+        read_network_pickle(SNAPSHOT, key="training_set_kwargs")
+
+
+def test_top_level_not_a_dict(tmp_path: Path) -> None:
+    path = _write(tmp_path, pickle.dumps([1, 2, 3]))
+    with pytest.raises(ValueError, match="not the dict of an NVlabs snapshot"):
+        list_network_pickle_keys(path)
