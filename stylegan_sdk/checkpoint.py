@@ -148,7 +148,11 @@ def _parse_header(path: str, header: Mapping[str, str]) -> tuple[GeneratorConfig
     try:
         config = GeneratorConfig.from_json(header["config"])
         metadata = json.loads(header.get("metadata", "{}"))
-        json.loads(header["w_avg"])
+        w_avg = json.loads(header["w_avg"])
+        if not isinstance(w_avg, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in w_avg
+        ):
+            raise ValueError("w_avg: expected a JSON list of numbers")
     except (ValueError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: bad checkpoint header: {e}") from None
     return config, metadata

@@ -59,8 +59,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from .latents import parse_int_list
 
     seeds = parse_int_list(args.seeds, "seeds")
-    _make_outdir(args.outdir)
     G = _load(args)
+    _make_outdir(args.outdir)
     imgs = G.generate(seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
                       c=args.class_idx, output="uint8", noise_seed=args.noise_seed)
     for seed, img in zip(seeds, imgs):
@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `stylegan info M | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -7,9 +7,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
+
+
+# mkstemp makes 0600 files; a new file should get the usual mode (0666 less the umask) and a
+# replaced file keeps its mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _new_file_mode(path: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -21,6 +35,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise FileNotFoundError(f"path: folder {folder!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        os.chmod(tmp, _new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -48,6 +63,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _new_file_mode(path))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

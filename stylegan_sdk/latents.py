@@ -137,7 +137,8 @@ def check_layers(layers: int | str | Iterable[int], num_ws: int) -> list[int]:
     idx = parse_int_list(layers, "layers")
     bad = [i for i in idx if not 0 <= i < num_ws]
     if bad:
-        raise ValueError(f"layers: {bad} out of range for num_ws = {num_ws} (valid 0-{num_ws - 1})")
+        shown = bad if len(bad) <= 4 else f"{bad[:3]} ... ({len(bad)} indices)"
+        raise ValueError(f"layers: {shown} out of range for num_ws = {num_ws} (valid 0-{num_ws - 1})")
     return sorted(set(idx))
 
 
