@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.10"
-	$(BIN)/python -m pip install -q -e ".[torch,dev]"
+	$(BIN)/python -m pip install -q -e ".[torch,export,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

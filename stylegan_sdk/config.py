@@ -128,6 +128,8 @@ class GeneratorConfig:
     @property
     def noise_resolutions(self) -> list[int]:
         """Resolution of each noise input, in forward order (one per synthesis convolution)."""
+        if not self.use_noise:
+            return []
         if self.arch == "stylegan2":
             return [4] + [r for r in self.block_resolutions[1:] for _ in range(2)]
         return [r for r in self.block_resolutions for _ in range(2)]

@@ -19,6 +19,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def default_dir_mode() -> int:
+    """Mode a new folder gets from os.mkdir (0777 less the umask); mkdtemp makes 0700 ones."""
+    return 0o777 & ~_UMASK
+
+
 def _new_file_mode(path: str) -> int:
     try:
         return stat.S_IMODE(os.stat(path).st_mode)

@@ -2,7 +2,8 @@
 
 Sources, told apart by their first bytes, never by running anything in them:
 - our checkpoint (safetensors + JSON config header),
-- an official NVlabs network pickle (`network-snapshot-*.pkl`), through the allow-list unpickler.
+- an official NVlabs network pickle (`network-snapshot-*.pkl`), through the allow-list unpickler,
+- an exported folder (model.json + ONNX graphs / TensorRT engines), run without torch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 
 from .checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+from .exported import is_exported_folder, read_exported
 from .generator import Generator
 
 PICKLE_MAGIC = b"\x80"
@@ -33,7 +35,8 @@ def read_model(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such model file {path!r}")
     if os.path.isdir(path):
-        raise ValueError(f"path: {path!r} is a folder; expected a checkpoint or .pkl file")
+        raise ValueError(f"path: {path!r} is a folder but not an exported model (no model.json); "
+                         f"expected a checkpoint, a .pkl file or an exported folder")
     kind = sniff(path)
     if kind == "checkpoint":
         return load_checkpoint(path)
@@ -49,14 +52,26 @@ def load(
     key: str = "G_ema",
     batch_size: int = 16,
 ) -> Generator:
-    """Load a generator. backend "auto" picks torch for model files; device "cpu", "cuda", "auto", ..."""
+    """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / tensorrt).
+
+    backend "auto": torch for model files, onnxruntime for exported folders. device: "cpu", "cuda",
+    "cuda:N" or "auto".
+    """
     from .backends.base import REGISTRY, backend_class
 
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
+    path = os.fspath(path)
+    if os.path.isdir(path) and is_exported_folder(path):
+        name = "onnxruntime" if backend == "auto" else backend
+        if name == "torch":
+            raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); "
+                             f"use backend='onnxruntime' or 'tensorrt', or load the checkpoint it came from")
+        exported = read_exported(path)
+        return Generator(backend_class(name)(exported, device=device), batch_size=batch_size)
     ckpt = read_model(path, key=key)
     if backend not in ("auto", "torch"):
-        raise ValueError(f"backend: {backend!r} runs exported model folders; {os.fspath(path)!r} is a model "
-                         f"file: use backend='torch' or export it first")
+        raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
+                         f"use backend='torch', or export it first (python export/to_onnx.py)")
     cls = backend_class("torch")
-    return Generator(cls(ckpt.config, ckpt.tensors, device=device, source=os.fspath(path)), batch_size=batch_size)
+    return Generator(cls(ckpt.config, ckpt.tensors, device=device, source=path), batch_size=batch_size)

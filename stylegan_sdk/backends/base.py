@@ -78,4 +78,11 @@ def _load_torch() -> type[Backend]:
     return TorchBackend
 
 
+def _load_onnxruntime() -> type[Backend]:
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend
+
+
 register("torch", _load_torch, "pip install 'stylegan-sdk[torch]'")
+register("onnxruntime", _load_onnxruntime, "pip install onnxruntime (or onnxruntime-gpu for CUDA)")

@@ -268,6 +268,14 @@ class SynthesisNetwork(torch.nn.Module):
             setattr(self, f"b{res}", block)
         assert self.num_ws == cfg.num_ws
 
+    def noise_consts(self) -> list[torch.Tensor]:
+        """The fixed noise image [r, r] of every convolution, in forward order (config.noise_resolutions)."""
+        convs: list[SynthesisLayer] = []
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            convs += [block.conv1] if block.in_channels == 0 else [block.conv0, block.conv1]
+        return [conv.noise_const for conv in convs if conv.use_noise]
+
     def forward(
         self,
         ws: torch.Tensor,                                   # [N, num_ws, w_dim]

@@ -1,0 +1,261 @@
+"""Export a generator as two ONNX graphs (mapping, synthesis) plus model.json. Needs torch + onnx.
+
+Graphs come from torch.export (the dynamo ONNX exporter) with a dynamic batch axis. The synthesis
+graph's modulated convolutions scale activations by the styles, convolve with static weights and
+demodulate the output (no grouped convolution whose weights depend on the batch), so they run on
+ONNX Runtime and parse in TensorRT with any batch size. Noise is selected at run time (see
+`stylegan_sdk.exported`). Each export is verified against the torch model before it is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .checkpoint import Checkpoint
+from .config import GeneratorConfig
+from .exported import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    MAPPING_FILE,
+    NOISE_GAIN_INPUT,
+    SYNTHESIS_FILE,
+    ExportedModel,
+    noise_input_names,
+    read_exported,
+    write_manifest,
+)
+from .fileio import default_dir_mode
+from .models import build_with_weights
+
+DEFAULT_OPSET = 18
+MAX_BATCH = 4096
+# Operators the TensorRT ONNX parser supports that these graphs may use; anything else fails the export.
+TENSORRT_OPS = {
+    "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Div",
+    "Expand", "Gather", "Gemm", "Identity", "LeakyRelu", "MatMul", "Max", "Min", "Mul", "Pad", "Pow",
+    "Reciprocal", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Slice", "Split", "Sqrt",
+    "Squeeze", "Sub", "Tile", "Transpose", "Unsqueeze",
+}
+
+
+# ----------------------------------------------------------------------------
+# The two graphs as modules
+
+
+class MappingGraph(torch.nn.Module):
+    """z [B, z_dim] (+ c [B, c_dim]) -> w [B, w_dim]."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.mapping = model.mapping
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mapping(z, c)
+
+
+class SynthesisGraph(torch.nn.Module):
+    """ws [B, num_ws, w_dim], noise_const_gain [1], noise_k [B, 1, r, r] -> img [B, C, H, W]."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.synthesis = model.synthesis
+
+    def forward(self, ws: torch.Tensor, noise_const_gain: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
+        consts = self.synthesis.noise_consts()
+        mixed = [const * noise_const_gain + n for const, n in zip(consts, noise)]
+        return self.synthesis(ws, noise_mode="random", noise=mixed or None)
+
+
+# ----------------------------------------------------------------------------
+# Export
+
+
+def _export_graph(module: torch.nn.Module, args: tuple, names: list[str], dynamic: tuple,
+                  out_name: str, path: str, opset: int) -> None:
+    """torch.export -> ONNX; `dynamic` mirrors `args` ({axis: Dim} per tensor, None for static)."""
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo")]
+    levels = [log.level for log in quiet]
+    try:
+        for log in quiet:
+            log.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, args, input_names=names, output_names=[out_name],
+                                        dynamic_shapes=dynamic, dynamo=True, opset_version=opset,
+                                        verbose=False, optimize=True)
+    finally:
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
+    program.save(path)
+
+
+def check_graph(path: str) -> list[str]:
+    """onnx.checker (full), and only TensorRT-parsable operators; returns the op types used."""
+    import onnx
+
+    onnx.checker.check_model(path, full_check=True)
+    ops = sorted({node.op_type for node in onnx.load(path, load_external_data=False).graph.node})
+    unsupported = sorted(set(ops) - TENSORRT_OPS)
+    if unsupported:
+        raise ValueError(f"{path}: graph uses operators outside the TensorRT-parsable set: {unsupported}")
+    return ops
+
+
+def export_onnx(
+    source: str | os.PathLike | Checkpoint,     # a model file sg.load reads, or a Checkpoint
+    out_dir: str | os.PathLike,                  # folder to create
+    opset: int = DEFAULT_OPSET,                  # ONNX opset
+    force: bool = False,                         # replace an existing folder
+    verify: bool = True,                         # compare ONNX Runtime with torch before keeping it
+) -> ExportedModel:
+    """Write DIR/mapping.onnx, DIR/synthesis.onnx and DIR/model.json; the folder appears whole or not at all."""
+    from .loading import read_model
+
+    ckpt = source if isinstance(source, Checkpoint) else read_model(source)
+    cfg = ckpt.config
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not force:
+        raise ValueError(f"out: {out_dir!r} already exists (use force=True / --force to replace it)")
+    parent = os.path.dirname(out_dir)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"out: folder {parent!r} does not exist")
+
+    model = build_with_weights(cfg, ckpt.tensors, str(source) if not isinstance(source, Checkpoint) else "checkpoint")
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
+    try:
+        graphs = _write_graphs(model, cfg, tmp, opset)
+        manifest = _manifest(cfg, ckpt, graphs, opset)
+        write_manifest(tmp, manifest)
+        if verify:
+            verify_export(tmp, model)
+        _move_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return read_exported(out_dir)
+
+
+def _write_graphs(model: torch.nn.Module, cfg: GeneratorConfig, folder: str, opset: int) -> dict[str, Any]:
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    n = 2  # example batch (torch.export specialises sizes 0 and 1)
+
+    # Mapping.
+    z = torch.randn([n, cfg.z_dim])
+    names = ["z"] + (["c"] if cfg.c_dim > 0 else [])
+    args: tuple = (z, torch.nn.functional.one_hot(torch.zeros(n, dtype=torch.long), cfg.c_dim).float()) \
+        if cfg.c_dim > 0 else (z,)
+    _export_graph(MappingGraph(model), args, names, tuple({0: batch} for _ in names), "w",
+                  os.path.join(folder, MAPPING_FILE), opset)
+    mapping_ops = check_graph(os.path.join(folder, MAPPING_FILE))
+
+    # Synthesis.
+    noise_names = noise_input_names(cfg)
+    ws = torch.randn([n, cfg.num_ws, cfg.w_dim])
+    noise = tuple(torch.randn([n, 1, r, r]) for r in cfg.noise_resolutions)
+    syn_names = ["ws", NOISE_GAIN_INPUT, *noise_names]
+    dynamic = ({0: batch}, None, tuple({0: batch} for _ in noise))
+    _export_graph(SynthesisGraph(model), (ws, torch.ones([1]), *noise), syn_names, dynamic, "img",
+                  os.path.join(folder, SYNTHESIS_FILE), opset)
+    synthesis_ops = check_graph(os.path.join(folder, SYNTHESIS_FILE))
+
+    return {
+        "mapping": {
+            "file": MAPPING_FILE,
+            "inputs": {"z": ["batch", cfg.z_dim], **({"c": ["batch", cfg.c_dim]} if cfg.c_dim else {})},
+            "outputs": {"w": ["batch", cfg.w_dim]},
+            "ops": mapping_ops,
+        },
+        "synthesis": {
+            "file": SYNTHESIS_FILE,
+            "inputs": {"ws": ["batch", cfg.num_ws, cfg.w_dim], NOISE_GAIN_INPUT: [1],
+                       **{k: ["batch", 1, r, r] for k, r in zip(noise_names, cfg.noise_resolutions)}},
+            "outputs": {"img": ["batch", cfg.img_channels, cfg.img_resolution, cfg.img_resolution]},
+            "ops": synthesis_ops,
+        },
+    }
+
+
+def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], opset: int) -> dict[str, Any]:
+    import onnx
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "w_avg": np.asarray(ckpt.w_avg, np.float32).tolist(),
+        "num_ws": cfg.num_ws,
+        "layers": cfg.layer_table(),
+        "noise": {
+            "resolutions": cfg.noise_resolutions,
+            "inputs": noise_input_names(cfg),
+            "const_gain_input": NOISE_GAIN_INPUT,
+            "modes": {"const": "gain 1, zero noise", "none": "gain 0, zero noise",
+                      "random": "gain 0, unit Gaussian noise [batch, 1, r, r]"},
+        },
+        "graphs": graphs,
+        "opset": opset,
+        "exporter": {"stylegan_sdk": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                     "method": "torch.onnx.export(dynamo=True)"},
+        "source_metadata": ckpt.metadata,
+        "files": {MAPPING_FILE: {}, SYNTHESIS_FILE: {}},
+        "engines": {},
+    }
+
+
+def _move_into_place(tmp: str, out_dir: str) -> None:
+    os.chmod(tmp, default_dir_mode())
+    if os.path.exists(out_dir):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old.", dir=os.path.dirname(out_dir))
+        os.rmdir(old)
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+
+
+# ----------------------------------------------------------------------------
+# Verification against torch
+
+
+def verify_export(folder: str, model: torch.nn.Module, tol: float = 1e-4, batches: tuple[int, ...] = (1, 7)) -> float:
+    """Run the graphs on ONNX Runtime (CPU) for each batch size and noise mode; max abs error vs torch."""
+    from .backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    exported = read_exported(folder)
+    backend = OnnxRuntimeBackend(exported, device="cpu")
+    cfg = exported.config
+    rng = np.random.RandomState(0)
+    worst = 0.0
+    with torch.no_grad():
+        for b in batches:
+            z = rng.randn(b, cfg.z_dim).astype(np.float32)
+            c = np.eye(cfg.c_dim, dtype=np.float32)[rng.randint(0, cfg.c_dim, b)] if cfg.c_dim else None
+            w_ref = model.mapping(torch.from_numpy(z), None if c is None else torch.from_numpy(c)).numpy()
+            worst = max(worst, float(np.abs(backend.map(z, c) - w_ref).max()))
+            ws = np.repeat(w_ref[:, None], cfg.num_ws, axis=1)
+            noise = [rng.randn(b, 1, r, r).astype(np.float32) for r in cfg.noise_resolutions]
+            for mode in ("const", "none", "random"):
+                nz = noise if mode == "random" else None
+                ref = model.synthesis(torch.from_numpy(ws), noise_mode=mode,
+                                      noise=None if nz is None else [torch.from_numpy(x) for x in nz]).numpy()
+                worst = max(worst, float(np.abs(backend.synthesize(ws, mode, nz) - ref).max()))
+    backend.close()
+    if not worst <= tol:
+        raise ValueError(f"{folder}: exported graphs differ from the torch model by {worst:.3g} (> {tol})")
+    return worst
+
+
+__all__ = ["MANIFEST", "check_graph", "export_onnx", "verify_export"]

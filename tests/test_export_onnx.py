@@ -1,0 +1,168 @@
+"""ONNX export: graphs, model.json, ONNX Runtime parity with the official fixtures, torch-free use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import NVLABS, NVLABS_CONFIGS, nvlabs_checkpoint, nvlabs_fixture
+
+import stylegan_sdk as sg
+from stylegan_sdk.exported import read_exported
+from stylegan_sdk.onnx_export import TENSORRT_OPS, export_onnx
+
+REPO = Path(__file__).resolve().parents[1]
+IMG_TOL = 1e-4
+
+
+@pytest.fixture(scope="module", params=NVLABS_CONFIGS)
+def exported(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export") / request.param
+    export_onnx(nvlabs_checkpoint(request.param), folder)
+    return request.param, folder
+
+
+def test_folder_contents_and_manifest(exported):
+    name, folder = exported
+    assert sorted(os.listdir(folder)) == ["mapping.onnx", "model.json", "synthesis.onnx"]
+    manifest = json.loads((folder / "model.json").read_text())
+    cfg = nvlabs_checkpoint(name).config
+    assert manifest["config"]["img_resolution"] == cfg.img_resolution
+    assert manifest["num_ws"] == cfg.num_ws
+    assert [row["group"] for row in manifest["layers"]][:4] == ["coarse"] * 4
+    assert manifest["noise"]["resolutions"] == cfg.noise_resolutions
+    assert manifest["opset"] == 18 and "torch" in manifest["exporter"] and "onnx" in manifest["exporter"]
+    np.testing.assert_array_equal(np.asarray(manifest["w_avg"], np.float32), nvlabs_checkpoint(name).w_avg)
+    for file in ("mapping.onnx", "synthesis.onnx"):
+        assert len(manifest["files"][file]["sha256"]) == 64
+    assert manifest["graphs"]["synthesis"]["inputs"]["ws"] == ["batch", cfg.num_ws, cfg.w_dim]
+
+
+def _input_dependent(graph: onnx.GraphProto) -> set[str]:
+    """Names of every tensor computed (transitively) from a graph input."""
+    tainted = {i.name for i in graph.input}
+    for node in graph.node:  # nodes are topologically sorted
+        if any(x in tainted for x in node.input):
+            tainted.update(node.output)
+    return tainted
+
+
+def test_graphs_are_tensorrt_friendly(exported):
+    _, folder = exported
+    for file in ("mapping.onnx", "synthesis.onnx"):
+        model = onnx.load(folder / file)
+        onnx.checker.check_model(model, full_check=True)
+        assert {n.op_type for n in model.graph.node} <= TENSORRT_OPS
+        dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+        assert dims[0] == "batch", "batch axis must be dynamic"
+        # The modulated convolution must not be a convolution whose weights come from the inputs.
+        tainted = _input_dependent(model.graph)
+        for node in model.graph.node:
+            if node.op_type in ("Conv", "ConvTranspose"):
+                assert node.input[1] not in tainted, f"{node.name}: weights depend on the graph inputs"
+                group = [a.i for a in node.attribute if a.name == "group"]
+                assert group in ([], [1]) or node.input[1] not in tainted
+
+
+def test_onnxruntime_reproduces_the_official_fixtures(exported):
+    name, folder = exported
+    config, _, ref = nvlabs_fixture(name)
+    G = sg.load(folder)  # auto -> onnxruntime for exported folders
+    assert G.info.backend == "onnxruntime"
+    cutoff = config["truncation_cutoff"]
+    for psi in ("100", "070", "050"):
+        ws = G.map(ref["z"], c=ref.get("c"), psi=int(psi) / 100, cutoff=cutoff)
+        err_ws = float(np.abs(ws - ref[f"ws_psi{psi}"]).max())
+        assert err_ws <= 1e-5, (psi, err_ws)
+        for mode in ("const", "none"):
+            err = float(np.abs(G.synthesize(ref[f"ws_psi{psi}"], noise_mode=mode) - ref[f"img_psi{psi}_{mode}"]).max())
+            print(f"ONNX {name:22s} img_psi{psi}_{mode:5s} max_abs_err={err:.3e}")
+            assert err <= IMG_TOL
+    for group in ("coarse", "middle"):
+        img = G.mix(ref["ws_psi100"][0], ref["ws_psi100"][1], ref[f"mix_{group}_layers"].tolist(), output="float")
+        assert float(np.abs(img - ref[f"mix_{group}_img"][0]).max()) <= IMG_TOL
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_dynamic_batch_and_random_noise_match_torch(exported, batch):
+    name, folder = exported
+    ckpt = nvlabs_checkpoint(name)
+    from stylegan_sdk.backends.torch_backend import TorchBackend
+
+    G_ort = sg.load(folder)
+    G_pt = sg.Generator(TorchBackend(ckpt.config, ckpt.tensors))
+    c = 1 if ckpt.config.c_dim else None
+    for mode in ("const", "none", "random"):
+        a = G_ort.generate(list(range(batch)), psi=0.8, c=c, noise_mode=mode, noise_seed=11, output="float")
+        b = G_pt.generate(list(range(batch)), psi=0.8, c=c, noise_mode=mode, noise_seed=11, output="float")
+        assert a.shape[0] == batch
+        assert float(np.abs(a - b).max()) <= IMG_TOL, mode
+
+
+def test_modified_file_is_refused(exported, tmp_path):
+    _, folder = exported
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in os.listdir(folder):
+        (copy / f).write_bytes((folder / f).read_bytes())
+    data = bytearray((copy / "synthesis.onnx").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "synthesis.onnx").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        sg.load(copy)
+    (copy / "mapping.onnx").unlink()
+    with pytest.raises(FileNotFoundError, match="mapping.onnx"):
+        read_exported(copy)
+
+
+def test_backend_choice_errors(exported):
+    _, folder = exported
+    with pytest.raises(ValueError, match="exported folder"):
+        sg.load(folder, backend="torch")
+    with pytest.raises(ValueError, match="device"):
+        sg.load(folder, device="quantum")
+
+
+def test_exported_folder_runs_without_torch(exported):
+    _, folder = exported
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import stylegan_sdk as sg\n"
+        f"G = sg.load({str(folder)!r})\n"
+        "c = 0 if G.info.c_dim else None\n"
+        "imgs = G.generate([0, 1, 2], psi=0.7, c=c, output='uint8')\n"
+        "print(imgs.shape, imgs.dtype, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "uint8 False" in out.stdout
+
+
+def test_cli_exports_and_refuses_bad_input(tmp_path):
+    script = str(REPO / "export" / "to_onnx.py")
+    pkl = str(NVLABS / "sg2_skip_32" / "network-snapshot.pkl")
+    out = tmp_path / "onnx32"
+    ok = subprocess.run([sys.executable, script, pkl, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert (out / "synthesis.onnx").is_file() and "wrote" in ok.stdout
+    for args, needle in [([pkl, "--out", str(out)], "already exists"),
+                         ([str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "x")], "no such model file"),
+                         ([pkl, "--out", str(tmp_path / "no" / "such" / "dir")], "does not exist")]:
+        bad = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], bad.stderr
+    assert not (tmp_path / "x").exists()
+    leftovers = [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    assert leftovers == []
