@@ -1,7 +1,8 @@
 """Our checkpoint format: one safetensors file whose JSON header carries the generator config.
 
     model.safetensors
-      tensors       official StyleGAN2 names (mapping.fc0.weight, synthesis.b4.const, mapping.w_avg, ...)
+      tensors       by parameter name: StyleGAN2 uses the official names (mapping.fc0.weight,
+                    synthesis.b4.const, mapping.w_avg, ...), StyleGAN v1 our own (synthesis.b8.layer0.weight, ...)
       __metadata__  format = "stylegan-sdk.checkpoint", format_version = "1",
                     config = GeneratorConfig JSON, w_avg = JSON list (same numbers as mapping.w_avg),
                     metadata = free-form JSON (provenance, training stats)

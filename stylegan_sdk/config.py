@@ -74,7 +74,7 @@ class GeneratorConfig:
     num_fp16_res: int = 0                       # highest resolutions trained in FP16 (informational)
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)  # low-pass FIR used for up-sampling
     use_noise: bool = True                      # per-layer noise inputs
-    # StyleGAN v1 only.
+    # StyleGAN v1 only (v1 ignores architecture, conv_clamp and resample_filter: its blur is [1, 2, 1]).
     fused_upsample_from: int | None = None      # v1: first resolution using a fused transposed conv (None = never)
     channels: tuple[int, ...] | None = None     # explicit channels per resolution 4, 8, ... (overrides the schedule)
     # Free-form provenance (where the weights came from); never affects the network.

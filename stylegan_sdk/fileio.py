@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-
 # mkstemp makes 0600 files; a new file should get the usual mode (0666 less the umask) and a
 # replaced file keeps its mode.
 _UMASK = os.umask(0)

@@ -3,6 +3,7 @@
 Sources, told apart by their first bytes, never by running anything in them:
 - our checkpoint (safetensors + JSON config header),
 - an official NVlabs network pickle (`network-snapshot-*.pkl`), through the allow-list unpickler,
+- a rosinality/style-based-gan-pytorch StyleGAN v1 checkpoint (torch.load with weights_only=True),
 - an exported folder (model.json + ONNX graphs / TensorRT engines), run without torch.
 """
 
@@ -18,19 +19,27 @@ PICKLE_MAGIC = b"\x80"
 
 
 def sniff(path: str) -> str:
-    """'checkpoint' | 'nvlabs-pkl'; ValueError for anything else."""
+    """'checkpoint' | 'rosinality' | 'nvlabs-pkl'; ValueError for anything else."""
+    from .importers.rosinality import is_torch_file  # no torch import at module level
+
     if is_checkpoint(path):
         return "checkpoint"
+    if is_torch_file(path):
+        return "rosinality"
     with open(path, "rb") as f:
         head = f.read(2)
     if head[:1] == PICKLE_MAGIC:
         return "nvlabs-pkl"
-    raise ValueError(f"path: {path!r} is neither a stylegan-sdk checkpoint (.safetensors) "
-                     f"nor an official NVlabs network pickle (.pkl)")
+    raise ValueError(f"path: {path!r} is neither a stylegan-sdk checkpoint (.safetensors), an official "
+                     f"NVlabs network pickle (.pkl) nor a rosinality StyleGAN v1 checkpoint")
 
 
-def read_model(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
-    """Config + weights (+ metadata) from any supported model file, in our format."""
+def read_model(path: str | os.PathLike, key: str = "G_ema", step: int | None = None) -> Checkpoint:
+    """Config + weights (+ metadata) from any supported model file, in our format.
+
+    key: the network in an NVlabs snapshot (G_ema, G) or a rosinality checkpoint (g_running,
+    generator; G_ema means g_running). step: rosinality output resolution 4 * 2**step (None: deepest).
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such model file {path!r}")
@@ -40,6 +49,10 @@ def read_model(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
     kind = sniff(path)
     if kind == "checkpoint":
         return load_checkpoint(path)
+    if kind == "rosinality":
+        from .importers.rosinality import import_checkpoint
+
+        return import_checkpoint(path, key="g_running" if key == "G_ema" else key, step=step)
     from .importers.nvlabs import import_pickle
 
     return import_pickle(path, key=key)
@@ -51,6 +64,7 @@ def load(
     device: str = "cpu",
     key: str = "G_ema",
     batch_size: int = 16,
+    step: int | None = None,
 ) -> Generator:
     """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / tensorrt).
 
@@ -69,7 +83,7 @@ def load(
                              f"use backend='onnxruntime' or 'tensorrt', or load the checkpoint it came from")
         exported = read_exported(path)
         return Generator(backend_class(name)(exported, device=device), batch_size=batch_size)
-    ckpt = read_model(path, key=key)
+    ckpt = read_model(path, key=key, step=step)
     if backend not in ("auto", "torch"):
         raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
                          f"use backend='torch', or export it first (python export/to_onnx.py)")

@@ -166,3 +166,41 @@ def test_cli_exports_and_refuses_bad_input(tmp_path):
     assert not (tmp_path / "x").exists()
     leftovers = [p for p in os.listdir(tmp_path) if p.startswith(".")]
     assert leftovers == []
+
+
+# ----------------------------------------------------------------------------
+# StyleGAN v1 (rosinality fixture) through the same export
+
+
+@pytest.fixture(scope="module")
+def v1_exported(tmp_path_factory):
+    from conftest import FIXTURES
+
+    folder = tmp_path_factory.mktemp("export") / "v1_32"
+    export_onnx(FIXTURES / "rosinality-stylegan1" / "v1_32" / "checkpoint.model", folder)
+    return folder, dict(np.load(FIXTURES / "rosinality-stylegan1" / "v1_32" / "reference.npz"))
+
+
+@pytest.mark.parametrize("output", ["alpha1", "trunc070", "mix0to1", "mix2up", "zeronoise", "mix0to1_zeronoise"])
+def test_v1_onnxruntime_reproduces_rosinality_fixture(v1_exported, output):
+    folder, ref = v1_exported
+    G = sg.load(folder)
+    assert G.info.arch == "stylegan1" and G.info.num_ws == 8
+    ws = G.map(ref["z"])                     # [4, 8, w_dim]; block b drives rows 2b, 2b+1
+    ws_mix = G.map(ref["z_mix"])
+    if output == "trunc070":
+        ws = sg.truncate(ws, ref["mean_style"][0], 0.7)
+    elif output.startswith("mix0to1"):
+        ws = sg.mix_ws(ws, ws_mix, "0-3")
+    elif output == "mix2up":
+        ws = sg.mix_ws(ws, ws_mix, "4-7")
+    # rosinality's one noise image per block serves both layers of the block.
+    noise = [ref[f"noise_step3_{i // 2}"] for i in range(8)]
+    if output.endswith("zeronoise"):
+        noise = [np.zeros_like(n) for n in noise]
+    img = G.backend.synthesize(ws, "random", noise)
+    err = float(np.abs(img - ref[f"img_step3_{output}"]).max())
+    print(f"ONNX v1_32 img_step3_{output:18s} max_abs_err={err:.3e}")
+    assert err <= IMG_TOL
+    if output == "zeronoise":
+        assert float(np.abs(G.synthesize(ws, noise_mode="none") - ref["img_step3_zeronoise"]).max()) <= IMG_TOL

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from ..config import GeneratorConfig
-from . import stylegan2
+from . import stylegan1, stylegan2
 
 # Network families: config.arch -> generator class (one entry per module).
 FAMILIES: dict[str, type[torch.nn.Module]] = {
     "stylegan2": stylegan2.Generator,
+    "stylegan1": stylegan1.Generator,
 }
 
 
