@@ -5,7 +5,9 @@
                           -> img [batch, C, H, W]
     DIR/model.json        config, w_avg, layer table, noise inputs, graph I/O, opset, exporter
                           versions, sha256 of every file; TensorRT engines once built
-    DIR/*.plan            TensorRT engines (export/to_trt.py), optional
+    DIR/*.plan            TensorRT engines (export/to_trt.py), optional; model.json "engines" then holds
+                          {"plans": {"mapping": ..., "synthesis": ...}, "fp16", "min_batch", "opt_batch",
+                          "max_batch", "workspace_bytes", "tensorrt", "gpu", "timing_cache"}
 
 Noise at run time, without re-export: each convolution adds
 (noise_const_k * noise_const_gain + noise_k) * strength_k, so "const" feeds gain 1 and zero

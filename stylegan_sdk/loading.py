@@ -65,11 +65,14 @@ def load(
     key: str = "G_ema",
     batch_size: int = 16,
     step: int | None = None,
+    fp16: bool = False,
+    compile: bool = False,
 ) -> Generator:
     """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / tensorrt).
 
     backend "auto": torch for model files, onnxruntime for exported folders. device: "cpu", "cuda",
-    "cuda:N" or "auto".
+    "cuda:N" or "auto". fp16 / compile: the torch backend's float16 synthesis (CUDA) and
+    torch.compile fast path; exported models fix their precision when the engine is built.
     """
     from .backends.base import REGISTRY, backend_class
 
@@ -81,6 +84,9 @@ def load(
         if name == "torch":
             raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); "
                              f"use backend='onnxruntime' or 'tensorrt', or load the checkpoint it came from")
+        if fp16 or compile:
+            raise ValueError("fp16/compile: options of the torch backend; an exported folder's precision is set "
+                             "when its TensorRT engines are built (export/to_trt.py --fp16)")
         exported = read_exported(path)
         return Generator(backend_class(name)(exported, device=device), batch_size=batch_size)
     ckpt = read_model(path, key=key, step=step)
@@ -88,4 +94,5 @@ def load(
         raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
                          f"use backend='torch', or export it first (python export/to_onnx.py)")
     cls = backend_class("torch")
-    return Generator(cls(ckpt.config, ckpt.tensors, device=device, source=path), batch_size=batch_size)
+    backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, fp16=fp16, compile=compile)
+    return Generator(backend_obj, batch_size=batch_size)

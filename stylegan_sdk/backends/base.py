@@ -84,5 +84,13 @@ def _load_onnxruntime() -> type[Backend]:
     return OnnxRuntimeBackend
 
 
+def _load_tensorrt() -> type[Backend]:
+    from .tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend
+
+
 register("torch", _load_torch, "pip install 'stylegan-sdk[torch]'")
 register("onnxruntime", _load_onnxruntime, "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
+register("tensorrt", _load_tensorrt,
+         "pip install 'stylegan-sdk[tensorrt]' (tensorrt + a CUDA build of torch; needs an NVIDIA GPU)")

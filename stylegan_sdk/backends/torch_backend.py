@@ -38,13 +38,25 @@ class TorchBackend(Backend):
         self,
         config: GeneratorConfig,
         tensors: Mapping[str, np.ndarray | torch.Tensor],  # weights by official name
-        device: str = "cpu",
+        device: str = "cpu",                               # "cpu" | "cuda" | "cuda:N" | "mps" | "auto"
         source: str = "weights",                           # for error messages
+        fp16: bool = False,                                # synthesis in float16 (CUDA only)
+        compile: bool = False,                             # torch.compile the synthesis network
     ) -> None:
         dev = resolve_device(device)
+        if fp16 and dev.type != "cuda":
+            raise ValueError(f"fp16: float16 synthesis needs a CUDA device, got device {str(dev)!r}")
         self.model = build_with_weights(config, tensors, source).to(dev)
         super().__init__(config, self.model.mapping.w_avg.detach().cpu().numpy(), str(dev))
         self.torch_device = dev
+        self.dtype = torch.float16 if fp16 else torch.float32
+        if fp16:
+            self.model.synthesis.half()
+        self._synthesis = self.model.synthesis
+        if compile:
+            # On CUDA "max-autotune" also captures CUDA graphs (one per batch size); CPU uses inductor's default.
+            mode = "max-autotune" if dev.type == "cuda" else "default"
+            self._synthesis = torch.compile(self.model.synthesis, mode=mode, dynamic=False, fullgraph=True)
 
     @torch.no_grad()
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
@@ -54,6 +66,7 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
-        wt = torch.from_numpy(np.ascontiguousarray(ws, np.float32)).to(self.torch_device)
-        nt = None if noise is None else [torch.from_numpy(n).to(self.torch_device) for n in noise]
-        return self.model.synthesis(wt, noise_mode=noise_mode, noise=nt).cpu().numpy()
+        wt = torch.from_numpy(np.ascontiguousarray(ws, np.float32)).to(self.torch_device, self.dtype)
+        nt = None if noise is None else [torch.from_numpy(n).to(self.torch_device, self.dtype) for n in noise]
+        img = self._synthesis(wt, noise_mode=noise_mode, noise=nt)
+        return img.float().cpu().numpy()

@@ -99,12 +99,10 @@ def upfirdn2d(
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     if min(px0, px1, py0, py1) < 0:
         x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    # Convolution with the flipped filter, every channel as its own image (a static [1, 1, k, k]
-    # kernel keeps the graph free of shape-dependent weights, for ONNX and TensorRT).
-    k = (f * (gain ** (f.ndim / 2))).to(x.dtype).flip([0, 1])[None, None]
-    hp, wp = x.shape[2], x.shape[3]
-    x = F.conv2d(x.reshape(-1, 1, hp, wp), k)
-    x = x.reshape(n, c, x.shape[2], x.shape[3])
+    # Depthwise convolution with the flipped filter (channels are static, so the exported graph
+    # gets a constant [C, 1, k, k] kernel).
+    k = (f * (gain ** (f.ndim / 2))).to(x.dtype).flip([0, 1])
+    x = F.conv2d(x, k[None, None].repeat([c, 1, 1, 1]), groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x

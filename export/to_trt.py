@@ -1,0 +1,55 @@
+"""Build TensorRT engines for an exported folder: mapping.plan, synthesis.plan, recorded in model.json.
+
+    python export/to_trt.py DIR --out DIR2 [--fp16] [--min-batch 1] [--opt-batch 8] [--max-batch 32]
+                            [--workspace-gb 4]
+
+DIR comes from export/to_onnx.py. DIR2 may be DIR itself; otherwise the graphs and model.json are
+copied there first. Needs `tensorrt` and an NVIDIA GPU; engines run only on the GPU model and
+TensorRT version that built them. A user error (or no TensorRT / GPU) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="to_trt.py", description=__doc__.splitlines()[0])
+    p.add_argument("folder", help="exported folder (export/to_onnx.py)")
+    p.add_argument("--out", required=True, help="folder for the engines (may be FOLDER itself)")
+    p.add_argument("--fp16", action="store_true", help="let layers run in half precision (inputs/outputs stay float32)")
+    p.add_argument("--min-batch", type=int, default=1, help="smallest batch the engines accept (default 1)")
+    p.add_argument("--opt-batch", type=int, default=8, help="batch TensorRT tunes for (default 8)")
+    p.add_argument("--max-batch", type=int, default=32, help="largest batch the engines accept (default 32)")
+    p.add_argument("--workspace-gb", type=float, default=4.0, help="TensorRT workspace in GiB (default 4)")
+    args = p.parse_args(argv)
+    try:
+        from stylegan_sdk.trt_build import NoGPUError, build_engines
+
+        t0 = time.time()
+        engines = build_engines(args.folder, args.out, fp16=args.fp16, min_batch=args.min_batch,
+                                opt_batch=args.opt_batch, max_batch=args.max_batch, workspace_gb=args.workspace_gb)
+    except (ValueError, FileNotFoundError, ImportError, NoGPUError) as e:
+        print(f"to_trt.py: error: {_flag_names(str(e))}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # TensorRT failed to build (its own messages are above)
+        print(f"to_trt.py: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {', '.join(engines['plans'].values())} ({'fp16' if engines['fp16'] else 'fp32'}, "
+          f"batch {engines['min_batch']}-{engines['max_batch']}, TensorRT {engines['tensorrt']}, {engines['gpu']}) "
+          f"in {time.time() - t0:.1f}s")
+    return 0
+
+
+def _flag_names(message: str) -> str:
+    """'opt_batch: must be >= min_batch' -> '--opt-batch: must be >= --min-batch': the flags the user typed."""
+    if message.split(":", 1)[0] in ("min_batch", "opt_batch", "max_batch", "workspace_gb"):
+        for name in ("min_batch", "opt_batch", "max_batch", "workspace_gb"):
+            message = message.replace(name, "--" + name.replace("_", "-"))
+    return message
+
+
+if __name__ == "__main__":
+    sys.exit(main())

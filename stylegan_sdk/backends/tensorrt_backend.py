@@ -1,0 +1,221 @@
+"""TensorRT backend: an exported folder's two engines (mapping.plan, synthesis.plan, built by export/to_trt.py).
+
+Device memory and the CUDA stream are torch's (a CUDA build of torch is needed next to tensorrt).
+Each call uploads its inputs, runs the engine and downloads the outputs on one stream of its own,
+then waits for it. Zero noise (modes "const" and "none") lives on the GPU and is reused across calls;
+random noise is uploaded per call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..exported import NOISE_GAIN_INPUT, ExportedModel, noise_input_names, read_exported
+from ..trt_build import import_tensorrt, trt_logger
+from .base import Backend
+
+TORCH_MISSING = ("the tensorrt backend keeps its GPU buffers in torch: pip install torch "
+                 "(a CUDA build, see https://pytorch.org)")
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(TORCH_MISSING) from None
+    return torch
+
+
+def _cuda_index(device: str) -> int | None:
+    """'cuda' / 'auto' -> None (the current device), 'cuda:N' -> N; ValueError for anything else."""
+    if device in ("cuda", "auto"):
+        return None
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    if device == "cpu":
+        raise ValueError("device: TensorRT runs on CUDA GPUs only ('cuda' or 'cuda:N'); "
+                         "use backend='onnxruntime' for the CPU")
+    raise ValueError(f"device: must be 'cuda', 'cuda:N' or 'auto' for TensorRT, got {device!r}")
+
+
+class _Engine:
+    """One deserialized engine and its execution context; tensors by name, batch range from profile 0."""
+
+    def __init__(self, trt: Any, runtime: Any, path: str, built_on: str) -> None:
+        with open(path, "rb") as f:
+            data = f.read()
+        self.path = path
+        self.engine = runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            raise ValueError(f"{path}: TensorRT {trt.__version__} cannot load this engine (engines run only on the "
+                             f"TensorRT version and GPU model that built them; built on {built_on}); "
+                             f"rebuild with: python export/to_trt.py")
+        self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise RuntimeError(f"{path}: TensorRT could not create an execution context (out of GPU memory?)")
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.min_batch, self.max_batch = 1, 1 << 31
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            if self.engine.get_tensor_dtype(name) != trt.float32:
+                raise ValueError(f"{path}: tensor {name!r} is {self.engine.get_tensor_dtype(name)}, expected float32")
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self.inputs.append(name)
+                if self.engine.get_tensor_shape(name)[0] < 0:  # batch axis: the profile's range
+                    lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+                    self.min_batch, self.max_batch = max(self.min_batch, lo[0]), min(self.max_batch, hi[0])
+            else:
+                self.outputs.append(name)
+
+    def check_batch(self, n: int) -> None:
+        if not self.min_batch <= n <= self.max_batch:
+            raise ValueError(f"batch: {n} is outside the batch range [{self.min_batch}, {self.max_batch}] the "
+                             f"TensorRT engine was built for (rebuild with export/to_trt.py --min-batch/--max-batch, "
+                             f"or load with a smaller batch_size)")
+
+    def enqueue(self, torch: Any, feeds: dict[str, Any], device: Any, stream: Any) -> dict[str, Any]:
+        """Bind device tensors (by input name), allocate the outputs, enqueue on `stream`; outputs by name."""
+        ctx = self.context
+        for name in self.inputs:
+            t = feeds[name]
+            if not ctx.set_input_shape(name, tuple(t.shape)):
+                raise ValueError(f"{self.path}: input {name!r} of shape {tuple(t.shape)} does not fit the engine")
+            ctx.set_tensor_address(name, t.data_ptr())
+        outputs = {}
+        for name in self.outputs:
+            shape = tuple(ctx.get_tensor_shape(name))
+            outputs[name] = out = torch.empty(shape, dtype=torch.float32, device=device)
+            ctx.set_tensor_address(name, out.data_ptr())
+        if not ctx.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError(f"{self.path}: TensorRT failed to run the engine")
+        return outputs
+
+    def close(self) -> None:
+        self.context = None
+        self.engine = None
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, exported: ExportedModel | str | os.PathLike, device: str = "cuda") -> None:
+        model = exported if isinstance(exported, ExportedModel) else read_exported(exported)
+        info = model.engines
+        plans = info.get("plans") or {}
+        if not plans.get("mapping") or not plans.get("synthesis"):
+            raise ValueError(f"{model.folder}: no TensorRT engines in model.json; build them with: "
+                             f"python export/to_trt.py {model.folder} --out {model.folder}")
+        listed = model.manifest.get("files") or {}
+        for file in (plans["mapping"], plans["synthesis"]):
+            if file not in listed:
+                raise ValueError(f"{model.folder}: engine {file!r} is not listed under files in model.json "
+                                 f"(no sha256 to check it against); rebuild with export/to_trt.py")
+        index = _cuda_index(device)
+        trt = import_tensorrt()
+        torch = _import_torch()
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} asked for, but torch sees no CUDA GPU (torch {torch.__version__}, "
+                             f"CUDA build: {torch.version.cuda or 'no'}); the tensorrt backend needs an NVIDIA GPU "
+                             f"and a CUDA build of torch")
+        if index is None:
+            index = torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device: {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+
+        self._torch = torch
+        self._device = torch.device("cuda", index)
+        self._lock = threading.RLock()  # one execution context per engine: one call at a time
+        built_on = f"{info.get('gpu', 'unknown')} with TensorRT {info.get('tensorrt', '?')}"
+        with torch.cuda.device(self._device):
+            self._stream = torch.cuda.Stream(device=self._device)  # not the legacy default stream
+            self._runtime = trt.Runtime(trt_logger(trt))
+            self._mapping = _Engine(trt, self._runtime, model.path(plans["mapping"]), built_on)
+            self._synthesis = _Engine(trt, self._runtime, model.path(plans["synthesis"]), built_on)
+            with torch.cuda.stream(self._stream):
+                self._gain = {True: torch.ones([1], dtype=torch.float32, device=self._device),
+                              False: torch.zeros([1], dtype=torch.float32, device=self._device)}
+            self._stream.synchronize()
+        super().__init__(model.config, model.w_avg, str(self._device))
+        self.exported = model
+        self._noise_names = noise_input_names(model.config)
+        self._check_io()
+        self.fp16 = bool(info.get("fp16"))
+        self.batch_range = (max(self._mapping.min_batch, self._synthesis.min_batch),
+                            min(self._mapping.max_batch, self._synthesis.max_batch))
+        self._zeros: dict[int, Any] = {}  # resolution -> zero noise [n_max, 1, r, r] on the GPU
+
+    def _check_io(self) -> None:
+        """The engines must take what this backend feeds and give one output each."""
+        expected = {
+            self._mapping: {"z", *(["c"] if self.config.c_dim > 0 else [])},
+            self._synthesis: {"ws", NOISE_GAIN_INPUT, *self._noise_names},
+        }
+        for engine, names in expected.items():
+            unknown = sorted(set(engine.inputs) - names)
+            if unknown or len(engine.outputs) != 1:
+                raise ValueError(f"{engine.path}: engine inputs {engine.inputs} / outputs {engine.outputs} do not "
+                                 f"match model.json (expected inputs among {sorted(names)} and one output); "
+                                 f"rebuild with export/to_trt.py")
+
+    # -- the two calls ----------------------------------------------------------
+    def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        n = z.shape[0]
+        self._mapping.check_batch(n)
+        host = {"z": z}
+        if self.config.c_dim > 0:
+            host["c"] = c
+        return self._run(self._mapping, host, {})
+
+    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
+        n = ws.shape[0]
+        self._synthesis.check_batch(n)
+        host: dict[str, np.ndarray] = {"ws": ws}
+        random = noise_mode == "random" and noise is not None
+        with self._lock:
+            resident: dict[str, Any] = {NOISE_GAIN_INPUT: self._gain[noise_mode == "const"]}
+            for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
+                if random:
+                    host[name] = noise[k]
+                else:
+                    resident[name] = self._zero_noise(n, res)
+            return self._run(self._synthesis, host, resident)
+
+    # -- plumbing ---------------------------------------------------------------
+    def _run(self, engine: _Engine, host: dict[str, np.ndarray], resident: dict[str, Any]) -> np.ndarray:
+        """Upload `host` arrays, run with them and the device-resident `resident` tensors, download the output."""
+        torch = self._torch
+        with self._lock, torch.cuda.device(self._device), torch.cuda.stream(self._stream):
+            feeds = dict(resident)
+            for name, array in host.items():
+                array = np.ascontiguousarray(array, np.float32)
+                feeds[name] = torch.from_numpy(array).to(self._device, non_blocking=True)
+            outputs = engine.enqueue(torch, feeds, self._device, self._stream)
+            result = outputs[engine.outputs[0]].to("cpu")  # queued after the engine on the same stream
+            self._stream.synchronize()
+        return result.numpy()
+
+    def _zero_noise(self, n: int, res: int) -> Any:
+        """Zero noise [n, 1, res, res] on the GPU: a view of one buffer per resolution, grown to the largest batch."""
+        buf = self._zeros.get(res)
+        if buf is None or buf.shape[0] < n:
+            with self._torch.cuda.device(self._device), self._torch.cuda.stream(self._stream):
+                buf = self._zeros[res] = self._torch.zeros([n, 1, res, res], dtype=self._torch.float32,
+                                                           device=self._device)
+        return buf[:n]
+
+    def close(self) -> None:
+        if getattr(self, "_synthesis", None) is None:
+            return
+        with self._lock:
+            self._stream.synchronize()
+            self._mapping.close()
+            self._synthesis.close()
+            self._mapping = self._synthesis = None  # type: ignore[assignment]
+            self._runtime = None
+            self._zeros.clear()
+            self._gain.clear()
