@@ -31,34 +31,8 @@ def _new_file_mode(path: str) -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Yield a binary file that replaces `path` only if the block finishes without error."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"path: folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        os.chmod(tmp, _new_file_mode(path))
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(folder)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(path) as f:
-        f.write(data)
-
-
-def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """For writers that want a file name (e.g. safetensors.save_file): write to a temp name, then rename."""
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary name beside `path`; if the block succeeds the file there replaces `path`."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -66,7 +40,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        write(tmp)
+        yield tmp
         os.chmod(tmp, _new_file_mode(path))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -76,6 +50,24 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces `path` only if the block finishes without error."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path) as f:
+        f.write(data)
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """For writers that want a file name (e.g. shutil.copyfile): write to a temp name, then rename."""
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _fsync_dir(folder: str) -> None:
