@@ -13,8 +13,24 @@ from .loading import load, read_model
 
 __version__ = "0.1.0"
 
+# The gRPC client imports grpc: only when it is first used (`sg.Client`), never with `import stylegan_sdk`.
+_LAZY = {"Client": ".client", "AsyncClient": ".client"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncClient",
     "Checkpoint",
+    "Client",
     "Generator",
     "GeneratorConfig",
     "ModelInfo",

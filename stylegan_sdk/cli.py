@@ -1,4 +1,4 @@
-"""`stylegan` command line: convert, info, generate, mix.
+"""`stylegan` command line: convert, info, generate, mix, serve.
 
 Thin: parse, call the library, write files. A user error prints one line and exits 2.
 """
@@ -94,6 +94,17 @@ def cmd_mix(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} ({len(rows)} rows x {len(cols)} columns, layers {layers})")
 
 
+def cmd_serve(argv: Sequence[str]) -> int:
+    """`stylegan serve ...` is `python -m serving ...` (its own parser; user errors: one line, exit 2)."""
+    try:
+        from serving.server import main as serve_main
+    except ImportError as e:
+        print(f"stylegan serve: error: serving is not available ({e}); install it with: pip install stylegan-sdk",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return serve_main(list(argv), prog="stylegan serve")
+
+
 # ----------------------------------------------------------------------------
 # Helpers
 
@@ -166,10 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--layers", required=True, help="ws rows taken from the columns, e.g. 0-3 (coarse)")
     sp.add_argument("--out", required=True, help="grid PNG path")
     sp.set_defaults(func=cmd_mix)
+
+    # Listed for --help only: main() hands `serve` and everything after it to serving (its own options).
+    sub.add_parser("serve", help="serve models over gRPC (stylegan serve --help)", add_help=False)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        return cmd_serve(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -6,7 +6,7 @@ the backend only runs the two networks. The gRPC `Client` has the same methods a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -116,6 +116,57 @@ class Generator:
         latents.check_layers(layers, cfg.num_ws)
         ws = latents.mix_ws(w_a, w_b, layers)
         return self.synthesize(ws, noise_mode=noise_mode, output=output, noise_seed=noise_seed)
+
+    def interpolate(
+        self,
+        seeds: int | str | Iterable[int] | None = None,
+        *,
+        z: Any = None,
+        ws: Any = None,
+        num_frames: int = 30,
+        space: str = "w",
+        psi: float = 1.0,
+        cutoff: int | None = None,
+        noise_mode: str = "const",
+        c: Any = None,
+        output: str = "pil",
+        noise_seed: int | None = None,
+    ) -> Iterator[Any]:
+        """Frames along a path through K >= 2 keyframes (seeds, z [K, z_dim] or ws [K, num_ws, w_dim]),
+        num_frames per segment, ends shared: lerp between mapped keyframes in W ("w"), or slerp in Z
+        ("z", every frame mapped). Random noise is one draw shared by every frame (no flicker)."""
+        cfg = self.config
+        if space not in ("w", "z"):
+            raise ValueError(f"space: must be 'w' or 'z', got {space!r}")
+        latents.check_noise_mode(noise_mode)
+        images.check_output(output)
+        given = [name for name, v in (("seeds", seeds), ("z", z), ("ws", ws)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"keyframes: give exactly one of seeds, z or ws (got {given or 'none'})")
+        z_keys = ws_keys = c_keys = None
+        if ws is not None:
+            if space == "z":
+                raise ValueError("space: ws keyframes interpolate in W only; give seeds or z to slerp in Z")
+            ws_keys, _ = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
+        else:
+            z_keys = latents.seed_to_z(seeds, cfg.z_dim) if seeds is not None else latents.check_z(z, cfg.z_dim)[0]
+            c_keys = latents.check_c(c, cfg.c_dim, z_keys.shape[0])
+            if space == "w":
+                ws_keys = self.map(z_keys, c=c_keys, psi=psi, cutoff=cutoff)
+        keys = ws_keys if ws_keys is not None else z_keys
+        plan = latents.interpolation_plan(keys.shape[0], num_frames)
+        noise = latents.draw_noise(cfg.noise_resolutions, 1, noise_seed) if noise_mode == "random" else None
+        for first in range(0, len(plan), self.batch_size):
+            part = plan[first: first + self.batch_size]
+            if space == "w":
+                frame_ws = np.stack([latents.lerp(ws_keys[s], ws_keys[s + 1], t) for s, t in part])
+            else:
+                zs = np.stack([latents.slerp(z_keys[s], z_keys[s + 1], t) for s, t in part])
+                cs = None if c_keys is None else np.stack([latents.lerp(c_keys[s], c_keys[s + 1], t) for s, t in part])
+                frame_ws = self.map(zs, c=cs, psi=psi, cutoff=cutoff)
+            part_noise = None if noise is None else [np.repeat(n, len(part), axis=0) for n in noise]
+            x = images.convert(self.backend.synthesize(frame_ws, noise_mode, part_noise), output)
+            yield from x
 
     # -- lifetime -------------------------------------------------------------
     def close(self) -> None:

@@ -179,6 +179,17 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (wa * a64 + wb * b64).astype(np.float32)
 
 
+def interpolation_plan(num_keys: int, num_frames: int) -> list[tuple[int, float]]:
+    """(segment, t) of every frame through num_keys keyframes, num_frames per segment, shared ends:
+    (num_keys - 1) * (num_frames - 1) + 1 frames; frame f is lerp/slerp(key[s], key[s + 1], t)."""
+    if num_keys < 2:
+        raise ValueError(f"keyframes: need at least 2, got {num_keys}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
+        raise ValueError(f"num_frames: must be an int >= 2, got {num_frames!r}")
+    ts = np.linspace(0.0, 1.0, int(num_frames))
+    return [(0, 0.0)] + [(s, float(t)) for s in range(num_keys - 1) for t in ts[1:]]
+
+
 def interpolation_path(
     a: np.ndarray, b: np.ndarray, num_frames: int, mode: str = "lerp"
 ) -> np.ndarray:

@@ -1,0 +1,8 @@
+"""`python -m serving --model DIR [...]`: the same as `stylegan serve`."""
+
+import sys
+
+from .server import main
+
+if __name__ == "__main__":
+    sys.exit(main())
