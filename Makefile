@@ -24,4 +24,15 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check stylegan_sdk serving protos benchmarks export tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache out
+
+# The main job, on a fresh clone: a torch-free environment (.venv-demo) with the package installed,
+# then serve the bundled emoji model and write pictures through the gRPC client into ./out/.
+DEMO_VENV ?= .venv-demo
+
+.PHONY: demo
+demo:
+	@test -x $(DEMO_VENV)/bin/python || $(PY) -m venv $(DEMO_VENV)
+	@$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
+	@$(DEMO_VENV)/bin/python -m pip install -q .
+	@cd /tmp && $(abspath $(DEMO_VENV))/bin/python -m stylegan_sdk.demo --out $(abspath out)

@@ -6,7 +6,8 @@
                    [--max-message-mb 64] [--metrics-port 0] [--grace 10]
                    [--tls-cert PEM --tls-key PEM] [--token TOKEN]
 
-A model is an exported folder (onnxruntime / tensorrt, no torch needed) or a model file (torch). Its name
+Without --model the bundled emoji model is served. A model is an exported folder (onnxruntime /
+tensorrt, no torch needed) or a model file (torch). Its name
 is NAME, or the folder / file name without extension; the first model is the default one (requests that
 name no model). The token may also come from the environment variable STYLEGAN_TOKEN.
 """
@@ -19,6 +20,8 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
 
 EXIT_USAGE = 2
 MIB = 1 << 20
@@ -47,13 +50,18 @@ class ServerConfig:
 
     def validate(self) -> None:
         if not self.models:
-            raise ValueError("model: give at least one --model DIR (or NAME=DIR)")
+            self.models = [(DEFAULT_MODEL, DEFAULT_MODEL)]  # the bundled emoji model
         names = [name for name, _ in self.models]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"model: duplicate model name(s) {dup}; name them with --model NAME=PATH")
         for name, path in self.models:
-            if not os.path.exists(path):
+            if path == DEFAULT_MODEL and not os.path.exists(path):
+                try:
+                    resolve_model(path, self.backend)
+                except FileNotFoundError as e:
+                    raise ValueError(f"model: {e}") from None
+            elif not os.path.exists(path):
                 raise ValueError(f"model: {name}: no such file or folder {path!r}")
         positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_seeds": self.max_seeds,
                     "max_message_mb": self.max_message_mb}
@@ -98,7 +106,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description="Serve StyleGAN generators over gRPC (stylegan.v1.StyleGAN).")
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
-                   help="exported folder or model file; repeat for several models (the first is the default)")
+                   help="exported folder or model file; repeat for several models (the first is the default); "
+                        "none: the bundled emoji model")
     p.add_argument("--host", default="[::]", help="address to listen on (default: all interfaces)")
     p.add_argument("--port", type=int, default=50051, help="gRPC port (0: pick a free one)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])

@@ -16,6 +16,21 @@ from .exported import is_exported_folder, read_exported
 from .generator import Generator
 
 PICKLE_MAGIC = b"\x80"
+DEFAULT_MODEL = "default"
+DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
+DEFAULT_CHECKPOINT = os.path.join(DEFAULT_DIR, "emoji64.safetensors")
+DEFAULT_EXPORT = os.path.join(DEFAULT_DIR, "emoji64_onnx")
+
+
+def resolve_model(path: str | os.PathLike, backend: str = "auto") -> str:
+    """'default' -> the bundled emoji model (its ONNX folder, or its checkpoint for backend 'torch')."""
+    path = os.fspath(path)
+    if path != DEFAULT_MODEL or os.path.exists(path):
+        return path
+    bundled = DEFAULT_CHECKPOINT if backend == "torch" else DEFAULT_EXPORT
+    if not os.path.exists(bundled):
+        raise FileNotFoundError(f"path: the default model is not bundled with this install ({bundled!r} is missing)")
+    return bundled
 
 
 def sniff(path: str) -> str:
@@ -40,7 +55,7 @@ def read_model(path: str | os.PathLike, key: str = "G_ema", step: int | None = N
     key: the network in an NVlabs snapshot (G_ema, G) or a rosinality checkpoint (g_running,
     generator; G_ema means g_running). step: rosinality output resolution 4 * 2**step (None: deepest).
     """
-    path = os.fspath(path)
+    path = resolve_model(path, backend="torch")
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such model file {path!r}")
     if os.path.isdir(path):
@@ -68,7 +83,8 @@ def load(
     fp16: bool = False,
     compile: bool = False,
 ) -> Generator:
-    """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / tensorrt).
+    """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / tensorrt);
+    "default" is the bundled emoji model.
 
     backend "auto": torch for model files, onnxruntime for exported folders. device: "cpu", "cuda",
     "cuda:N" or "auto". fp16 / compile: the torch backend's float16 synthesis (CUDA) and
@@ -78,7 +94,7 @@ def load(
 
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
-    path = os.fspath(path)
+    path = resolve_model(path, backend)
     if os.path.isdir(path) and is_exported_folder(path):
         name = "onnxruntime" if backend == "auto" else backend
         if name == "torch":
