@@ -21,7 +21,7 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check stylegan_sdk serving protos benchmarks export tests
+	$(BIN)/python -m ruff check stylegan_sdk serving training protos benchmarks export tests
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache out

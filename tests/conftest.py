@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The repo root, so tests import training/, serving/ and export/ as the package layout has them.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NVLABS = FIXTURES / "nvlabs-stylegan2"

@@ -572,8 +572,7 @@ def test_tls(tmp_path):
 def test_serve_command_line_errors(tmp_path, capsys):
     from stylegan_sdk.cli import main
 
-    for argv, needle in [(["serve"], "give at least one --model"),
-                         (["serve", "--model", str(tmp_path / "nope")], "no such file or folder"),
+    for argv, needle in [(["serve", "--model", str(tmp_path / "nope")], "no such file or folder"),
                          (["serve", "--model", str(tmp_path), "--tls-cert", "x.pem"], "give both or neither"),
                          (["serve", "--model", str(tmp_path), "--max-batch", "0"], "max-batch: must be >= 1"),
                          (["serve", "--model", f"a={tmp_path}", "--model", f"a={tmp_path}"], "duplicate model name"),
@@ -581,6 +580,19 @@ def test_serve_command_line_errors(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, err
+
+
+def test_serve_without_model_means_the_bundled_default():
+    from serving.config import ServerConfig
+    from stylegan_sdk.loading import DEFAULT_EXPORT
+
+    cfg = ServerConfig(models=[])
+    if os.path.isdir(DEFAULT_EXPORT):
+        cfg.validate()
+        assert cfg.models == [("default", "default")]
+    else:
+        with pytest.raises(ValueError, match="default model is not bundled"):
+            cfg.validate()
 
 
 def test_a_model_that_fails_to_load(tmp_path, capsys):

@@ -13,7 +13,8 @@ Per resolution r the synthesis network has two layers, each ending in the paper'
     b8+: layer0 = nearest 2x up, 3x3 conv, bias, blur      + noise, lrelu, AdaIN
          layer1 = 3x3 conv                                 + noise, lrelu, AdaIN
     every block: torgb (1x1 conv); the last block's is the output, the previous block's feeds the
-    ProGAN fade-in (alpha).
+    ProGAN fade-in (alpha). For progressive growing (training), `synthesis(ws, resolution=r)` runs
+    the blocks up to r only and outputs block r's toRGB (faded in with alpha).
 
 Parameter names (our format):
     mapping.fc{i}.weight / .bias, mapping.w_avg      the StyleGAN2 mapping network, unchanged
@@ -265,26 +266,31 @@ class SynthesisNetwork(torch.nn.Module):
         noise_mode: str = "const",                  # "const" | "random" | "none"
         noise: list[torch.Tensor] | None = None,    # one [N, 1, r, r] per layer (random mode; unused without noise)
         alpha: float = 1.0,                         # ProGAN fade-in of the last block, used when 0 <= alpha < 1
+        resolution: int | None = None,              # progressive growing: stop at this block (None = img_resolution)
     ) -> torch.Tensor:
         assert_shape(ws, [None, self.num_ws, self.w_dim])
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode: must be one of {NOISE_MODES}, got {noise_mode!r}")
+        out_res = self.img_resolution if resolution is None else resolution
+        if out_res not in self.block_resolutions:
+            raise ValueError(f"resolution: must be one of {self.block_resolutions}, got {resolution!r}")
         if not self.use_noise:
             noise = None
         if noise is not None and len(noise) != self.num_ws:
             raise ValueError(f"noise: expected {self.num_ws} per-layer tensors, got {len(noise)}")
+        # Blocks up to out_res only: the ones above it are not trained yet (progressive growing).
         x = x_prev = None
-        for i, res in enumerate(self.block_resolutions):
+        for i, res in enumerate(r for r in self.block_resolutions if r <= out_res):
             x_prev = x
             cur_noise = noise[2 * i: 2 * i + 2] if noise is not None else None
             x = getattr(self, f"b{res}")(x, ws[:, 2 * i: 2 * i + 2], noise_mode, cur_noise)
         assert x is not None
-        img = getattr(self, f"b{self.img_resolution}").torgb(x)
+        img = getattr(self, f"b{out_res}").torgb(x)
         # Fade-in: blend with the previous resolution's image, nearest up-sampled.
         if 0 <= alpha < 1 and x_prev is not None:
-            skip = upsample_nearest(getattr(self, f"b{self.img_resolution // 2}").torgb(x_prev))
+            skip = upsample_nearest(getattr(self, f"b{out_res // 2}").torgb(x_prev))
             img = (1 - alpha) * skip + alpha * img
-        return img.to(torch.float32)  # [N, img_channels, H, W]
+        return img.to(torch.float32)  # [N, img_channels, out_res, out_res]
 
 
 # ----------------------------------------------------------------------------
@@ -316,6 +322,7 @@ class Generator(torch.nn.Module):
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
         alpha: float = 1.0,                 # fade-in of the last block (0 <= alpha < 1), as synthesis
+        resolution: int | None = None,      # progressive growing: output resolution (None = img_resolution)
     ) -> torch.Tensor:
         """z -> image, for training and quick use; the SDK's Generator does the same in NumPy."""
         w = self.mapping(z, c)
@@ -323,4 +330,4 @@ class Generator(torch.nn.Module):
         if truncation_psi != 1:
             rows = slice(None) if truncation_cutoff is None else slice(0, truncation_cutoff)
             ws[:, rows] = self.mapping.w_avg.lerp(ws[:, rows], truncation_psi)
-        return self.synthesis(ws, noise_mode=noise_mode, alpha=alpha)
+        return self.synthesis(ws, noise_mode=noise_mode, alpha=alpha, resolution=resolution)

@@ -1,0 +1,287 @@
+"""Training end to end on tiny networks (16 px): both families, resume after a kill, DDP on gloo, CLI errors.
+
+The runs use a 256-image, 16x16 subset of ../shared/datasets/emoji64.zip (synthetic shapes when the
+shared data set is absent: the code does not depend on it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `training` lives at the repo root, beside the package
+    sys.path.insert(0, str(REPO))
+
+import stylegan_sdk as sg  # noqa: E402
+from training.dataset_tool import convert_dataset  # noqa: E402
+from training.loop import training_loop  # noqa: E402
+from training.run import build_parser, main, setup  # noqa: E402
+from training.state import latest_state, list_states, load_training_state  # noqa: E402
+
+EMOJI = REPO.parent / "shared" / "datasets" / "emoji64.zip"
+TINY = ["--cfg", "cpu", "--batch", "8", "--cbase", "256", "--cmax", "32", "--z-dim", "32", "--w-dim", "32",
+        "--map", "2", "--grid", "4x2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def data16(tmp_path_factory) -> str:
+    """256 training images at 16x16 in a zip."""
+    root = tmp_path_factory.mktemp("data")
+    out = root / "emoji16.zip"
+    if EMOJI.exists():
+        convert_dataset(str(EMOJI), str(out), resolution=16, max_images=256, log=lambda _m: None)
+    else:
+        rng = np.random.default_rng(0)
+        src = root / "shapes"
+        src.mkdir()
+        for i in range(256):
+            img = np.full((16, 16, 4), 0, np.uint8)
+            x, y, s = rng.integers(0, 8, 3)
+            img[y: y + s + 4, x: x + s + 4] = [*rng.integers(0, 255, 3), 255]
+            Image.fromarray(img, "RGBA").save(src / f"{i:03d}.png")
+        convert_dataset(str(src), str(out), resolution=16, log=lambda _m: None)
+    return str(out)
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _states_equal(path_a: str, path_b: str, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    ta, ia = load_training_state(path_a)
+    tb, ib = load_training_state(path_b)
+    for key in ("cur_nimg", "cur_tick", "batch_idx", "stage_resolution", "stage_alpha"):
+        assert ia[key] == ib[key], key
+    assert sorted(ta) == sorted(tb)
+    assert torch.equal(ta["rng.shared"], tb["rng.shared"]) and torch.equal(ta["rng.torch"], tb["rng.torch"])
+    for k in ta:
+        if ta[k].dtype.is_floating_point:
+            assert torch.allclose(ta[k], tb[k], rtol=rtol, atol=atol), k
+
+
+def _stats(outdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (outdir / "stats.jsonl").read_text().splitlines()]
+
+
+# ----------------------------------------------------------------------------
+# A few kimg of each family: outputs, checkpoints load and export
+
+
+def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, one_thread):
+    from stylegan_sdk.onnx_export import export_onnx
+
+    out = tmp_path / "sg2"
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "2", "--tick", "0.25", "--snap", "3",
+                 "--mirror"]) == 0
+    names = sorted(os.listdir(out))
+    for want in ("training_options.json", "reals.png", "fakes_init.png", "stats.jsonl"):
+        assert want in names
+    snaps = [n for n in names if n.startswith("network-snapshot-")]
+    # Snapshots at ticks 0 (8 images), 3, 6 (every 3 ticks of 0.25 kimg) and the end.
+    assert snaps == [f"network-snapshot-{n:09d}.safetensors" for n in (8, 776, 1544, 2000)]
+    assert [n for n in names if n.startswith("training-state-")] == \
+        [f"training-state-{n:09d}.safetensors" for n in (1544, 2000)]            # the newest --keep-states 2
+    assert len([n for n in names if n.startswith("fakes0")]) == 4
+    assert Image.open(out / "fakes000002000.png").size == (4 * 16, 2 * 16)
+    stats = _stats(out)
+    assert [s["tick"] for s in stats] == list(range(len(stats))) and stats[-1]["nimg"] == 2000
+    assert all(np.isfinite(s["Loss/G/loss"]) and np.isfinite(s["Loss/D/loss"]) for s in stats)
+    opts = json.loads((out / "training_options.json").read_text())
+    assert opts["mirror"] is True and opts["z_dim"] == 32 and opts["cfg"] == "cpu"
+
+    G = sg.load(out / snaps[-1])
+    assert (G.info.arch, G.info.img_resolution, G.info.z_dim, G.info.img_channels) == ("stylegan2", 16, 32, 3)
+    assert G.generate(0).size == (16, 16)
+    meta = sg.read_model(out / snaps[-1]).metadata["training"]
+    assert meta["nimg"] == 2000 and meta["options"]["kimg"] == 2
+    exported = export_onnx(str(out / snaps[-1]), tmp_path / "onnx")      # verifies ONNX Runtime against torch
+    assert exported is not None and (tmp_path / "onnx" / "model.json").is_file()
+
+
+def test_stylegan1_grows_progressively_and_exports(data16, tmp_path, one_thread):
+    out = tmp_path / "sg1"
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--arch", "stylegan1", "--kimg", "2",
+                 "--tick", "0.1", "--snap", "3", "--lod-training-kimg", "0.3", "--lod-transition-kimg", "0.3"]) == 0
+    stats = _stats(out)
+    res = [s["Progress/resolution"] for s in stats]
+    assert res == sorted(res) and res[0] == 4 and res[-1] == 16 and 8 in res
+    assert any(0 < s["Progress/alpha"] < 1 for s in stats)
+    assert "Loss/pl_penalty" not in stats[-1] and "Loss/r1_penalty" in stats[-1]      # v1: R1 every step, no PL
+    sizes = {}
+    for path in sorted(out.glob("network-snapshot-*.safetensors")):
+        sizes[path.name] = sg.load(path).info.img_resolution
+    assert list(sizes.values())[0] == 4 and list(sizes.values())[-1] == 16 and 8 in sizes.values()
+    last = sorted(out.glob("network-snapshot-*.safetensors"))[-1]
+    G = sg.load(last)
+    assert G.info.arch == "stylegan1" and np.asarray(G.generate(3)).shape == (16, 16, 3)
+    from stylegan_sdk.onnx_export import export_onnx
+
+    export_onnx(str(last), tmp_path / "onnx")                            # verifies ONNX Runtime against torch
+    onnx_img = sg.load(tmp_path / "onnx").generate(3, output="float")
+    assert np.allclose(onnx_img, G.generate(3, output="float"), atol=1e-4)
+
+
+def test_stylegan1_resume_across_a_growth_step(data16, tmp_path, one_thread):
+    """Stop inside the 8x8 fade-in, resume: the same state as one uninterrupted run."""
+    common = ["--data", data16, *TINY, "--arch", "stylegan1", "--kimg", "0.5", "--tick", "0.04", "--snap", "1",
+              "--lod-training-kimg", "0.1", "--lod-transition-kimg", "0.2"]
+    assert main([*common, "--outdir", str(tmp_path / "a")]) == 0
+    opts, ds, _ = setup(build_parser().parse_args([*common, "--outdir", str(tmp_path / "b")]), 1)
+    ticks = iter(range(100))
+    training_loop(opts, ds, torch.device("cpu"), abort_fn=lambda: next(ticks) >= 3, log=lambda _m: None)
+    stopped = load_training_state(latest_state(str(tmp_path / "b")))[1]
+    assert stopped["stage_resolution"] == 8 and 0 < stopped["stage_alpha"] < 1
+    assert main([*common, "--outdir", str(tmp_path / "b"), "--resume", "latest"]) == 0
+    _states_equal(latest_state(str(tmp_path / "a")), latest_state(str(tmp_path / "b")))
+
+
+def test_conditional_grayscale_run(tmp_path, one_thread):
+    """Labels in dataset.json -> a class-conditional generator; gray images -> one channel."""
+    src = tmp_path / "gray"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    labels = []
+    for i in range(24):
+        img = np.full((16, 16), 30, np.uint8)
+        img[:, : 4 * (i % 3 + 1)] = 220                   # the class shows as the width of a bar
+        Image.fromarray(np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)).save(src / f"{i}.png")
+        labels.append([f"{i}.png", i % 3])
+    (src / "dataset.json").write_text(json.dumps({"labels": labels}))
+    out = tmp_path / "run"
+    assert main(["--data", str(src), "--outdir", str(out), *TINY, "--kimg", "0.032", "--tick", "1"]) == 0
+    G = sg.load(sorted(out.glob("network-snapshot-*.safetensors"))[-1])
+    assert (G.info.c_dim, G.info.img_channels) == (3, 1)
+    assert np.asarray(G.generate(0, c=2)).shape == (16, 16)
+    assert Image.open(out / "fakes_init.png").size == (64, 32) and Image.open(out / "reals.png").mode == "L"
+
+
+# ----------------------------------------------------------------------------
+# Resume after SIGKILL, in a real process
+
+
+def test_resume_after_kill_gives_the_uninterrupted_state(data16, tmp_path, one_thread):
+    common = ["--data", data16, *TINY, "--kimg", "0.4", "--tick", "0.024", "--snap", "1", "--keep-states", "3"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main([*common, "--outdir", str(a)]) == 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "training.run", *common, "--outdir", str(b)], cwd=REPO, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if len(list_states(str(b))) >= 2:       # two snapshots written: kill it in the middle of a step
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = load_training_state(latest_state(str(b)))[1]["cur_nimg"]
+    assert 0 < killed_at < 400
+
+    r = subprocess.run([sys.executable, "-m", "training.run", "--outdir", str(b), "--resume", "latest"],
+                       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed from {latest_state(str(b)).rsplit('/', 1)[0]}" in r.stdout
+    _states_equal(latest_state(str(a)), latest_state(str(b)))
+    assert [s["nimg"] for s in _stats(b)] == [s["nimg"] for s in _stats(a)]      # ticks past the state are redone
+    ga = sg.read_model(a / "network-snapshot-000000400.safetensors").tensors
+    gb = sg.read_model(b / "network-snapshot-000000400.safetensors").tensors
+    assert all(np.allclose(ga[k], gb[k], rtol=1e-5, atol=1e-6) for k in ga)
+
+
+def test_micro_batches_equal_the_full_batch(data16, tmp_path, one_thread):
+    common = ["--data", data16, *TINY, "--kimg", "0.048", "--tick", "1", "--snap", "1"]
+    assert main([*common, "--outdir", str(tmp_path / "full")]) == 0
+    assert main([*common, "--outdir", str(tmp_path / "micro"), "--batch-gpu", "4"]) == 0
+    _states_equal(latest_state(str(tmp_path / "full")), latest_state(str(tmp_path / "micro")), rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# Two processes, gloo backend (torchrun on 127.0.0.1)
+
+
+def test_two_process_gloo_run_matches_one_process(data16, tmp_path, one_thread):
+    common = ["--data", data16, *TINY, "--kimg", "0.096", "--tick", "0.05", "--snap", "100", "--device", "cpu"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main([*common, "--outdir", str(one)]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0", "--max-restarts", "0",
+           "-m", "training.run", *common, "--outdir", str(two)]
+    r = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert "2 processes" in r.stdout and "micro-batch of 4" in r.stdout
+    state = load_training_state(latest_state(str(two)))[1]
+    assert state["world_size"] == 2 and state["cur_nimg"] == 96
+    # The same global batch, latents and noise, split over two processes: the same training, up to rounding.
+    _states_equal(latest_state(str(one)), latest_state(str(two)), rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------
+# User errors: one line, exit 2
+
+
+def _error_cases(tmp_path: Path, data16: str) -> dict[str, list[str]]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    small = tmp_path / "small"
+    small.mkdir()
+    Image.new("RGB", (8, 8)).save(small / "a.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "training_options.json").write_text("{}")
+    return {
+        "missing data": ["--data", str(tmp_path / "nope.zip"), "--outdir", str(tmp_path / "o1")],
+        "empty data": ["--data", str(empty), "--outdir", str(tmp_path / "o2")],
+        "resolution not a power of two": ["--data", data16, "--outdir", str(tmp_path / "o3"), "--resolution", "24"],
+        "images smaller than the resolution": ["--data", str(small), "--outdir", str(tmp_path / "o4"),
+                                               "--resolution", "16"],
+        "unwritable outdir": ["--data", data16, "--outdir", str(blocker / "run")],
+        "outdir holds a run": ["--data", data16, "--outdir", str(existing)],
+        "bad option": ["--data", data16, "--outdir", str(tmp_path / "o5"), "--batch", "0"],
+        "unknown metric": ["--data", data16, "--outdir", str(tmp_path / "o6"), "--metrics", "fidelity"],
+        "metric weights missing offline": ["--data", data16, "--outdir", str(tmp_path / "o7"), "--metrics", "fid50k",
+                                           "--feature-weights", str(empty)],
+    }
+
+
+def test_user_errors_are_one_line_and_exit_2(data16, tmp_path, capsys, monkeypatch):
+    import training.metrics.feature_nets as fn
+
+    monkeypatch.setattr(fn, "_download", lambda spec, folder: (_ for _ in ()).throw(OSError("offline")))
+    for case, argv in _error_cases(tmp_path, data16).items():
+        assert main(argv) == 2, case
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("training.run: error:"), (case, err)
+    # The same through the real command line.
+    r = subprocess.run([sys.executable, "-m", "training.run", "--data", data16, "--outdir", str(tmp_path / "x"),
+                        "--resolution", "12"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == "training.run: error: --resolution: must be a power of two " \
+                                                     ">= 4, got 12"
+    assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")
+
+
+def test_resume_refuses_a_changed_network(data16, tmp_path, capsys, one_thread):
+    out = tmp_path / "run"
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+    assert main(["--outdir", str(out), "--resume", "latest", "--z-dim", "64"]) == 2
+    assert "--z-dim: the run being resumed has 32, not 64" in capsys.readouterr().err
+    # Longer training is allowed: --kimg may change on resume.
+    assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.032"]) == 0
+    assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 32

@@ -1,0 +1,195 @@
+"""`python -m training.dataset_tool`: a folder or zip of images -> a training zip at one resolution.
+
+    python -m training.dataset_tool --source DIR|ZIP --dest OUT.zip --resolution 64 \\
+        [--background white] [--channels auto|1|3] [--max-images N] [--no-labels]
+
+Every image goes through `training.dataset.convert_image` (transparency composited on the
+background, grayscale kept or expanded, centre crop, Lanczos down-sampling). The output follows
+the NVlabs layout: `00000/img00000000.png`, ... plus `dataset.json` with the labels (or null).
+Unreadable files are reported on stderr and skipped, with a count. The zip (or folder) appears
+whole or not at all. A user error prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from stylegan_sdk.fileio import atomic_open, default_dir_mode
+
+from .dataset import (
+    LABELS_FILE,
+    DatasetError,
+    ImageSource,
+    choose_channels,
+    choose_resolution,
+    convert_image,
+    open_image,
+    parse_background,
+    read_raw_labels,
+    scan_images,
+)
+
+EXIT_USAGE = 2
+MAX_LISTED = 10     # unreadable files named one by one on stderr; the rest are counted
+
+
+def archive_name(idx: int) -> str:
+    """Where image idx goes: 1000 images per folder, as the NVlabs tool."""
+    return f"{idx // 1000:05d}/img{idx:08d}.png"
+
+
+def convert_dataset(
+    source_path: str,                   # folder or zip of images (+ optional dataset.json)
+    dest: str,                          # OUT.zip, or a folder that does not exist yet
+    resolution: int | None = None,      # output side (None = the images' own square power-of-two size)
+    background: str = "white",          # colour under transparent pixels
+    channels: int | str = "auto",       # 1, 3 or "auto" (1 if every image is gray)
+    max_images: int | None = None,      # convert only the first N files (sorted by name)
+    use_labels: bool = True,            # carry dataset.json labels over
+    log=print,                          # progress / summary lines
+) -> dict:
+    """Convert; returns a summary {images, skipped, resolution, channels, labels}."""
+    from PIL import Image
+
+    bg = parse_background(background)
+    source = ImageSource(source_path)
+    if not source.image_names:
+        raise DatasetError(f"source: no images in {source_path!r}")
+    to_zip = dest.lower().endswith(".zip")
+    parent = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(parent):
+        raise DatasetError(f"dest: folder {parent!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise DatasetError(f"dest: folder {parent!r} is not writable")
+    if not to_zip and os.path.exists(dest):
+        raise DatasetError(f"dest: {dest!r} already exists (give a new folder, or a .zip file to replace)")
+
+    scan = scan_images(source, max_images)
+    res = choose_resolution(scan, resolution, source_path)
+    ch = choose_channels(scan, channels)
+    table = read_raw_labels(source) if use_labels else None
+    skipped = list(scan.skipped)
+
+    count = 0
+    labels: list[list] = []
+    with _open_writer(dest, to_zip) as write:
+        for n, name in enumerate(scan.names):
+            try:
+                arr = convert_image(open_image(source.read(name)), res, ch, bg)  # [C, R, R]
+            except DatasetError:
+                raise
+            except (OSError, ValueError, zipfile.BadZipFile) as e:
+                skipped.append((name, str(e).splitlines()[0] if str(e) else type(e).__name__))
+                continue
+            if table is not None:
+                if name not in table:
+                    raise DatasetError(f"source: {LABELS_FILE} has no label for {name!r}")
+                labels.append([archive_name(count), table[name]])
+            hwc = arr.transpose(1, 2, 0)
+            buf = io.BytesIO()
+            Image.fromarray(hwc[:, :, 0] if ch == 1 else hwc).save(buf, format="PNG", compress_level=6)
+            write(archive_name(count), buf.getvalue())
+            count += 1
+            if (n + 1) % 5000 == 0:
+                log(f"converted {n + 1}/{len(scan.names)}")
+        if count == 0:
+            raise DatasetError(f"source: none of the {len(scan.names) + len(scan.skipped)} files could be read")
+        write(LABELS_FILE, json.dumps({"labels": labels if table is not None else None}).encode())
+
+    for name, why in skipped[:MAX_LISTED]:
+        print(f"skipped unreadable file {name}: {why}", file=sys.stderr)
+    if len(skipped) > MAX_LISTED:
+        print(f"... and {len(skipped) - MAX_LISTED} more unreadable files", file=sys.stderr)
+    summary = {"images": count, "skipped": len(skipped), "resolution": res, "channels": ch,
+               "labels": None if table is None else int(_label_dim(labels))}
+    log(f"wrote {dest}: {count} images, {res}x{res}, {'gray' if ch == 1 else 'RGB'}, "
+        f"labels: {'none' if table is None else summary['labels']}; skipped {len(skipped)} unreadable files")
+    return summary
+
+
+def _label_dim(labels: list[list]) -> int:
+    values = [v for _, v in labels]
+    if values and all(isinstance(v, int) for v in values):
+        return max(values) + 1
+    return len(np.atleast_1d(values[0])) if values else 0
+
+
+@contextlib.contextmanager
+def _open_writer(dest: str, to_zip: bool) -> Iterator[Callable[[str, bytes], None]]:
+    """Yield write(name, data); the zip or folder appears at dest only if the block succeeds."""
+    if to_zip:
+        with atomic_open(dest) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
+            yield z.writestr
+        return
+    parent = os.path.dirname(os.path.abspath(dest))
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", dir=parent)
+
+    def write(name: str, data: bytes) -> None:
+        path = os.path.join(tmp, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    try:
+        yield write
+        os.chmod(tmp, default_dir_mode())
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ----------------------------------------------------------------------------
+# Command line
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m training.dataset_tool",
+                description="Convert a folder or zip of images into a training zip at one resolution.")
+    p.add_argument("--source", required=True, help="folder or zip of images (+ optional dataset.json labels)")
+    p.add_argument("--dest", required=True, help="output .zip (or a new folder)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="output side, a power of two (default: the images' own size when all are square and equal)")
+    p.add_argument("--background", default="white",
+                   help="colour under transparent pixels: white | black | gray | #rrggbb")
+    p.add_argument("--channels", default="auto", choices=["auto", "1", "3"],
+                   help="1 = gray, 3 = RGB, auto = gray only if every image is gray (default)")
+    p.add_argument("--max-images", type=int, default=None, help="convert only the first N files (sorted by name)")
+    p.add_argument("--no-labels", action="store_true", help="ignore dataset.json labels")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.max_images is not None and args.max_images < 1:
+            raise DatasetError(f"max-images: must be >= 1, got {args.max_images}")
+        convert_dataset(args.source, args.dest, resolution=args.resolution, background=args.background,
+                        channels=args.channels, max_images=args.max_images, use_labels=not args.no_labels)
+    except (DatasetError, FileNotFoundError, PermissionError) as e:
+        print(f"dataset_tool: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

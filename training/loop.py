@@ -1,0 +1,589 @@
+"""The training loop, top to bottom: set up, (resume), then steps until `kimg` thousand images.
+
+One step (NVlabs' phases, lazy regularisation):
+
+    reals     the global batch at position cur_nimg of a seeded, epoch-wise shuffled stream;
+              each process loads its own slice (v1: down-sampled to the stage, faded in)
+    phases    Gmain, Greg (every g_reg_interval steps), Dmain, Dreg (every d_reg_interval steps):
+              latents / labels / noise / mixing cutoff drawn for the global batch from one shared
+              generator, this process's slice split in micro-batches; gradients averaged over
+              processes (one all-reduce of the flattened gradients), NaN/Inf zeroed, Adam step
+    G_ema     parameters lerp towards G with half-life ema_kimg (optionally ramped up); buffers copied
+
+and once per tick (kimg_per_tick): statistics (JSONL, TensorBoard), a status line; every `snap`
+ticks and at the end: the sample grid, a checkpoint (G_ema, our format), the training state,
+metrics. StyleGAN v1 grows progressively: `progressive_stage(cur_nimg)` gives the resolution and
+fade-in alpha of each step, and the optimisers' moments are reset when a new resolution starts.
+
+Where this differs from NVlabs, on purpose:
+- all randomness comes from one torch.Generator shared by the processes (each draws the global
+  batch and takes its slice), and the minibatch-stddev groups are consecutive samples: a run gives
+  the same result on 1 or N processes (up to float rounding) and resumes exactly;
+- gradients are averaged over micro-batches as well as processes (NVlabs sums micro-batches);
+- w_avg and the mean path length are updated from the global batch mean, so every process holds
+  the same state;
+- StyleGAN v1: one batch size for all resolutions; R1 is applied to the stage's (faded) reals.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylegan_sdk.checkpoint import save_checkpoint
+from stylegan_sdk.config import GeneratorConfig
+from stylegan_sdk.fileio import atomic_write_bytes
+from stylegan_sdk.images import grid, save_png, to_uint8
+from stylegan_sdk.latents import seed_to_z
+from stylegan_sdk.models import build_generator
+
+from .dataset import ImageDataset, sample_indices
+from .losses import GenInputs, StyleGANLoss, draw_gen_inputs, draw_mixing_cutoff, num_active_ws, progressive_reals
+from .networks_d import build_discriminator
+from .presets import OPTIONS_FILE, TrainingOptions
+from .state import (
+    load_module,
+    load_training_state,
+    module_tensors,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    prune_states,
+    save_training_state,
+    state_filename,
+)
+
+STATS_FILE = "stats.jsonl"
+ADAM_BETAS = (0.0, 0.99)
+ADAM_EPS = 1e-8
+
+# ----------------------------------------------------------------------------
+# Networks and schedule
+
+
+def generator_config(opts: TrainingOptions, c_dim: int, img_channels: int) -> GeneratorConfig:
+    """The generator a run trains, as the one config type the SDK uses everywhere."""
+    return GeneratorConfig(
+        arch=opts.arch,
+        z_dim=opts.z_dim,
+        w_dim=opts.w_dim,
+        c_dim=c_dim,
+        img_resolution=opts.resolution,
+        img_channels=img_channels,
+        mapping_layers=opts.map_layers,
+        channel_base=opts.channel_base,
+        channel_max=opts.channel_max,
+        architecture=opts.g_architecture if opts.arch == "stylegan2" else "skip",
+        conv_clamp=opts.conv_clamp if opts.arch == "stylegan2" else None,
+    )
+
+
+def progressive_stage(opts: TrainingOptions, nimg: int) -> tuple[int, float]:
+    """(resolution, alpha) at nimg images: 4x4 for lod_training_kimg, then per resolution a fade-in
+    of lod_transition_kimg (alpha 0 -> 1) and lod_training_kimg at alpha 1. StyleGAN2: full size."""
+    if opts.arch != "stylegan1":
+        return opts.resolution, 1.0
+    t = nimg / 1000 - opts.lod_training_kimg
+    res = 4
+    if t < 0:
+        return res, 1.0
+    while res < opts.resolution:
+        if t < opts.lod_transition_kimg:
+            return res * 2, t / opts.lod_transition_kimg
+        t -= opts.lod_transition_kimg
+        res *= 2
+        if t < opts.lod_training_kimg:
+            return res, 1.0
+        t -= opts.lod_training_kimg
+    return opts.resolution, 1.0
+
+
+def stage_checkpoint_config(cfg: GeneratorConfig, resolution: int) -> GeneratorConfig:
+    """A v1 network grown to `resolution` so far, as a complete generator of that size."""
+    if resolution == cfg.img_resolution:
+        return cfg
+    channels = None if cfg.channels is None else cfg.channels[: int(math.log2(resolution)) - 1]
+    return dataclasses.replace(cfg, img_resolution=resolution, channels=channels)
+
+
+def stage_tensors(G: torch.nn.Module, resolution: int) -> dict[str, torch.Tensor]:
+    """G's state restricted to the mapping network and the blocks up to `resolution`."""
+    out = {}
+    for k, v in G.state_dict().items():
+        if k.startswith("synthesis.b"):
+            if int(k.split(".")[1][1:]) > resolution:
+                continue
+        out[k] = v
+    return out
+
+
+@dataclass
+class Phase:
+    name: str                       # Gmain | Greg | Gboth | Dmain | Dreg | Dboth
+    module: torch.nn.Module         # the network it trains
+    opt: torch.optim.Optimizer      # shared by the main and reg phases of a network
+    interval: int                   # runs when batch_idx % interval == 0
+
+
+def setup_phases(G: torch.nn.Module, D: torch.nn.Module, opts: TrainingOptions) -> tuple[list[Phase], dict]:
+    """Adam per network; lazy regularisation scales lr and betas by interval / (interval + 1)."""
+    phases, opts_by_name = [], {}
+    g_interval = opts.g_reg_interval if opts.pl_weight > 0 else 1
+    d_interval = opts.d_reg_interval if opts.gamma > 0 else 1
+    for name, module, lr, interval in [("G", G, opts.glr, g_interval), ("D", D, opts.dlr, d_interval)]:
+        if interval == 1:
+            opt = torch.optim.Adam(module.parameters(), lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+            phases.append(Phase(name + "both", module, opt, 1))
+        else:
+            ratio = interval / (interval + 1)
+            betas = (ADAM_BETAS[0] ** ratio, ADAM_BETAS[1] ** ratio)
+            opt = torch.optim.Adam(module.parameters(), lr=lr * ratio, betas=betas, eps=ADAM_EPS)
+            phases += [Phase(name + "main", module, opt, 1), Phase(name + "reg", module, opt, interval)]
+        opts_by_name[name] = opt
+    return phases, opts_by_name
+
+
+# ----------------------------------------------------------------------------
+# Distributed helpers
+
+
+def _world() -> tuple[int, int]:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def sync_gradients(module: torch.nn.Module, world: int) -> None:
+    """Average gradients over processes with one all-reduce; zero NaN/Inf (as NVlabs)."""
+    params = [p for p in module.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
+    if world > 1:
+        torch.distributed.all_reduce(flat)
+        flat /= world
+    torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        p.grad.copy_(g.reshape(p.shape))
+
+
+def broadcast_module(module: torch.nn.Module, world: int) -> None:
+    if world > 1:
+        for t in list(module.parameters()) + list(module.buffers()):
+            torch.distributed.broadcast(t.data, src=0)
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+# ----------------------------------------------------------------------------
+# Statistics, status line, progress bar
+
+
+class Stats:
+    """Running sums of reported values (per tick); reduced over processes when read."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def report(self, name: str, value: torch.Tensor | float) -> None:
+        v = torch.as_tensor(value).detach().flatten().to(torch.float64).cpu()
+        acc = self.sums.setdefault(name, torch.zeros([3], dtype=torch.float64))
+        acc += torch.stack([torch.tensor(float(v.numel()), dtype=torch.float64), v.sum(), v.square().sum()])
+
+    def means(self, world: int, device: torch.device | str = "cpu") -> dict[str, float]:
+        names = sorted(self.sums)
+        if not names:
+            return {}
+        packed = torch.stack([self.sums[n] for n in names])
+        if world > 1:   # (on the training device: NCCL reduces CUDA tensors only)
+            packed = packed.to(device)
+            torch.distributed.all_reduce(packed)
+            packed = packed.cpu()
+        self.sums = {}
+        return {n: float(p[1] / p[0]) for n, p in zip(names, packed) if p[0] > 0}
+
+
+class ProgressBar:
+    """A live line on a terminal (kimg, sec/kimg, ETA, losses); silent when not a terminal."""
+
+    def __init__(self, total_kimg: float, enabled: bool, stream=sys.stderr) -> None:
+        self.total_kimg = total_kimg
+        self.enabled = enabled and hasattr(stream, "isatty") and stream.isatty()
+        self.stream = stream
+        self.last = 0.0
+
+    def update(self, kimg: float, sec_per_kimg: float | None, losses: dict[str, float], force: bool = False) -> None:
+        if not self.enabled or (not force and time.time() - self.last < 0.5):
+            return
+        self.last = time.time()
+        frac = min(kimg / self.total_kimg, 1.0)
+        bar = "#" * int(frac * 20) + "." * (20 - int(frac * 20))
+        self.stream.write("\r" + f"[{bar}] " + status_text(kimg, self.total_kimg, sec_per_kimg, losses) + "\033[K")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def format_time(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def status_text(kimg: float, total_kimg: float, sec_per_kimg: float | None, losses: dict[str, float]) -> str:
+    eta = "?" if sec_per_kimg is None else format_time((total_kimg - kimg) * sec_per_kimg)
+    spk = "?" if sec_per_kimg is None else f"{sec_per_kimg:.1f}"
+    parts = [f"kimg {kimg:.3f}/{total_kimg:g}", f"sec/kimg {spk}", f"ETA {eta}"]
+    for key, label in [("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"),
+                       ("Loss/pl_penalty", "pl")]:
+        if key in losses:
+            parts.append(f"{label} {losses[key]:.3f}")
+    return "  ".join(parts)
+
+
+# ----------------------------------------------------------------------------
+# Images
+
+
+def grid_inputs(opts: TrainingOptions, dataset: ImageDataset, c_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed grid latents (cell i = seed i, as `stylegan generate --seeds i`) and labels (row r = class r)."""
+    cols, rows = opts.grid_size
+    n = cols * rows
+    z = torch.from_numpy(seed_to_z(list(range(n)), opts.z_dim))
+    c = torch.zeros([n, c_dim])
+    if c_dim > 0:
+        labels = np.stack([dataset.get_label(i) for i in range(dataset.num_images)])
+        if np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1):
+            c[torch.arange(n), (torch.arange(n) // cols) % c_dim] = 1
+        else:
+            c = torch.from_numpy(labels[np.arange(n) % len(labels)])
+    return z, c
+
+
+@torch.no_grad()
+def render_grid(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, cols: int, stage: dict, out_res: int,
+                device: torch.device) -> np.ndarray:
+    """uint8 [H, W, C] grid of G(z, c) (constant noise), nearest up-sampled to out_res."""
+    imgs = []
+    for zb, cb in zip(z.split(16), c.split(16)):
+        ws = G.mapping(zb.to(device), cb.to(device)).unsqueeze(1).repeat([1, G.num_ws, 1])
+        img = G.synthesis(ws, noise_mode="const", **stage).float()
+        factor = out_res // img.shape[-1]
+        if factor > 1:
+            img = img.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
+        imgs.append(img.cpu().numpy())
+    return grid(list(to_uint8(np.concatenate(imgs))), cols=cols)
+
+
+def reals_grid(dataset: ImageDataset, cols: int, rows: int) -> np.ndarray:
+    imgs, _ = dataset.get_batch(np.arange(min(cols * rows, dataset.num_images)))
+    return grid([im.transpose(1, 2, 0) for im in imgs], cols=cols)
+
+
+# ----------------------------------------------------------------------------
+# The loop
+
+
+def training_loop(
+    opts: TrainingOptions,                      # resolved, validated options
+    dataset: ImageDataset,                      # the training images
+    device: torch.device,                       # where this process trains
+    resume_path: str | None = None,             # training state to continue from
+    abort_fn: Callable[[], bool] | None = None,  # checked once per tick: stop (after a snapshot) when True
+    log: Callable[[str], None] = print,         # status lines (rank 0)
+) -> dict[str, Any]:
+    """Train; returns a summary (images seen, last checkpoint, last state)."""
+    rank, world = _world()
+    start_time = time.time()
+    say = log if rank == 0 else (lambda _msg: None)
+    outdir = opts.outdir
+
+    # -- Networks: identical initial weights in every process --------------------------------
+    c_dim = dataset.label_dim if opts.cond else 0
+    torch.manual_seed(opts.seed)
+    G_cfg = generator_config(opts, c_dim, dataset.num_channels)
+    G = build_generator(G_cfg).train().requires_grad_(False).to(device)
+    D = build_discriminator(opts.arch, c_dim, opts.resolution, dataset.num_channels,
+                            architecture=opts.d_architecture, channel_base=opts.channel_base,
+                            channel_max=opts.channel_max, mbstd_group_size=opts.mbstd_group,
+                            conv_clamp=opts.conv_clamp).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    phases, optimizers = setup_phases(G, D, opts)
+    stats = Stats()
+    loss = StyleGANLoss(G, D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight, pl_decay=opts.pl_decay,
+                        report=stats.report)
+    shared_rng = torch.Generator().manual_seed(opts.seed)   # latents, labels, noise, mixing (all processes)
+
+    # -- Counters, or where a killed run stopped ---------------------------------------------
+    cur_nimg, cur_tick, batch_idx, stage_res = 0, 0, 0, None
+    time_before = 0.0
+    if resume_path is not None:
+        tensors, info = load_training_state(resume_path)
+        for prefix, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
+            load_module(prefix, module, tensors, resume_path)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(optimizer_from_flat(f"{name}_opt", tensors, info["optimizers"][name]))
+        loss.pl_mean.copy_(tensors["loss.pl_mean"])
+        shared_rng.set_state(tensors["rng.shared"])
+        torch.set_rng_state(tensors["rng.torch"])
+        cur_nimg, cur_tick, batch_idx = info["cur_nimg"], info["cur_tick"], info["batch_idx"]
+        stage_res, time_before = info["stage_resolution"], info["total_time"]
+        say(f"resumed from {resume_path} at kimg {cur_nimg / 1000:.3f}")
+    else:
+        for module in (G, D, G_ema):
+            broadcast_module(module, world)
+    tick_start_nimg, tick_start_time = cur_nimg, time.time()
+
+    # -- Batch geometry -----------------------------------------------------------------------
+    local_batch = opts.batch // world
+    batch_gpu = opts.batch_gpu or local_batch
+    rounds = local_batch // batch_gpu
+    pl_batch = max(world, opts.batch // opts.pl_batch_shrink // world * world)   # global, whole per process
+    labels = torch.from_numpy(np.stack([dataset.get_label(i) for i in range(dataset.num_images)])
+                              if c_dim > 0 else np.zeros([dataset.num_images, 0], np.float32))
+
+    # -- Outputs (rank 0) ---------------------------------------------------------------------
+    grid_z, grid_c = grid_inputs(opts, dataset, c_dim)
+    cols, rows = opts.grid_size
+    tfevents = None
+    if rank == 0:
+        atomic_write_bytes(os.path.join(outdir, OPTIONS_FILE), opts.to_json().encode())
+        if resume_path is None:
+            save_png(reals_grid(dataset, cols, rows), os.path.join(outdir, "reals.png"))
+            res0, alpha0 = progressive_stage(opts, 0)
+            stage0 = {"resolution": res0, "alpha": alpha0} if opts.arch == "stylegan1" else {}
+            save_png(render_grid(G_ema, grid_z, grid_c, cols, stage0, opts.resolution, device),
+                     os.path.join(outdir, "fakes_init.png"))
+        _truncate_stats(os.path.join(outdir, STATS_FILE), cur_nimg)
+        tfevents = _open_tensorboard(outdir, say)
+    say(f"training {opts.arch} at {opts.resolution}px on {dataset.num_images} images "
+        f"({'x-flip, ' if opts.mirror else ''}{world} process{'es' if world > 1 else ''}, "
+        f"batch {opts.batch}, {rounds} micro-batch{'es' if rounds > 1 else ''} of {batch_gpu}) for {opts.kimg:g} kimg")
+    bar = ProgressBar(opts.kimg, enabled=rank == 0)
+    last: dict[str, Any] = {"checkpoint": None, "state": None}
+    tick_losses: dict[str, float] = {}
+
+    # -- Steps ----------------------------------------------------------------------------------
+    while True:
+        # Stage (v1: resolution and fade-in of this step; new resolution = fresh Adam moments).
+        res, alpha = progressive_stage(opts, cur_nimg)
+        if opts.arch == "stylegan1":
+            loss.stage_kwargs = {"resolution": res, "alpha": alpha}
+            if stage_res is not None and res != stage_res:
+                for opt in optimizers.values():
+                    opt.state.clear()
+                say(f"growing to {res}x{res} at kimg {cur_nimg / 1000:.3f}")
+        stage_res = res
+        num_ws = num_active_ws(res)
+        noise_res = [r for r in G_cfg.noise_resolutions if r <= res]
+
+        # Reals: this process's slice of the global batch.
+        idx = sample_indices(len(dataset), opts.seed, cur_nimg, opts.batch)[rank * local_batch:(rank + 1) * local_batch]
+        imgs, real_labels = dataset.get_batch(idx)
+        real_img = torch.from_numpy(imgs).to(device).to(torch.float32) / 127.5 - 1
+        real_img = progressive_reals(real_img, res, alpha) if opts.arch == "stylegan1" else real_img
+        real_c = torch.from_numpy(real_labels if c_dim > 0 else np.zeros([len(idx), 0], np.float32)).to(device)
+
+        # Phases.
+        for phase in phases:
+            if batch_idx % phase.interval != 0:
+                continue
+            gen = draw_gen_inputs(shared_rng, opts.batch, opts.z_dim, labels, noise_res)
+            gen = gen.narrow(rank * local_batch, local_batch).to(device)
+            cutoff = draw_mixing_cutoff(shared_rng, num_ws, opts.style_mixing)
+            phase.opt.zero_grad(set_to_none=True)
+            phase.module.requires_grad_(True)
+            main = phase.name.endswith(("main", "both"))
+            reg = phase.name.endswith(("reg", "both"))
+            gain = phase.interval / rounds
+            if phase.name.startswith("G"):
+                if main:
+                    for r in range(rounds):
+                        loss.accumulate_G_main(gen.narrow(r * batch_gpu, batch_gpu), cutoff, num_ws, gain)
+                if reg and opts.pl_weight > 0:
+                    pl_gen, pl_noise = _draw_pl_inputs(shared_rng, pl_batch, opts.z_dim, labels, noise_res,
+                                                       dataset.num_channels, res, rank, world, device)
+                    loss.accumulate_G_pl(pl_gen, pl_noise, cutoff, num_ws, gain=phase.interval)
+            else:
+                for r in range(rounds):
+                    sl = slice(r * batch_gpu, (r + 1) * batch_gpu)
+                    loss.accumulate_D(real_img[sl], real_c[sl], gen.narrow(r * batch_gpu, batch_gpu) if main else None,
+                                      cutoff, num_ws, gain, do_main=main, do_r1=reg)
+            phase.module.requires_grad_(False)
+            loss.finish_phase()
+            sync_gradients(phase.module, world)
+            phase.opt.step()
+
+        # G_ema: parameters follow G with a half-life of ema_kimg; buffers (w_avg, ...) are copied.
+        ema_nimg = opts.ema_kimg * 1000
+        if opts.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, cur_nimg * opts.ema_rampup)
+        ema_beta = 0.5 ** (opts.batch / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, ema_beta))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+        cur_nimg += opts.batch
+        batch_idx += 1
+        done = cur_nimg >= opts.kimg * 1000
+        bar.update(cur_nimg / 1000, (time.time() - tick_start_time) / (cur_nimg - tick_start_nimg) * 1000,
+                   tick_losses)
+        if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + opts.kimg_per_tick * 1000:
+            continue
+
+        # -- Tick: statistics, status, snapshot -----------------------------------------------------
+        tick_end_time = time.time()
+        sec_per_kimg = (tick_end_time - tick_start_time) / (cur_nimg - tick_start_nimg) * 1000
+        tick_losses = stats.means(world, device)
+        total_time = time_before + tick_end_time - start_time
+        fields = {"tick": cur_tick, "nimg": cur_nimg, "kimg": cur_nimg / 1000, "Progress/resolution": res,
+                  "Progress/alpha": alpha, "Timing/sec_per_kimg": sec_per_kimg, "Timing/total_sec": total_time,
+                  **tick_losses, "timestamp": time.time()}
+        bar.clear()
+        say(f"tick {cur_tick:<4d} " + status_text(cur_nimg / 1000, opts.kimg, sec_per_kimg, tick_losses)
+            + (f"  res {res} alpha {alpha:.2f}" if opts.arch == "stylegan1" else ""))
+        if abort_fn is not None and not done and abort_fn():
+            done = True
+            say("aborting (after this snapshot)")
+
+        if done or cur_tick % opts.snap == 0:
+            info = {"cur_nimg": cur_nimg, "cur_tick": cur_tick + 1, "batch_idx": batch_idx, "stage_resolution": res,
+                    "stage_alpha": alpha, "total_time": total_time, "world_size": world,
+                    "options": opts.to_dict(), "generator_config": G_cfg.to_dict(), "dataset": dataset.info()}
+            if rank == 0:
+                last = _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, info, dataset,
+                                 (grid_z, grid_c, cols), device)
+                fields.update(_evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say))
+            barrier(world)
+        if rank == 0:
+            with open(os.path.join(outdir, STATS_FILE), "a") as f:
+                f.write(json.dumps(fields) + "\n")
+            if tfevents is not None:
+                for name, value in fields.items():
+                    if name not in ("tick", "nimg", "timestamp") and isinstance(value, (int, float)):
+                        tfevents.add_scalar(name, value, global_step=cur_nimg, walltime=fields["timestamp"])
+                tfevents.flush()
+        cur_tick += 1
+        tick_start_nimg, tick_start_time = cur_nimg, time.time()
+        if done:
+            break
+
+    if tfevents is not None:
+        tfevents.close()
+    say(f"done: {cur_nimg} images; last checkpoint {last['checkpoint']}")
+    return {"cur_nimg": cur_nimg, **last}
+
+
+def _draw_pl_inputs(rng: torch.Generator, pl_batch: int, z_dim: int, labels: torch.Tensor, noise_res: list[int],
+                    img_channels: int, res: int, rank: int, world: int,
+                    device: torch.device) -> tuple[GenInputs, torch.Tensor]:
+    """Path length samples and the random image directions y ~ N(0, I) / sqrt(r * r), this process's slice."""
+    pl_gen = draw_gen_inputs(rng, pl_batch, z_dim, labels, noise_res)
+    pl_noise = torch.randn([pl_batch, img_channels, res, res], generator=rng) / math.sqrt(res * res)
+    n = pl_batch // world
+    return pl_gen.narrow(rank * n, n).to(device), pl_noise.narrow(0, rank * n, n).to(device)
+
+
+# ----------------------------------------------------------------------------
+# Snapshot: grid, checkpoint, training state (rank 0)
+
+
+def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, info, dataset, grid_args,
+              device) -> dict[str, Any]:
+    outdir = opts.outdir
+    nimg = info["cur_nimg"]
+    res, alpha = info["stage_resolution"], info["stage_alpha"]
+    stage = {"resolution": res, "alpha": alpha} if opts.arch == "stylegan1" else {}
+    grid_z, grid_c, cols = grid_args
+    save_png(render_grid(G_ema, grid_z, grid_c, cols, stage, opts.resolution, device),
+             os.path.join(outdir, f"fakes{nimg:09d}.png"))
+
+    # Checkpoint: G_ema in our format. A v1 network that is still growing is saved as the largest
+    # fully faded-in generator (its current resolution, or the previous one during a fade-in).
+    ckpt_res = res if alpha >= 1 else res // 2
+    cfg = stage_checkpoint_config(G_cfg, ckpt_res)
+    cfg = dataclasses.replace(cfg, source={"kind": "stylegan_sdk.training", "nimg": nimg,
+                                           "run": os.path.basename(os.path.abspath(outdir))})
+    meta = {"training": {"nimg": nimg, "kimg": nimg / 1000, "arch": opts.arch, "resolution": ckpt_res,
+                         "final_resolution": opts.resolution, "dataset": dataset.info(),
+                         "options": opts.to_dict()}}
+    ckpt_path = os.path.join(outdir, f"network-snapshot-{nimg:09d}.safetensors")
+    save_checkpoint(ckpt_path, cfg, stage_tensors(G_ema, ckpt_res), meta)
+
+    # Training state: everything a resumed run needs to continue exactly.
+    tensors = {**module_tensors("G", G), **module_tensors("D", D), **module_tensors("G_ema", G_ema)}
+    info = dict(info, optimizers={})
+    for name, opt in optimizers.items():
+        t, opt_info = optimizer_to_flat(f"{name}_opt", opt)
+        tensors.update(t)
+        info["optimizers"][name] = opt_info
+    tensors["loss.pl_mean"] = loss.pl_mean.detach().cpu().reshape([])
+    tensors["rng.shared"] = shared_rng.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    state_path = os.path.join(outdir, state_filename(nimg))
+    save_training_state(state_path, tensors, info)
+    prune_states(outdir, opts.keep_states)
+    return {"checkpoint": ckpt_path, "state": state_path}
+
+
+def _evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say) -> dict[str, float]:
+    if not opts.metrics:
+        return {}
+    if res != opts.resolution or alpha < 1:
+        say(f"metrics: skipped until the network has grown to {opts.resolution}x{opts.resolution}")
+        return {}
+    from .metrics import calc_metric, report_metric
+
+    results = {}
+    for name in opts.metrics:
+        result = calc_metric(name, G_ema, dataset, feature_weights=opts.feature_weights, device=device)
+        report_metric(result, opts.outdir, snapshot=os.path.basename(last["checkpoint"]))
+        say(f"metric {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["results"].items()))
+        results.update({f"Metrics/{k}": v for k, v in result["results"].items()})
+    return results
+
+
+# ----------------------------------------------------------------------------
+# Logs
+
+
+def _open_tensorboard(outdir: str, say):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        say("TensorBoard events off (pip install tensorboard to write them)")
+        return None
+    return SummaryWriter(outdir)
+
+
+def _truncate_stats(path: str, nimg: int) -> None:
+    """A resumed (or restarted) run drops the lines a killed run wrote after its last state: they are redone."""
+    if not os.path.isfile(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                if json.loads(line).get("nimg", 0) <= nimg:
+                    keep.append(line if line.endswith("\n") else line + "\n")
+            except json.JSONDecodeError:
+                continue
+    atomic_write_bytes(path, "".join(keep).encode())

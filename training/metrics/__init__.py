@@ -1,0 +1,172 @@
+"""Metrics by name, the same from `python -m training.metrics` and from the training loop.
+
+    fid50k_full     FID: 50k generated images against all real images (fid.py, Inception-v3)
+    fid50k          FID: 50k generated against at most 50k real
+    ppl_zfull, ppl_wfull, ppl_zend, ppl_wend
+                    PPL in Z (slerp) / W (lerp), t ~ U(0, 1) ("full") or t = 0 ("end"), epsilon 1e-4,
+                    the paper's face crop, 50k paths (ppl.py, VGG16 LPIPS)
+    ppl2_wend       the same without the crop (StyleGAN2's PPL)
+    pr50k3_full     precision and recall, k = 3: 50k generated against all real (VGG16 fc7)
+    pr50k3          ... against at most 50k real
+
+Counts are free: `fid10k`, `fid500` (500 images), `ppl_wend_1k` (1000 paths), `pr5k3`. The feature
+networks' weights come from feature_nets.find_weights (--feature-weights, the env variable, the
+cache, a download when online); without them a metric fails with one line naming what to get.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .feature_nets import MetricError, find_weights, load_inception, load_vgg16
+
+__all__ = ["MetricError", "MetricSpec", "parse_metric", "check_metrics", "calc_metric", "report_metric"]
+
+FID_RE = re.compile(r"^fid(\d+)(k?)(_full)?$")
+PPL_RE = re.compile(r"^(ppl2?)_([zw])(full|end)(?:_(\d+)(k?))?$")
+PR_RE = re.compile(r"^pr(\d+?)(k?)3(_full)?$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: str                       # "fid" | "ppl" | "pr"
+    num_gen: int                    # generated images (fid, pr) or paths (ppl)
+    max_real: int | None = None     # real images used (None = all)
+    space: str = "w"                # ppl: "z" | "w"
+    sampling: str = "end"           # ppl: "full" | "end"
+    crop: bool = False              # ppl: the paper's face crop
+
+    @property
+    def weights(self) -> str:
+        return "inception" if self.kind == "fid" else "vgg16"
+
+
+def parse_metric(name: str) -> MetricSpec:
+    if m := FID_RE.match(name):
+        n = int(m.group(1)) * (1000 if m.group(2) else 1)
+        return MetricSpec(name, "fid", n, None if m.group(3) else n)
+    if m := PPL_RE.match(name):
+        n = 50000 if m.group(4) is None else int(m.group(4)) * (1000 if m.group(5) else 1)
+        return MetricSpec(name, "ppl", n, space=m.group(2), sampling=m.group(3), crop=m.group(1) == "ppl")
+    if m := PR_RE.match(name):
+        n = int(m.group(1)) * (1000 if m.group(2) else 1)
+        return MetricSpec(name, "pr", n, None if m.group(3) else n)
+    raise MetricError(f"metrics: unknown metric {name!r} (e.g. fid50k_full, fid50k, ppl_wend, ppl_zfull, "
+                      f"ppl2_wend, pr50k3_full; counts are free: fid10k, fid500, ppl_wend_1k)")
+
+
+def check_metrics(names: list[str], feature_weights: str | None, download: bool = True) -> list[MetricSpec]:
+    """Parse every name and make sure the weights it needs are at hand (before hours of training)."""
+    specs = [parse_metric(n) for n in names]
+    for kind in sorted({s.weights for s in specs}):
+        find_weights(kind, feature_weights, download)
+    return specs
+
+
+# ----------------------------------------------------------------------------
+# Running a metric on a generator module
+
+
+def _label_sampler(G: torch.nn.Module, dataset, gen: torch.Generator, device: torch.device):
+    c_dim = G.mapping.c_dim
+    if c_dim == 0:
+        return lambda n: torch.zeros([n, 0], device=device)
+    if dataset is None or dataset.label_dim != c_dim:
+        have = "no labels" if dataset is None or dataset.label_dim == 0 else f"labels of size {dataset.label_dim}"
+        raise MetricError(f"metrics: the generator is conditional (c_dim {c_dim}) but the data has {have}")
+    labels = torch.from_numpy(np.stack([dataset.get_label(i) for i in range(dataset.num_images)]))
+    return lambda n: labels[torch.randint(len(labels), [n], generator=gen)].to(device)
+
+
+@torch.no_grad()
+def generated_images(G: torch.nn.Module, n: int, sample_c, gen: torch.Generator, device: torch.device,
+                     batch: int = 32):
+    """uint8-valued float images [b, C, H, W] in batches (random noise, no truncation)."""
+    for start in range(0, n, batch):
+        b = min(batch, n - start)
+        z = torch.randn([b, G.mapping.z_dim], generator=gen).to(device)
+        ws = G.mapping(z, sample_c(b)).unsqueeze(1).repeat([1, G.num_ws, 1])
+        noise = [torch.randn([b, 1, r, r], generator=gen).to(device) for r in G.cfg.noise_resolutions]
+        img = G.synthesis(ws, noise_mode="random", noise=noise or None)
+        yield (img.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+_REAL_CACHE: dict[tuple, Any] = {}
+
+
+def _real_features(kind: str, dataset, max_real: int | None, net, extract, device, batch: int):
+    from .fid import FeatureStats, dataset_features
+
+    key = (kind, dataset.path, dataset.resolution, dataset.num_channels, tuple(dataset.background), max_real, id(net))
+    if key not in _REAL_CACHE:
+        stats = FeatureStats(capture_all=kind == "pr", max_items=max_real)
+        batches = (imgs for imgs, _ in dataset.iter_batches(batch, max_real))
+        _REAL_CACHE[key] = dataset_features(batches, lambda x: extract(x.to(device)), stats)
+    return _REAL_CACHE[key]
+
+
+def calc_metric(
+    name: str,                              # e.g. "fid50k_full"
+    G: torch.nn.Module,                     # generator module (eval mode; mapping + synthesis)
+    dataset=None,                           # training.dataset.ImageDataset at G's resolution (fid, pr, labels)
+    feature_weights: str | None = None,     # folder of the feature networks' weights
+    device: torch.device | str = "cpu",
+    batch: int = 32,                        # images per forward pass
+    seed: int = 0,                          # latents and noise of the generated images
+    download: bool = True,                  # fetch missing weights when online
+) -> dict[str, Any]:
+    """{"metric": name, "results": {key: value}, "total_time": seconds}."""
+    from .fid import FeatureStats, dataset_features, fid_from_features
+    from .ppl import compute_ppl
+    from .precision_recall import precision_recall
+
+    spec = parse_metric(name)
+    device = torch.device(device)
+    start = time.time()
+    G = G.eval().to(device)
+    gen = torch.Generator().manual_seed(seed)
+    sample_c = _label_sampler(G, dataset, gen, device)
+    if spec.kind in ("fid", "pr") and dataset is None:
+        raise MetricError(f"metrics: {name} needs the real images (--data)")
+
+    if spec.kind == "fid":
+        net = load_inception(feature_weights, device, download)
+        extract = net
+        real = _real_features("fid", dataset, spec.max_real, net, extract, device, batch)
+        fake = dataset_features(generated_images(G, spec.num_gen, sample_c, gen, device, batch),
+                                extract, FeatureStats(max_items=spec.num_gen))
+        results = {name: fid_from_features(real, fake)}
+    elif spec.kind == "pr":
+        net = load_vgg16(feature_weights, device, download)
+
+        def extract(x: torch.Tensor) -> torch.Tensor:
+            return net.fc7(x.float() / 127.5 - 1)
+
+        real = _real_features("pr", dataset, spec.max_real, net, extract, device, batch)
+        fake = dataset_features(generated_images(G, spec.num_gen, sample_c, gen, device, batch),
+                                extract, FeatureStats(capture_all=True, max_items=spec.num_gen))
+        p, r = precision_recall(torch.from_numpy(real.features()).to(device),
+                                torch.from_numpy(fake.features()).to(device))
+        results = {f"{name}_precision": p, f"{name}_recall": r}
+    else:
+        net = load_vgg16(feature_weights, device, download)
+        results = {name: compute_ppl(G, net.lpips_embedding, sample_c, spec.num_gen, epsilon=1e-4,
+                                     space=spec.space, sampling=spec.sampling, crop=spec.crop,
+                                     batch=min(batch, 16), seed=seed)}
+    return {"metric": name, "results": results, "total_time": time.time() - start}
+
+
+def report_metric(result: dict[str, Any], outdir: str, snapshot: str | None = None) -> None:
+    """Append the result to <outdir>/metric-<name>.jsonl."""
+    line = dict(result, snapshot=snapshot, timestamp=time.time())
+    with open(os.path.join(outdir, f"metric-{result['metric']}.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")

@@ -1,0 +1,99 @@
+"""`python -m training.metrics`: evaluate metrics of a model against a data set.
+
+    python -m training.metrics --model network-snapshot-000012800.safetensors --data emoji.zip \\
+        --metrics fid50k_full,ppl_wend,pr50k3_full --feature-weights ~/metric-weights
+
+--model is anything `sg.load` reads as a file (our checkpoint, an official NVlabs .pkl, a
+rosinality v1 checkpoint). The images of --data are brought to the model's resolution and channels
+as in training. Weights of the feature networks (read from files only, never pickled code):
+
+    pt_inception-2015-12-05-6726825d.pth   FID      github.com/mseitzer/pytorch-fid releases (fid_weights)
+    vgg16-397923af.pth                     PPL, PR  download.pytorch.org/models (torchvision)
+    lpips*vgg*.pth (optional)              PPL      LPIPS v0.1 linear layers (the `lpips` package's
+                                                    weights/v0.1/vgg.pth; used from an installed
+                                                    lpips package automatically)
+
+They are looked up in --feature-weights, else $STYLEGAN_SDK_FEATURE_WEIGHTS, else
+~/.cache/stylegan_sdk/metrics (downloaded there when the machine is online). Results are printed as
+JSON lines and, with --out, appended to a JSONL file. A user error prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from . import MetricError, calc_metric, check_metrics
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m training.metrics", description="Evaluate FID / PPL / precision-recall of a model.")
+    p.add_argument("--model", required=True, help="checkpoint (.safetensors), official .pkl or rosinality .pt")
+    p.add_argument("--data", default=None, help="folder or zip of real images (FID, PR; labels for conditional models)")
+    p.add_argument("--metrics", default="fid50k_full", help="comma-separated metric names")
+    p.add_argument("--feature-weights", default=None, help="folder holding the feature networks' weights")
+    p.add_argument("--no-download", action="store_true", help="never download missing weights")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated latents and noise")
+    p.add_argument("--background", default="white", help="colour under transparent pixels of the data")
+    p.add_argument("--key", default="G_ema", help="network in an official snapshot (G_ema, G)")
+    p.add_argument("--out", default=None, help="append the results to this JSONL file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from stylegan_sdk.loading import read_model
+    from stylegan_sdk.models import build_with_weights
+
+    from ..dataset import DatasetError, ImageDataset
+
+    args = build_parser().parse_args(argv)
+    try:
+        names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        if not names:
+            raise MetricError("metrics: give at least one metric name")
+        if args.batch < 1:
+            raise MetricError(f"batch: must be >= 1, got {args.batch}")
+        check_metrics(names, args.feature_weights, download=not args.no_download)
+        ckpt = read_model(args.model, key=args.key)
+        G = build_with_weights(ckpt.config, ckpt.tensors, args.model)
+        dataset = None
+        if args.data is not None:
+            cfg = ckpt.config
+            dataset = ImageDataset(args.data, resolution=cfg.img_resolution, channels=cfg.img_channels,
+                                   use_labels=cfg.c_dim > 0, background=args.background)
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise MetricError(f"device: not a device name: {args.device!r}") from None
+        for name in names:
+            result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
+                                 batch=args.batch, seed=args.seed, download=not args.no_download)
+            result["model"] = args.model
+            print(json.dumps(result), flush=True)
+            if args.out is not None:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(result) + "\n")
+    except (MetricError, DatasetError, ValueError, FileNotFoundError, ImportError) as e:
+        print(f"training.metrics: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The full training state in one file: safetensors for the tensors, JSON in its header for the rest.
+
+    training-state-000012800.safetensors        (named by the number of real images seen)
+      tensors     G.*, D.*, G_ema.*             every parameter and buffer (w_avg, noise_const, ...)
+                  G_opt.<i>.<key>, D_opt.*      Adam moments and step counts, by parameter index
+                  loss.pl_mean                  running mean path length
+                  rng.torch                     the shared torch.Generator (all processes draw the same)
+      header      format, format_version and "state": JSON with the counters (cur_nimg, cur_tick,
+                  batch_idx, ...), the optimisers' param_groups, the options and the data set's shape
+
+No pickle: tensors are raw safetensors arrays, everything else is JSON. The file is written
+atomically (temporary file, fsync, rename), so a killed run leaves the previous state or the new
+one, never half of one; `latest_state` then picks the newest readable file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from stylegan_sdk.fileio import atomic_write_bytes
+
+FORMAT = "stylegan-sdk.training-state"
+FORMAT_VERSION = "1"
+STATE_RE = re.compile(r"^training-state-(\d{9,})\.safetensors$")
+
+
+class StateError(ValueError):
+    """A training state file that cannot be used (missing, corrupt, another format)."""
+
+
+def state_filename(cur_nimg: int) -> str:
+    return f"training-state-{cur_nimg:09d}.safetensors"
+
+
+# ----------------------------------------------------------------------------
+# Optimisers <-> flat tensors + JSON
+
+
+def optimizer_to_flat(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """torch optimizer state_dict -> {prefix.<param index>.<key>: tensor} and JSON-able param_groups."""
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, per_param in sd["state"].items():
+        for key, value in per_param.items():
+            tensors[f"{prefix}.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().clone()  # not a live alias
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def optimizer_from_flat(prefix: str, tensors: Mapping[str, torch.Tensor], info: dict[str, Any]) -> dict[str, Any]:
+    """The inverse: a state_dict for `opt.load_state_dict`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    head = prefix + "."
+    for name, value in tensors.items():
+        if name.startswith(head):
+            idx, key = name[len(head):].split(".", 1)
+            state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+# ----------------------------------------------------------------------------
+# Modules <-> flat tensors
+
+
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def load_module(prefix: str, module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    head = prefix + "."
+    sd = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    wrong = sorted(k for k in set(sd) & set(expected) if tuple(sd[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        raise StateError(f"{source}: {prefix} does not match this run's network "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})")
+    module.load_state_dict(sd, strict=True)
+
+
+# ----------------------------------------------------------------------------
+# The file
+
+
+def save_training_state(path: str, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> None:
+    """Write tensors + JSON info atomically."""
+    from safetensors.torch import save
+
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "state": json.dumps(dict(info), sort_keys=True)}
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=header)
+    atomic_write_bytes(path, data)
+
+
+def load_training_state(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, info); StateError naming the file for anything unusable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if not os.path.isfile(path):
+        raise StateError(f"resume: no such training state {path!r}")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8: 8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
+        raise StateError(f"resume: {path!r} is not a readable training state ({e})") from None
+    if header.get("format") != FORMAT:
+        raise StateError(f"resume: {path!r} is not a stylegan-sdk training state")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise StateError(f"resume: {path!r} has format_version {header.get('format_version')!r}, "
+                         f"this version reads {FORMAT_VERSION!r}")
+    try:
+        info = json.loads(header["state"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise StateError(f"resume: {path!r} has a damaged header ({e})") from None
+    return tensors, info
+
+
+def list_states(outdir: str) -> list[tuple[int, str]]:
+    """(images seen, path) of every training state in a run folder, oldest first."""
+    if not os.path.isdir(outdir):
+        return []
+    found = []
+    for name in os.listdir(outdir):
+        m = STATE_RE.match(name)
+        if m:
+            found.append((int(m.group(1)), os.path.join(outdir, name)))
+    return sorted(found)
+
+
+def latest_state(outdir: str) -> str | None:
+    """The newest training state whose header reads back (a damaged one falls back to the one before)."""
+    from safetensors import SafetensorError, safe_open
+
+    for _, path in reversed(list_states(outdir)):
+        try:
+            with safe_open(path, framework="pt") as f:
+                if (f.metadata() or {}).get("format") == FORMAT:
+                    return path
+        except (SafetensorError, OSError, ValueError):
+            continue
+    return None
+
+
+def prune_states(outdir: str, keep: int) -> None:
+    """Delete all but the newest `keep` training states."""
+    states = list_states(outdir)
+    for _, path in states[: max(0, len(states) - keep)]:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
