@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from stylegan_sdk.cli import OneLineParser
 from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
 
-EXIT_USAGE = 2
 MIB = 1 << 20
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 TOKEN_ENV = "STYLEGAN_TOKEN"
@@ -97,14 +96,10 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     return name, spec
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Serve StyleGAN generators over gRPC (stylegan.v1.StyleGAN).")
+    p = OneLineParser(prog=prog, description="Serve StyleGAN generators over gRPC (stylegan.v1.StyleGAN).")
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
                    help="exported folder or model file; repeat for several models (the first is the default); "
                         "none: the bundled emoji model")

@@ -20,7 +20,9 @@ class UserError(Exception):
     """A problem with what the user asked for: reported in one line, exit 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2 (shared by every command line of the project)."""
+
     def error(self, message: str) -> None:  # one line instead of usage + message
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -140,8 +142,8 @@ def _make_outdir(path: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def model_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--model", required=True, help="checkpoint (.safetensors) or official .pkl")

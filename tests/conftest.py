@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,22 @@ if str(ROOT) not in sys.path:
 FIXTURES = Path(__file__).parent / "fixtures"
 NVLABS = FIXTURES / "nvlabs-stylegan2"
 NVLABS_CONFIGS = ["sg2_skip_32", "sg2_resnet_16_cond", "sg2_orig_16_gray_cut"]
+
+
+BLOCK_TORCH = (
+    "import sys\n"
+    "class _BlockTorch:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'torch' or name.startswith('torch.'):\n"
+    "            raise ImportError('torch is blocked in this test')\n"
+    "sys.meta_path.insert(0, _BlockTorch())\n"
+)
+
+
+def run_without_torch(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run Python code in a subprocess where `import torch` fails (a torch-free install)."""
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True,
+                          timeout=timeout, cwd=str(ROOT))
 
 
 def nvlabs_fixture(name: str) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:

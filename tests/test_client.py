@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import nvlabs_checkpoint
+from conftest import BLOCK_TORCH, nvlabs_checkpoint
 from PIL import Image
 
 import stylegan_sdk as sg
@@ -323,13 +323,7 @@ def test_large_requests_are_split_to_fit_the_message_limit(G_ort, skip32_dir):
 
 def test_client_imports_neither_torch_nor_model_code(server, G_ort):
     """A client process where torch cannot be imported; grpc only loads once Client is used."""
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ImportError('torch is blocked in this test')\n"
-        "sys.meta_path.insert(0, Block())\n"
+    code = BLOCK_TORCH + (
         "import numpy as np\n"
         "import stylegan_sdk as sg\n"
         "assert 'grpc' not in sys.modules\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import nvlabs_checkpoint
+from conftest import BLOCK_TORCH, nvlabs_checkpoint
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import stylegan_sdk as sg
@@ -611,13 +611,8 @@ def test_a_model_that_fails_to_load(tmp_path, capsys):
 def test_serve_from_an_exported_folder_without_torch_and_stop_on_sigterm(skip32_dir, G_ort):
     """`python -m serving` with torch unimportable: serves the ONNX folder, answers like the in-process
     Generator, then exits 0 on SIGTERM without a traceback."""
-    code = (
-        "import runpy, sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'torch' or name.startswith('torch.'):\n"
-        "            raise ImportError('torch is blocked in this test')\n"
-        "sys.meta_path.insert(0, Block())\n"
+    code = BLOCK_TORCH + (
+        "import runpy\n"
         "sys.argv[0] = 'serving'\n"
         "runpy.run_module('serving', run_name='__main__', alter_sys=True)\n"
     )

@@ -36,21 +36,17 @@ from typing import Any
 
 import torch
 
+from stylegan_sdk.cli import EXIT_USAGE, OneLineParser
+
 from .dataset import DatasetError, ImageDataset
 from .presets import ARCHS, OPTIONS_FILE, PRESETS, RESUMABLE_CHANGES, TrainingOptions, resolve_options
 from .state import StateError, latest_state, list_states
-
-EXIT_USAGE = 2
 
 
 class UserError(Exception):
     """A problem with what the user asked for: one line, exit 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 # ----------------------------------------------------------------------------
@@ -66,7 +62,7 @@ def _metric_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m training.run",
+    p = OneLineParser(prog="python -m training.run",
                 description="Train a StyleGAN2 / StyleGAN v1 generator. Options left out come from the preset "
                             "(--cfg, default auto), then training/presets.py's TrainingOptions defaults.")
     # Every option defaults to None = "not given": the preset and TrainingOptions fill it in.

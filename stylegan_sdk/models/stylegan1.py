@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from ..config import NOISE_MODES, GeneratorConfig
 from .layers import FullyConnectedLayer, assert_shape, setup_filter, upfirdn2d
-from .stylegan2 import MappingNetwork
+from .stylegan2 import MappingNetwork, mapped_ws, mapping_from_config
 
 BLUR_FILTER = (1, 2, 1)     # the paper's low-pass filter after every up-sampling convolution
 ADAIN_EPS = 1e-5            # instance-norm epsilon (torch InstanceNorm2d default, as rosinality)
@@ -304,15 +304,7 @@ class Generator(torch.nn.Module):
         self.cfg = cfg
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=cfg.z_dim,
-            c_dim=cfg.c_dim,
-            w_dim=cfg.w_dim,
-            num_layers=cfg.mapping_layers,
-            embed_features=cfg.embed_features,
-            layer_features=cfg.layer_features,
-            lr_multiplier=cfg.mapping_lr_multiplier,
-        )
+        self.mapping = mapping_from_config(cfg)
 
     def forward(
         self,
@@ -325,9 +317,5 @@ class Generator(torch.nn.Module):
         resolution: int | None = None,      # progressive growing: output resolution (None = img_resolution)
     ) -> torch.Tensor:
         """z -> image, for training and quick use; the SDK's Generator does the same in NumPy."""
-        w = self.mapping(z, c)
-        ws = w.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            rows = slice(None) if truncation_cutoff is None else slice(0, truncation_cutoff)
-            ws[:, rows] = self.mapping.w_avg.lerp(ws[:, rows], truncation_psi)
+        ws = mapped_ws(self.mapping, z, c, self.num_ws, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode, alpha=alpha, resolution=resolution)

@@ -301,6 +301,35 @@ class SynthesisNetwork(torch.nn.Module):
 # The generator: a mapping and a synthesis network
 
 
+def mapping_from_config(cfg: GeneratorConfig) -> MappingNetwork:
+    """The mapping network a config describes (both families share it)."""
+    return MappingNetwork(
+        z_dim=cfg.z_dim,
+        c_dim=cfg.c_dim,
+        w_dim=cfg.w_dim,
+        num_layers=cfg.mapping_layers,
+        embed_features=cfg.embed_features,
+        layer_features=cfg.layer_features,
+        lr_multiplier=cfg.mapping_lr_multiplier,
+    )
+
+
+def mapped_ws(
+    mapping: MappingNetwork,
+    z: torch.Tensor,                    # [N, z_dim]
+    c: torch.Tensor | None,             # [N, c_dim]
+    num_ws: int,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+) -> torch.Tensor:
+    """z -> ws [N, num_ws, w_dim], pulled toward w_avg on rows < cutoff (torch twin of latents.truncate)."""
+    ws = mapping(z, c).unsqueeze(1).repeat([1, num_ws, 1])
+    if truncation_psi != 1:
+        rows = slice(None) if truncation_cutoff is None else slice(0, truncation_cutoff)
+        ws[:, rows] = mapping.w_avg.lerp(ws[:, rows], truncation_psi)
+    return ws
+
+
 class Generator(torch.nn.Module):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
@@ -308,15 +337,7 @@ class Generator(torch.nn.Module):
         self.cfg = cfg
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=cfg.z_dim,
-            c_dim=cfg.c_dim,
-            w_dim=cfg.w_dim,
-            num_layers=cfg.mapping_layers,
-            embed_features=cfg.embed_features,
-            layer_features=cfg.layer_features,
-            lr_multiplier=cfg.mapping_lr_multiplier,
-        )
+        self.mapping = mapping_from_config(cfg)
 
     def forward(
         self,
@@ -327,9 +348,5 @@ class Generator(torch.nn.Module):
         noise_mode: str = "const",
     ) -> torch.Tensor:
         """z -> image, for training and quick use; the SDK's Generator does the same in NumPy."""
-        w = self.mapping(z, c)
-        ws = w.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:
-            rows = slice(None) if truncation_cutoff is None else slice(0, truncation_cutoff)
-            ws[:, rows] = self.mapping.w_avg.lerp(ws[:, rows], truncation_psi)
+        ws = mapped_ws(self.mapping, z, c, self.num_ws, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
