@@ -464,6 +464,11 @@ def training_loop(
             done = True
             say("aborting (after this snapshot)")
 
+        # The tick's statistics line goes first: a training state never exists without its tick's line
+        # (a run killed in between redoes the tick, and resume drops the lines after its state).
+        if rank == 0:
+            with open(os.path.join(outdir, STATS_FILE), "a") as f:
+                f.write(json.dumps(fields) + "\n")
         if done or cur_tick % opts.snap == 0:
             info = {"cur_nimg": cur_nimg, "cur_tick": cur_tick + 1, "batch_idx": batch_idx, "stage_resolution": res,
                     "stage_alpha": alpha, "total_time": total_time, "world_size": world,
@@ -471,11 +476,14 @@ def training_loop(
             if rank == 0:
                 last = _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, info, dataset,
                                  (grid_z, grid_c, cols), device)
-                fields.update(_evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say))
+                metric_fields = _evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say)
+                if metric_fields:  # a line of its own, after the state it measures
+                    with open(os.path.join(outdir, STATS_FILE), "a") as f:
+                        f.write(json.dumps({"tick": cur_tick, "nimg": cur_nimg, "kimg": cur_nimg / 1000,
+                                            **metric_fields, "timestamp": time.time()}) + "\n")
+                    fields.update(metric_fields)
             barrier(world)
         if rank == 0:
-            with open(os.path.join(outdir, STATS_FILE), "a") as f:
-                f.write(json.dumps(fields) + "\n")
             if tfevents is not None:
                 for name, value in fields.items():
                     if name not in ("tick", "nimg", "timestamp") and isinstance(value, (int, float)):

@@ -262,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if world > 1:
             torch.distributed.barrier()
         training_loop(opts, dataset, device, resume_path=resume_path)
+        if world > 1:
+            torch.distributed.barrier()  # every rank done (rank 0 writes last) before the group goes away
     except KeyboardInterrupt:
         return 130
     finally:
