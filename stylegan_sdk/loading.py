@@ -18,8 +18,8 @@ from .generator import Generator
 PICKLE_MAGIC = b"\x80"
 DEFAULT_MODEL = "default"
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
-DEFAULT_CHECKPOINT = os.path.join(DEFAULT_DIR, "emoji64.safetensors")
-DEFAULT_EXPORT = os.path.join(DEFAULT_DIR, "emoji64_onnx")
+DEFAULT_CHECKPOINT = os.path.join(DEFAULT_DIR, "emoji.safetensors")
+DEFAULT_EXPORT = os.path.join(DEFAULT_DIR, "emoji_onnx")
 
 
 def resolve_model(path: str | os.PathLike, backend: str = "auto") -> str:
