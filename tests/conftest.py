@@ -81,3 +81,21 @@ def skip32_generator():
 
     ckpt = nvlabs_checkpoint("sg2_skip_32")
     return Generator(TorchBackend(ckpt.config, ckpt.tensors))
+
+
+@pytest.fixture(scope="session")
+def skip32_dir(tmp_path_factory) -> Path:
+    """sg2_skip_32 exported to ONNX once per session (client, serving and demo tests share it)."""
+    from stylegan_sdk.onnx_export import export_onnx
+
+    folder = tmp_path_factory.getbasetemp() / "skip32-onnx"
+    export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def G_ort(skip32_dir):
+    """The exported sg2_skip_32 on ONNX Runtime, in process."""
+    import stylegan_sdk as sg
+
+    return sg.load(skip32_dir)

@@ -28,31 +28,11 @@ TIMEOUT = 30
 ATOL = 1e-5
 
 
-def exported_skip32(tmp_path_factory) -> Path:
-    """sg2_skip_32 exported to ONNX once per session (shared with test_serving.py)."""
-    folder = tmp_path_factory.getbasetemp() / "serving-skip32-onnx"
-    if not (folder / "model.json").exists():
-        from stylegan_sdk.onnx_export import export_onnx
-
-        export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)
-    return folder
-
-
 def torch_generator(name: str) -> Generator:
     from stylegan_sdk.backends.torch_backend import TorchBackend
 
     ckpt = nvlabs_checkpoint(name)
     return Generator(TorchBackend(ckpt.config, ckpt.tensors))
-
-
-@pytest.fixture(scope="module")
-def skip32_dir(tmp_path_factory) -> Path:
-    return exported_skip32(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def G_ort(skip32_dir) -> Generator:
-    return sg.load(skip32_dir)
 
 
 @pytest.fixture(scope="module")

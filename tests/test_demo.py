@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import nvlabs_checkpoint
 from PIL import Image
 
 from stylegan_sdk import demo
-from stylegan_sdk.onnx_export import export_onnx
 
 
-def test_demo_writes_three_pictures_and_stops_the_server(tmp_path, capsys):
-    folder = tmp_path / "skip32"
-    export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)
+def test_demo_writes_three_pictures_and_stops_the_server(skip32_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert demo.main(["--model", str(folder), "--out", str(out)]) == 0
+    assert demo.main(["--model", str(skip32_dir), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "server stopped" in text
     sizes = {}

@@ -39,16 +39,6 @@ TIMEOUT = 30  # seconds: upper bound of every wait in this file
 # Helpers
 
 
-def exported_skip32(tmp_path_factory) -> Path:
-    """sg2_skip_32 exported to ONNX once per session (shared with test_client.py)."""
-    folder = tmp_path_factory.getbasetemp() / "serving-skip32-onnx"
-    if not (folder / "model.json").exists():
-        from stylegan_sdk.onnx_export import export_onnx
-
-        export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)
-    return folder
-
-
 def torch_generator(name: str = "sg2_skip_32") -> Generator:
     from stylegan_sdk.backends.torch_backend import TorchBackend
 
@@ -117,16 +107,6 @@ def wait_for(cond, what: str, timeout: float = TIMEOUT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
-
-
-@pytest.fixture(scope="module")
-def skip32_dir(tmp_path_factory) -> Path:
-    return exported_skip32(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def G_ort(skip32_dir) -> Generator:
-    return sg.load(skip32_dir)
 
 
 @pytest.fixture(scope="module")
