@@ -424,18 +424,14 @@ def test_random_init_forward_16px(batch):
     assert "synthesis.b4.layer0.weight" not in keys and not any("blur" in k for k in keys)
 
 
-def test_sdk_load_once_wired(ref):
-    """sg.load(rosinality file) -> the fixture's images (skipped until the registry and loader know v1)."""
+def test_sdk_load(ref):
+    """sg.load(rosinality file) -> the fixture's images, through the family registry and the loader."""
     import stylegan_sdk as sg
     from stylegan_sdk import loading
     from stylegan_sdk.models import FAMILIES
 
-    if "stylegan1" not in FAMILIES:
-        pytest.skip("stylegan1 not yet in models.FAMILIES")
-    try:
-        loading.sniff(str(ROS / "checkpoint.model"))
-    except ValueError:
-        pytest.skip("sg.load does not yet dispatch rosinality checkpoints")
+    assert "stylegan1" in FAMILIES
+    assert loading.sniff(str(ROS / "checkpoint.model")) == "rosinality"
     G = sg.load(ROS / "checkpoint.model")
     assert G.info.arch == "stylegan1" and G.info.num_ws == 8
     img = G.synthesize(G.map(ref["z"]), noise_mode="none", output="float")
