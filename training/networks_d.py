@@ -34,6 +34,16 @@ V1_BLUR = (1, 2, 1)
 # Minibatch standard deviation
 
 
+def _channel_plan(img_resolution: int, channel_base: int, channel_max: int, c_dim: int,
+                  cmap_dim: int | None) -> tuple[list[int], dict[int, int], int]:
+    """Block resolutions (img_resolution down to 8), channels per resolution (down to 4), label width."""
+    log2 = int(np.log2(img_resolution))
+    block_resolutions = [2**i for i in range(log2, 2, -1)]
+    ch = {r: min(channel_base // r, channel_max) for r in block_resolutions + [4]}
+    cmap = (ch[4] if cmap_dim is None else cmap_dim) if c_dim > 0 else 0
+    return block_resolutions, ch, cmap
+
+
 class MinibatchStdLayer(torch.nn.Module):
     """Append the feature stddev over groups of samples as extra channels (ProGAN, section 3).
 
@@ -209,10 +219,8 @@ class Discriminator(torch.nn.Module):
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        log2 = int(np.log2(img_resolution))
-        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
-        ch = {r: min(channel_base // r, channel_max) for r in self.block_resolutions + [4]}
-        cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim > 0 else 0
+        self.block_resolutions, ch, cmap_dim = _channel_plan(img_resolution, channel_base, channel_max, c_dim,
+                                                             cmap_dim)
         for res in self.block_resolutions:
             block = DiscriminatorBlock(
                 in_channels=ch[res] if res < img_resolution else 0,
@@ -281,10 +289,8 @@ class ProgressiveDiscriminator(torch.nn.Module):
         self.c_dim = c_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        log2 = int(np.log2(img_resolution))
-        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
-        ch = {r: min(channel_base // r, channel_max) for r in self.block_resolutions + [4]}
-        cmap_dim = (ch[4] if cmap_dim is None else cmap_dim) if c_dim > 0 else 0
+        self.block_resolutions, ch, cmap_dim = _channel_plan(img_resolution, channel_base, channel_max, c_dim,
+                                                             cmap_dim)
         for res in self.block_resolutions:
             setattr(self, f"b{res}", ProgressiveBlock(ch[res], ch[res // 2], res, img_channels))
         self.mapping = _label_mapping(c_dim, cmap_dim)
