@@ -172,10 +172,10 @@ def test_precision_recall_known_answers():
 
 def test_feature_networks_have_the_published_layouts():
     inception = fn.InceptionV3Features()
-    assert sum(p.numel() for p in inception.parameters()) == 23_850_960      # pytorch-fid's FID Inception
+    # pytorch-fid's FID Inception less its unused 1008-way logits layer (2048 * 1008 + 1008 parameters)
+    assert sum(p.numel() for p in inception.parameters()) == 23_850_960 - 2048 * 1008 - 1008
     keys = inception.state_dict()
     assert keys["Mixed_7c.branch_pool.conv.weight"].shape == (192, 2048, 1, 1)
-    assert keys["fc.weight"].shape == (1008, 2048)
     vgg = fn.VGG16Features()
     tv = {k: v for k, v in vgg.state_dict().items() if not k.startswith("lpips.")}
     assert sum(v.numel() for v in tv.values()) == 138_357_544               # torchvision vgg16
@@ -225,6 +225,7 @@ def inception_weights(tmp_path_factory):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     sd = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    sd["fc.weight"], sd["fc.bias"] = torch.randn(1008, 2048), torch.randn(1008)   # in the published file, unused
     torch.save(sd, folder / "pt_inception-2015-12-05-6726825d.pth")
     return folder, net
 

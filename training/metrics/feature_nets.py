@@ -39,6 +39,7 @@ from stylegan_sdk.fileio import atomic_open
 ENV_VAR = "STYLEGAN_SDK_FEATURE_WEIGHTS"
 INCEPTION_SIZE = 299        # Inception input side (the standard; tests shrink it to run on a CPU in seconds)
 VGG_FC_SIZE = 224           # VGG16 input side for fc7 features
+INCEPTION_LOGITS = "fc."    # keys of the Inception logits layer, present in pytorch-fid's file, unused
 DEFAULT_CACHE = os.path.join("~", ".cache", "stylegan_sdk", "metrics")
 
 
@@ -301,7 +302,7 @@ class InceptionV3Features(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
-        self.fc = nn.Linear(2048, 1008)   # the TF graph's 1008 logits (unused for FID; kept for the layout)
+        # The TF graph's 1008-way logits (`fc.*` in pytorch-fid's file) are not used for FID: not built.
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         x = _to_rgb(img).float() / 255                                              # [N, 3, H, W] in [0, 1]
@@ -416,7 +417,8 @@ def load_inception(folder: str | None = None, device: torch.device | str = "cpu"
     key = ("inception", os.path.abspath(path) + str(device))
     if key not in _CACHE:
         net = InceptionV3Features()
-        load_into(net, read_state_dict(path), path)
+        sd = {k: v for k, v in read_state_dict(path).items() if not k.startswith(INCEPTION_LOGITS)}
+        load_into(net, sd, path)
         _CACHE[key] = net.eval().requires_grad_(False).to(device)
     return _CACHE[key]
 
