@@ -23,6 +23,7 @@ failure: logged here, never a traceback to the client).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import logging
@@ -91,6 +92,15 @@ def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INTERNAL, f"{exc} (see the server log)"
     log.error("%s failed", method, exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error in {method} (see the server log)"
+
+
+@dataclass
+class CallOutcome:
+    """What became of one RPC: its status, and whether it holds a generation slot (None: not admitted)."""
+
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    message: str = ""
+    counted: bool | None = None
 
 
 # ----------------------------------------------------------------------------
@@ -210,25 +220,31 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
+    @contextlib.asynccontextmanager
+    async def _accounted(self, method: str) -> AsyncIterator[CallOutcome]:
+        """Counts, times and (for generation RPCs) admits one call; any failure of its body becomes the
+        status in the outcome (nothing escapes to grpc), which the caller then aborts with."""
+        start = time.perf_counter()
+        outcome = CallOutcome()
+        try:
+            yield outcome
+        except asyncio.CancelledError:
+            outcome.code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # every failure becomes a status
+            outcome.code, outcome.message = status_for(e, method)
+        finally:
+            if outcome.counted is not None:
+                self._leave(outcome.counted)
+            self.metrics.requests.labels(method, outcome.code.name).inc()
+            self.metrics.latency.labels(method).observe(time.perf_counter() - start)
+
     async def _unary(self, method: str, request: Any, context: grpc.aio.ServicerContext,
                      fn: Callable[[Any, float | None], Awaitable[Any]]) -> Any:
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        counted = None
-        try:
-            counted = self._enter(method)
+        async with self._accounted(method) as outcome:
+            outcome.counted = self._enter(method)
             return await fn(request, _deadline(context))
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:  # every failure becomes a status; nothing escapes to grpc
-            code, message = status_for(e, method)
-        finally:
-            if counted is not None:
-                self._leave(counted)
-            self.metrics.requests.labels(method, code.name).inc()
-            self.metrics.latency.labels(method).observe(time.perf_counter() - start)
-        await context.abort(code, message)
+        await context.abort(outcome.code, outcome.message)
 
     # -- RPCs -----------------------------------------------------------------
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
@@ -261,26 +277,12 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
 
     async def Interpolate(self, request: pb.InterpolateRequest, context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[pb.Frame]:
-        method = "Interpolate"
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        counted = None
-        try:
-            counted = self._enter(method)
+        async with self._accounted("Interpolate") as outcome:
+            outcome.counted = self._enter("Interpolate")
             async for frame in self._interpolate(request, _deadline(context)):
                 yield frame
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as e:
-            code, message = status_for(e, method)
-        finally:
-            if counted is not None:
-                self._leave(counted)
-            self.metrics.requests.labels(method, code.name).inc()
-            self.metrics.latency.labels(method).observe(time.perf_counter() - start)
-        if code != grpc.StatusCode.OK:
-            await context.abort(code, message)
+        if outcome.code != grpc.StatusCode.OK:
+            await context.abort(outcome.code, outcome.message)
 
     # -- argument parsing (the Generator's checks, in the Generator's order) ----
     def model(self, name: str) -> ModelEntry:
