@@ -183,6 +183,31 @@ class GeneratorConfig:
 
 
 # ----------------------------------------------------------------------------
+# Limits on the sizes a file may claim (checked before anything is allocated from them)
+
+MAX_IMG_RESOLUTION = 1 << 14    # 16384 px; the largest published StyleGANs are 1024-2048 px
+MAX_LATENT_DIM = 1 << 16        # z_dim, w_dim
+MAX_C_DIM = 1 << 20             # class labels
+MAX_IMG_CHANNELS = 64
+
+
+def check_config_sizes(cfg: GeneratorConfig, where: str = "config") -> None:
+    """The sizes of a config read from a file are plain ints (not bools) within the SDK's limits.
+
+    `validate` only needs them positive; a model file could still claim 2**30 px and have the loader
+    allocate noise maps from it. ValueError naming `where` and the field, one line.
+    """
+    limits = {"z_dim": MAX_LATENT_DIM, "w_dim": MAX_LATENT_DIM, "c_dim": MAX_C_DIM,
+              "img_resolution": MAX_IMG_RESOLUTION, "img_channels": MAX_IMG_CHANNELS}
+    for name, limit in limits.items():
+        value = getattr(cfg, name)
+        if type(value) is not int:
+            raise ValueError(f"{where}: config.{name} must be an int, got {value!r}")
+        if value > limit:
+            raise ValueError(f"{where}: config.{name} = {value} exceeds the limit of {limit}")
+
+
+# ----------------------------------------------------------------------------
 # What `G.info` (and the server's GetModelInfo) answers
 
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import NVLABS, NVLABS_CONFIGS, nvlabs_checkpoint, nvlabs_fixture, run_without_torch
 
 import stylegan_sdk as sg
-from stylegan_sdk.exported import read_exported
+from stylegan_sdk.exported import graph_io, read_exported
 from stylegan_sdk.onnx_export import TENSORRT_OPS, export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +42,11 @@ def test_folder_contents_and_manifest(exported):
     for file in ("mapping.onnx", "synthesis.onnx"):
         assert len(manifest["files"][file]["sha256"]) == 64
     assert manifest["graphs"]["synthesis"]["inputs"]["ws"] == ["batch", cfg.num_ws, cfg.w_dim]
+    # Every file the folder uses is a plain name listed with its sha256; the record of the graphs is the config's.
+    assert set(manifest["files"]) == {entry["file"] for entry in manifest["graphs"].values()}
+    for graph, (inputs, outputs) in graph_io(cfg).items():
+        assert manifest["graphs"][graph]["inputs"] == {k: list(v) for k, v in inputs.items()}
+        assert manifest["graphs"][graph]["outputs"] == {k: list(v) for k, v in outputs.items()}
 
 
 def _input_dependent(graph: onnx.GraphProto) -> set[str]:
@@ -151,8 +156,7 @@ def test_cli_exports_and_refuses_bad_input(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert (out / "synthesis.onnx").is_file() and "wrote" in ok.stdout
     for args, needle in [([pkl, "--out", str(out)], "already exists"),
-                         ([str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "x")], "no such model file"),
-                         ([pkl, "--out", str(tmp_path / "no" / "such" / "dir")], "does not exist")]:
+                         ([str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "x")], "no such model file")]:
         bad = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2
         lines = bad.stderr.strip().splitlines()
@@ -198,3 +202,28 @@ def test_v1_onnxruntime_reproduces_rosinality_fixture(v1_exported, output):
     assert err <= IMG_TOL
     if output == "zeronoise":
         assert float(np.abs(G.synthesize(ws, noise_mode="none") - ref["img_step3_zeronoise"]).max()) <= IMG_TOL
+
+
+# ----------------------------------------------------------------------------
+# The command line makes the missing folders above --out (issue 11), and only for an export that succeeds
+
+
+def test_cli_makes_missing_folders_above_out(tmp_path):
+    script = str(REPO / "export" / "to_onnx.py")
+    pkl = str(NVLABS / "sg2_skip_32" / "network-snapshot.pkl")
+    out = tmp_path / "a" / "new" / "dir"
+    ok = subprocess.run([sys.executable, script, pkl, "--out", str(out), "--no-verify"], capture_output=True,
+                        text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert sorted(os.listdir(out)) == ["mapping.onnx", "model.json", "synthesis.onnx"]
+    assert os.listdir(out.parent) == ["dir"]               # no temporary folder left beside it
+    # A failed export leaves no folder behind; an --out under a file is refused before anything is read.
+    (tmp_path / "file").write_text("x")
+    for args, needle in [([str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "b" / "new" / "dir")],
+                          "no such model file"),
+                         ([pkl, "--out", str(tmp_path / "file" / "dir")], "out: cannot create")]:
+        bad = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("to_onnx.py: error:") and needle in lines[0], bad.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a", "file"]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import struct
+import subprocess
 import sys
 import types
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +343,157 @@ def test_top_level_not_a_dict(tmp_path: Path) -> None:
     path = _write(tmp_path, pickle.dumps([1, 2, 3]))
     with pytest.raises(ValueError, match="not the dict of an NVlabs snapshot"):
         list_network_pickle_keys(path)
+
+
+# --- (7) Sizes the file claims are checked against the bytes it has, before allocating ----------
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+
+
+def _text(value: str) -> bytes:
+    return b"X" + struct.pack("<I", len(value)) + value.encode()
+
+
+def _storage_payload(numel: int, data: bytes, header: int | None = None) -> bytes:
+    """What torch.save(FloatStorage, _use_new_zipfile_serialization=False) writes, i.e. the argument of
+    torch.storage._load_from_bytes: `numel` floats claimed in the persistent id, `header` (default numel)
+    in the data header, then `data`."""
+    sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    record = (b"\x80\x02(" + _text("storage") + b"ctorch\nFloatStorage\n" + _text("0") + _text("cpu")
+              + pickle.dumps(numel, protocol=2)[2:-1] + b"NtQ.")
+    head = pickle.dumps(_LEGACY_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2) + pickle.dumps(sys_info, protocol=2)
+    return head + record + pickle.dumps(["0"], protocol=2) + struct.pack("<q", header or numel) + data
+
+
+class _CraftedStorage:
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __reduce__(self) -> tuple:
+        return (torch.storage._load_from_bytes, (self.payload,))
+
+
+class _CraftedTensor:
+    def __init__(self, storage: object, shape: tuple, stride: tuple) -> None:
+        self.storage, self.shape, self.stride = storage, shape, stride
+
+    def __reduce__(self) -> tuple:
+        return (torch._utils._rebuild_tensor_v2, (self.storage, 0, self.shape, self.stride, False, OrderedDict()))
+
+
+def _network(fake_nvlabs: types.SimpleNamespace, params: dict, modules: dict | None = None, **kwargs: object) -> bytes:
+    state = _module_state(params, {}, modules or {}, set(), _init_args=(), _init_kwargs=kwargs)
+    return pickle.dumps({"G_ema": fake_nvlabs.Persistent("Generator", state, "")}, protocol=3)
+
+
+FOUR_FLOATS = np.arange(1, 5, dtype="<f4").tobytes()
+
+
+def test_crafted_storage_payload_loads(tmp_path: Path, fake_nvlabs: types.SimpleNamespace) -> None:
+    """The crafted payloads below are real torch.save streams: with honest sizes they load."""
+    weight = _CraftedTensor(_CraftedStorage(_storage_payload(4, FOUR_FLOATS)), (2, 2), (2, 1))
+    record = read_network_pickle(_write(tmp_path, _network(fake_nvlabs, {"weight": weight})))
+    np.testing.assert_array_equal(record.state_dict["weight"].numpy(), [[1, 2], [3, 4]])
+
+
+# Runs in a subprocess whose address space is capped at 1 GiB above what it uses after a warm-up
+# read: any attempt to allocate what a hostile file claims (8 GiB and up) fails there, so only a
+# refusal that comes before allocating gives the expected message.
+_LIMITED_READER = """
+import json, resource, sys, time
+from stylegan_sdk.importers.nvlabs_pkl import read_network_pickle
+
+def vm_size():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+read_network_pickle(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (vm_size() + (1 << 30),) * 2)
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for path in sys.argv[2:]:
+    start = time.perf_counter()
+    try:
+        read_network_pickle(path)
+        outcome = "loaded"
+    except ValueError as exc:
+        outcome = str(exc)
+    print(json.dumps({"path": path, "outcome": outcome, "seconds": time.perf_counter() - start}), flush=True)
+print(json.dumps({"rss_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss}))
+"""
+
+
+def _nested(depth: int, leaf: object, make: Callable[[object], object]) -> object:
+    for _ in range(depth):
+        leaf = make(leaf)
+    return leaf
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs RLIMIT_AS and /proc (Linux)")
+def test_hostile_sizes_are_refused_before_allocating(tmp_path: Path, fake_nvlabs: types.SimpleNamespace) -> None:
+    huge = 1 << 31  # floats: an 8 GiB storage
+    payload = _storage_payload(1 << 16, bytes(1 << 18))  # 256 KiB, pickled once, rebuilt 4096 times
+    child = fake_nvlabs.Persistent("Layer", _module_state({"w": torch.nn.Parameter(torch.ones(1))}, {}, {}, set()), "")
+    shared_tree = _nested(40, child, lambda c: fake_nvlabs.Persistent("Block", _module_state({}, {}, {"a": c, "b": c},
+                                                                                              set()), ""))
+    cases = {
+        # a ~330-byte pickle whose storage claims 2**31 floats in its id and its data header
+        "storage": (_write(tmp_path, pickle.dumps({"w": _CraftedStorage(_storage_payload(huge, FOUR_FLOATS))},
+                                                  protocol=3), "storage.pkl"),
+                    rf"storage '0' claims {huge} elements of 4 bytes \({4 * huge} bytes\), but only 16 bytes follow"),
+        "storage_header": (_write(tmp_path, pickle.dumps({"w": _CraftedStorage(_storage_payload(huge, FOUR_FLOATS, 4))},
+                                                         protocol=3), "storage_header.pkl"),
+                           rf"storage '0' claims {huge} elements, but its data header says 4"),
+        # the unpickler itself allocates a BINBYTES8, a FRAME and a memo slot before reading them
+        "bytes8": (_write(tmp_path, b"\x80\x04\x8e" + struct.pack("<Q", 1 << 33) + b"abc.", "bytes8.pkl"),
+                   r"expected 8589934592 bytes in a bytes8, but only 4 remain"),
+        "frame": (_write(tmp_path, b"\x80\x04\x95" + struct.pack("<Q", 1 << 40) + b"}.", "frame.pkl"),
+                  r"FRAME at byte 2 claims 1099511627776 bytes, but only 2 follow"),
+        "memo": (_write(tmp_path, b"\x80\x02}r\xff\xff\xff\xff.", "memo.pkl"), r"claims memo slot 4294967295"),
+        # one payload, or one sub-tree, handed out many times through the pickle memo
+        "shared_payload": (_write(tmp_path, _network(fake_nvlabs, {f"p{i}": _CraftedStorage(payload)
+                                                                   for i in range(4096)}), "shared_payload.pkl"),
+                           r"tensor storages and arrays add up to more than the file's \d+ bytes could hold"),
+        "shared_modules": (_write(tmp_path, _network(fake_nvlabs, {}, {"root": shared_tree}), "shared_modules.pkl"),
+                           r"state dict (tensors|entries) (add up to more than the file's|have more than 1000000)"),
+        "shared_kwargs": (_write(tmp_path, _network(fake_nvlabs, {}, tree=_nested(40, [], lambda x: [x, x])),
+                                 "shared_kwargs.pkl"),
+                          r"constructor arguments have more than 1000000 entries"),
+    }
+    for name, (path, _) in cases.items():
+        assert path.stat().st_size < 400_000, name  # 1 GiB in all once the payload is rebuilt 4096 times
+    assert cases["storage"][0].stat().st_size < 400
+    good_tensor = _CraftedTensor(_CraftedStorage(_storage_payload(4, FOUR_FLOATS)), (4,), (1,))
+    good = _write(tmp_path, _network(fake_nvlabs, {"w": good_tensor}), "good.pkl")
+    run = subprocess.run([sys.executable, "-c", _LIMITED_READER, str(good), *(str(p) for p, _ in cases.values())],
+                         capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).resolve().parents[1]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    *results, usage = [json.loads(line) for line in run.stdout.splitlines()]
+    for (name, (path, message)), result in zip(cases.items(), results, strict=True):
+        assert result["path"] == str(path)
+        assert re.search(message, result["outcome"]), (name, result["outcome"])
+        assert str(path) in result["outcome"] and "\n" not in result["outcome"], name
+        assert result["seconds"] < 10, (name, result["seconds"])
+    assert usage["rss_growth_kb"] < 100 * 1024, usage
+
+
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
+def test_overlapping_view_with_more_elements_than_its_storage_is_rejected(tmp_path: Path) -> None:
+    """A stride-0 view of 4 floats claiming 2**40 elements: any copy of it would allocate 4 TiB."""
+    tensor = _CraftedTensor(_CraftedStorage(_storage_payload(4, FOUR_FLOATS)), (1 << 40,), (0,))
+    path = _write(tmp_path, pickle.dumps({"t": tensor}, protocol=4))
+    with pytest.raises(ValueError, match=r"shape \(1099511627776,\) claims more elements than its storage holds \(4\)"):
+        read_network_pickle(path)
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    (_storage_payload(4, FOUR_FLOATS + b"\0"), "1 bytes after its data"),
+    (_storage_payload(4, FOUR_FLOATS)[:-8], "(16 bytes), but only 8 bytes follow"),
+    (_storage_payload(4, FOUR_FLOATS).replace(pickle.dumps(["0"], protocol=2), pickle.dumps(["1"], protocol=2)),
+     "list of keys does not match its storages"),
+    (pickle.dumps(_LEGACY_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2) + pickle.dumps({}, protocol=2)
+     + b"\x80\x02cbuiltins\nbytearray\nJ\x00\x00\x00\x40\x85R.", "'builtins.bytearray', not a torch storage type"),
+])
+def test_storage_payload_structure_is_checked(tmp_path: Path, payload: bytes, message: str) -> None:
+    path = _write(tmp_path, pickle.dumps({"w": _CraftedStorage(payload)}, protocol=3))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_network_pickle(path)

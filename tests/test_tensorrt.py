@@ -3,6 +3,7 @@ module (always), and real engines with ONNX Runtime parity (only with tensorrt a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -167,6 +168,47 @@ def test_backend_device_and_install_errors(onnx32, tmp_path, monkeypatch):
     (folder / "synthesis.plan").write_bytes(b"tampered")
     with pytest.raises(ValueError, match="sha256"):
         TensorRTBackend(folder, device="cuda")
+
+
+def test_backend_refuses_plans_outside_the_folder(onnx32, tmp_path):
+    """Plan names go through the same containment check as the graphs, before tensorrt is imported."""
+    folder = _with_fake_plans(onnx32, tmp_path / "fake")
+    (tmp_path / "x.plan").write_bytes(b"not an engine")
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest["engines"]["plans"]["synthesis"] = "../x.plan"
+    manifest["files"]["../x.plan"] = {"sha256": manifest["files"].pop("synthesis.plan")["sha256"]}
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"'\.\./x\.plan' is not a plain file name inside the folder"):
+        TensorRTBackend(folder, device="cuda")
+
+
+def _stand_in_engines(onnx32: Path, drop: tuple[str, ...] = ()) -> tuple:
+    """Objects shaped like the backend's _Engine, with the tensors TensorRT would report for the ONNX graphs."""
+    import onnx
+
+    engines = []
+    for graph in ("mapping", "synthesis"):
+        model = onnx.load(onnx32 / f"{graph}.onnx", load_external_data=False).graph
+        shapes = {v.name: tuple(-1 if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim)
+                  for v in (*model.input, *model.output)}
+        engines.append(types.SimpleNamespace(path=str(onnx32 / f"{graph}.plan"), shapes=shapes,
+                                             inputs=[v.name for v in model.input if v.name not in drop],
+                                             outputs=[v.name for v in model.output]))
+    return tuple(engines)
+
+
+def test_engine_io_is_checked_against_the_config(onnx32):
+    from stylegan_sdk.backends.tensorrt_backend import _check_io
+
+    cfg = read_exported(onnx32).config
+    _check_io(cfg, *_stand_in_engines(onnx32))
+    _check_io(cfg, *_stand_in_engines(onnx32, drop=("noise_const_gain", "noise_3")))  # unused inputs may be pruned
+    with pytest.raises(ValueError, match=r"missing \['ws'\].*rebuild with export/to_trt\.py"):
+        _check_io(cfg, *_stand_in_engines(onnx32, drop=("ws",)))
+    for changes in ({"img_resolution": 64}, {"w_dim": 2 * cfg.w_dim}, {"img_channels": 1}, {"c_dim": 2}):
+        other = dataclasses.replace(cfg, **changes)
+        with pytest.raises(ValueError, match=r"\.plan: .*(contradicts the graph|do not match).*rebuild with"):
+            _check_io(other, *_stand_in_engines(onnx32))
 
 
 # ----------------------------------------------------------------------------

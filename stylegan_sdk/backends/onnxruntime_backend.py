@@ -1,14 +1,38 @@
-"""ONNX Runtime backend: an exported folder's two graphs, on CPU or (onnxruntime-gpu) CUDA. No torch."""
+"""ONNX Runtime backend: an exported folder's two graphs, on CPU or (onnxruntime-gpu) CUDA. No torch.
+
+Each session is built from the graph's bytes as `ExportedModel.read_bytes` returns them (sha256 checked
+in the same read). A graph must be self-contained: one that keeps tensors in external data files is
+refused (`onnx_uses_external_data`), and ONNX Runtime's folder for external data is an empty temporary
+one besides, so a graph cannot make it read other files. The inputs/outputs each graph declares are
+then checked against the config (`check_graph_io`) before anything runs.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from ..exported import NOISE_GAIN_INPUT, ExportedModel, noise_input_names, read_exported
+from ..exported import (
+    NOISE_GAIN_INPUT,
+    ExportedModel,
+    check_graph_io,
+    noise_input_names,
+    onnx_uses_external_data,
+    read_exported,
+)
 from .base import Backend
+
+# Where ONNX Runtime looks for the external data of a graph loaded from bytes.
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+FLOAT = "tensor(float)"
+_errors = ort.capi.onnxruntime_pybind11_state
+# What ONNX Runtime raises for a graph it cannot load (not for a missing GPU / provider failure).
+GRAPH_ERRORS = (_errors.Fail, _errors.InvalidGraph, _errors.InvalidProtobuf, _errors.InvalidArgument,
+                _errors.NoSuchFile, _errors.NotImplemented)
 
 
 def providers_for(device: str) -> list[str]:
@@ -39,14 +63,10 @@ class OnnxRuntimeBackend(Backend):
         provider_options = None
         if providers[0] == "CUDAExecutionProvider" and device.startswith("cuda:"):
             provider_options = [{"device_id": int(device.split(":", 1)[1])}] + [{}] * (len(providers) - 1)
-        graphs = model.manifest["graphs"]
-
-        def session(name: str) -> ort.InferenceSession:
-            return ort.InferenceSession(model.path(graphs[name]["file"]), sess_options=opts,
-                                        providers=providers, provider_options=provider_options)
-
-        self.mapping = session("mapping")
-        self.synthesis = session("synthesis")
+        with tempfile.TemporaryDirectory(prefix="stylegan-sdk-no-external-data-") as empty:
+            opts.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, empty)
+            self.mapping = _session(model, "mapping", opts, providers, provider_options)
+            self.synthesis = _session(model, "synthesis", opts, providers, provider_options)
         used = self.synthesis.get_providers()[0]
         super().__init__(model.config, model.w_avg, "cuda" if used == "CUDAExecutionProvider" else "cpu")
         self.exported = model
@@ -77,3 +97,29 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.mapping = self.synthesis = None  # type: ignore[assignment]
+
+
+def _session(model: ExportedModel, graph: str, opts: ort.SessionOptions, providers: list[str],
+             provider_options: list[dict[str, Any]] | None) -> ort.InferenceSession:
+    """A session on the graph's hash-checked bytes whose inputs/outputs match the config; ValueError otherwise."""
+    name = model.graph_file(graph)
+    where = os.path.join(model.folder, name)
+    data = model.read_bytes(name)
+    try:
+        external = onnx_uses_external_data(data)
+    except ValueError as e:
+        raise ValueError(f"{where}: not a readable ONNX graph ({e})") from None
+    if external:
+        raise ValueError(f"{where}: the graph keeps tensors in external data files; exported graphs must be "
+                         f"self-contained (re-export with python export/to_onnx.py)")
+    try:
+        session = ort.InferenceSession(data, sess_options=opts, providers=providers, provider_options=provider_options)
+    except GRAPH_ERRORS as e:
+        reason = " ".join(str(e).split())[:300]
+        raise ValueError(f"{where}: ONNX Runtime cannot load this graph ({reason})") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    check_graph_io(where, graph, model.config, {i.name: i.shape for i in inputs}, {o.name: o.shape for o in outputs})
+    for arg in (*inputs, *outputs):
+        if arg.type != FLOAT:
+            raise ValueError(f"{where}: {graph} graph tensor {arg.name!r} is {arg.type}, expected {FLOAT}")
+    return session

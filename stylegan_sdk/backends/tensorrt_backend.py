@@ -3,7 +3,9 @@
 Device memory and the CUDA stream are torch's (a CUDA build of torch is needed next to tensorrt).
 Each call uploads its inputs, runs the engine and downloads the outputs on one stream of its own,
 then waits for it. Zero noise (modes "const" and "none") lives on the GPU and is reused across calls;
-random noise is uploaded per call.
+random noise is uploaded per call. Plans are deserialized from the bytes `ExportedModel.read_bytes`
+returns (sha256 checked in the same read), and the engines' tensors are checked against the config
+(`check_graph_io`) before anything is allocated for them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..exported import NOISE_GAIN_INPUT, ExportedModel, noise_input_names, read_exported
+from ..config import GeneratorConfig
+from ..exported import NOISE_GAIN_INPUT, ExportedModel, check_graph_io, noise_input_names, read_exported
 from ..trt_build import import_tensorrt, trt_logger
 from .base import Backend
 
@@ -45,9 +48,7 @@ def _cuda_index(device: str) -> int | None:
 class _Engine:
     """One deserialized engine and its execution context; tensors by name, batch range from profile 0."""
 
-    def __init__(self, trt: Any, runtime: Any, path: str, built_on: str) -> None:
-        with open(path, "rb") as f:
-            data = f.read()
+    def __init__(self, trt: Any, runtime: Any, data: bytes, path: str, built_on: str) -> None:
         self.path = path
         self.engine = runtime.deserialize_cuda_engine(data)
         if self.engine is None:
@@ -59,11 +60,13 @@ class _Engine:
             raise RuntimeError(f"{path}: TensorRT could not create an execution context (out of GPU memory?)")
         self.inputs: list[str] = []
         self.outputs: list[str] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}  # -1 for dynamic axes
         self.min_batch, self.max_batch = 1, 1 << 31
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             if self.engine.get_tensor_dtype(name) != trt.float32:
                 raise ValueError(f"{path}: tensor {name!r} is {self.engine.get_tensor_dtype(name)}, expected float32")
+            self.shapes[name] = tuple(int(d) for d in self.engine.get_tensor_shape(name))
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 self.inputs.append(name)
                 if self.engine.get_tensor_shape(name)[0] < 0:  # batch axis: the profile's range
@@ -100,6 +103,22 @@ class _Engine:
         self.engine = None
 
 
+def _engine(trt: Any, runtime: Any, model: ExportedModel, name: str, built_on: str) -> _Engine:
+    """The engine in plan file `name`, deserialized from its hash-checked bytes."""
+    return _Engine(trt, runtime, model.read_bytes(name), os.path.join(model.folder, name), built_on)
+
+
+def _check_io(cfg: GeneratorConfig, mapping: _Engine, synthesis: _Engine) -> None:
+    """The engines must take and give what the config implies (names, static dims; unused noise inputs may be gone)."""
+    for graph, engine in (("mapping", mapping), ("synthesis", synthesis)):
+        shapes = engine.shapes
+        try:
+            check_graph_io(engine.path, graph, cfg, {n: shapes[n] for n in engine.inputs},
+                           {n: shapes[n] for n in engine.outputs}, optional_noise=True)
+        except ValueError as e:
+            raise ValueError(f"{e}; rebuild with export/to_trt.py") from None
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
@@ -110,11 +129,6 @@ class TensorRTBackend(Backend):
         if not plans.get("mapping") or not plans.get("synthesis"):
             raise ValueError(f"{model.folder}: no TensorRT engines in model.json; build them with: "
                              f"python export/to_trt.py {model.folder} --out {model.folder}")
-        listed = model.manifest.get("files") or {}
-        for file in (plans["mapping"], plans["synthesis"]):
-            if file not in listed:
-                raise ValueError(f"{model.folder}: engine {file!r} is not listed under files in model.json "
-                                 f"(no sha256 to check it against); rebuild with export/to_trt.py")
         index = _cuda_index(device)
         trt = import_tensorrt()
         torch = _import_torch()
@@ -134,8 +148,9 @@ class TensorRTBackend(Backend):
         with torch.cuda.device(self._device):
             self._stream = torch.cuda.Stream(device=self._device)  # not the legacy default stream
             self._runtime = trt.Runtime(trt_logger(trt))
-            self._mapping = _Engine(trt, self._runtime, model.path(plans["mapping"]), built_on)
-            self._synthesis = _Engine(trt, self._runtime, model.path(plans["synthesis"]), built_on)
+            self._mapping = _engine(trt, self._runtime, model, plans["mapping"], built_on)
+            self._synthesis = _engine(trt, self._runtime, model, plans["synthesis"], built_on)
+            _check_io(model.config, self._mapping, self._synthesis)
             with torch.cuda.stream(self._stream):
                 self._gain = {True: torch.ones([1], dtype=torch.float32, device=self._device),
                               False: torch.zeros([1], dtype=torch.float32, device=self._device)}
@@ -143,24 +158,10 @@ class TensorRTBackend(Backend):
         super().__init__(model.config, model.w_avg, str(self._device))
         self.exported = model
         self._noise_names = noise_input_names(model.config)
-        self._check_io()
         self.fp16 = bool(info.get("fp16"))
         self.batch_range = (max(self._mapping.min_batch, self._synthesis.min_batch),
                             min(self._mapping.max_batch, self._synthesis.max_batch))
         self._zeros: dict[int, Any] = {}  # resolution -> zero noise [n_max, 1, r, r] on the GPU
-
-    def _check_io(self) -> None:
-        """The engines must take what this backend feeds and give one output each."""
-        expected = {
-            self._mapping: {"z", *(["c"] if self.config.c_dim > 0 else [])},
-            self._synthesis: {"ws", NOISE_GAIN_INPUT, *self._noise_names},
-        }
-        for engine, names in expected.items():
-            unknown = sorted(set(engine.inputs) - names)
-            if unknown or len(engine.outputs) != 1:
-                raise ValueError(f"{engine.path}: engine inputs {engine.inputs} / outputs {engine.outputs} do not "
-                                 f"match model.json (expected inputs among {sorted(names)} and one output); "
-                                 f"rebuild with export/to_trt.py")
 
     # -- the two calls ----------------------------------------------------------
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:

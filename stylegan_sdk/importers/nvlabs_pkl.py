@@ -34,20 +34,34 @@ Allow-list (any other global, any persistent id, raises :class:`UnsafePickleErro
 BUILD (``__setstate__``) only ever reaches objects of ours: the numpy dtype and array stand-ins
 and the torch container records validate their state and store it as data; every other stand-in
 refuses BUILD with UnsafePickleError, and plain dicts have no state to set.
+
+Sizes are checked against the bytes the file really has before anything is allocated from them
+(ValueError naming the problem): every length an opcode claims (bytes, strings, frames, memo slots;
+the unpickler allocates those before reading) must fit in what is left of the file; a storage
+payload must be a legacy ``torch.save`` stream of exactly one storage whose claimed element count
+times element size is the data it carries (checked by our own parse, before torch's loader
+allocates the storage); a tensor view must lie inside its storage and hold no more elements than
+it; and what the file turns into (storages, arrays, state-dict entries, constructor arguments)
+may not add up to more bytes or entries than the file could hold, so a payload or sub-tree shared
+through the pickle memo cannot be multiplied.
 """
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import io
 import math
 import os
 import pickle
+import pickletools
 import re
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -93,6 +107,77 @@ _ALLOW_LIST_HINT = (
     "need torch tensor/storage rebuilders, numpy scalars/arrays, OrderedDict, EasyDict, torch.nn "
     "containers and torch_utils.persistence records)"
 )
+
+
+# --- Sizes a file claims, checked against the bytes it has before anything is allocated ----------
+
+_MAX_ITEMS = 1_000_000  # entries of a state dict / nodes of the constructor arguments (official: < 10_000)
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+
+
+class _Budget:
+    """What reading a file may produce, bounded by the file: bytes materialised and entries built.
+
+    Each payload, array or sub-tree costs file bytes once, but the pickle memo can hand the same
+    one out many times; without a bound a small file would expand into copies or a huge tree.
+    """
+
+    def __init__(self, size: int, items: int = _MAX_ITEMS) -> None:
+        self.total = size
+        self.size = size
+        self.items = items
+
+    def spend(self, what: str, size: int = 0, items: int = 0) -> None:
+        """Take `size` bytes (or elements) and `items` entries; ValueError once either runs out."""
+        self.size -= size
+        self.items -= items
+        if self.size < 0:
+            raise ValueError(f"{what} add up to more than the file's {self.total} bytes could hold "
+                             f"(one payload or sub-tree used many times through the pickle memo?)")
+        if self.items < 0:
+            raise ValueError(f"{what} have more than {_MAX_ITEMS} entries "
+                             f"(one sub-tree used many times through the pickle memo?)")
+
+
+_BUDGET: contextvars.ContextVar[_Budget] = contextvars.ContextVar("nvlabs_pkl_budget")
+
+
+class _BoundedReader:
+    """read() / readline() of a binary stream that never ask it for more than the bytes left before `end`."""
+
+    def __init__(self, stream: BinaryIO, end: int) -> None:
+        self._stream = stream
+        self._end = end
+
+    def left(self) -> int:
+        return max(self._end - self._stream.tell(), 0)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stream.read(self.left() if n < 0 else min(n, self.left()))
+
+    def readline(self) -> bytes:
+        return self._stream.readline(self.left())
+
+
+def _check_pickle_sizes(stream: BinaryIO, end: int) -> None:
+    """Walk one pickle's opcodes (nothing is built) from the stream's position to its STOP.
+
+    Every length an opcode claims must fit in the bytes left before `end`: the unpickler allocates a
+    BINBYTES8, a FRAME or a memo table slot before it reads them. ValueError naming the opcode.
+    """
+    start = stream.tell()
+    reader = _BoundedReader(stream, end)
+    try:
+        for op, arg, pos in pickletools.genops(reader):
+            if op.name == "FRAME" and arg > reader.left():
+                raise ValueError(f"FRAME at byte {pos} claims {arg} bytes, but only {reader.left()} follow")
+            if op.name in _MEMO_OPS and arg > pos - start:
+                raise ValueError(f"{op.name} at byte {pos} claims memo slot {arg}, past any the pickle could have made")
+    except ValueError as exc:  # pickletools: "expected N bytes in a bytes8, but only M remain", unknown opcode
+        raise ValueError(f"pickle claims more than it holds: {exc}") from None
 
 
 # --- Inert stand-ins handed to pickle: no __dict__, BUILD refused unless overridden -------------
@@ -205,7 +290,141 @@ def _reconstruct_persistent_obj(meta: object) -> _PersistentObject:
     return _PersistentObject(class_name, version, state)
 
 
-# --- Storages: parsed by torch's weights_only loader, never by torch.storage._load_from_bytes --
+# --- Storages: sizes checked by our own parse, then loaded by torch's weights_only loader ---------
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+_LEGACY_PROTOCOL = 1001                  # torch.serialization.PROTOCOL_VERSION
+_STORAGE_TYPES: dict[tuple[str, str], torch.dtype] = {
+    ("torch", "FloatStorage"): torch.float32,
+    ("torch", "DoubleStorage"): torch.float64,
+    ("torch", "HalfStorage"): torch.float16,
+    ("torch", "BFloat16Storage"): torch.bfloat16,
+    ("torch", "LongStorage"): torch.int64,
+    ("torch", "IntStorage"): torch.int32,
+    ("torch", "ShortStorage"): torch.int16,
+    ("torch", "CharStorage"): torch.int8,
+    ("torch", "ByteStorage"): torch.uint8,
+    ("torch", "BoolStorage"): torch.bool,
+    ("torch.storage", "UntypedStorage"): torch.uint8,
+}
+_PAYLOAD_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+                   KeyError, OverflowError, struct.error)
+
+
+class _StorageType(_Inert):
+    __slots__ = ("dtype",)
+    label = "a torch storage type"
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+
+
+class _StorageRef(_Inert):
+    """A storage as a payload's persistent id describes it; nothing allocated."""
+
+    __slots__ = ("key", "dtype", "numel")
+    label = "a storage record"
+
+    def __init__(self, key: str, dtype: torch.dtype, numel: int) -> None:
+        self.key = key
+        self.dtype = dtype
+        self.numel = numel
+
+
+def _storage_ref(pid: object) -> _StorageRef:
+    """('storage', storage type, key, location, element count, view) -> a checked _StorageRef."""
+    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
+        raise ValueError("tensor storage payload has a persistent id that is not a storage record")
+    _, kind, key, location, numel, view = pid
+    if not isinstance(kind, _StorageType) or not isinstance(key, str) or not isinstance(location, str):
+        raise ValueError("tensor storage record is not (type, key, location, count, view)")
+    if type(numel) is not int or numel < 0:
+        raise ValueError(f"tensor storage claims {numel!r} elements")
+    if view is not None:
+        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)
+                and all(type(v) is int and v >= 0 for v in view[1:])):
+            raise ValueError("tensor storage view is not (key, offset, size)")
+        if view[1] + view[2] > numel:
+            raise ValueError(f"tensor storage view [{view[1]}, {view[1] + view[2]}) runs past its {numel} elements")
+    return _StorageRef(key, kind.dtype, numel)
+
+
+class _PayloadUnpickler(pickle.Unpickler):
+    """One pickle of a legacy torch.save stream: plain data, and (with refs) storage types and ids."""
+
+    def __init__(self, stream: BinaryIO, refs: list[_StorageRef] | None) -> None:
+        super().__init__(stream)
+        self._refs = refs
+
+    def find_class(self, module: str, name: str) -> object:
+        dtype = _STORAGE_TYPES.get((module, name))
+        if dtype is None or self._refs is None:
+            raise _Refused("load a tensor storage payload", f"it names '{module}.{name}', not a torch storage type")
+        return _StorageType(dtype)
+
+    def persistent_load(self, pid: object) -> object:
+        if self._refs is None:
+            raise _Refused("load a tensor storage payload", "a persistent id outside its storage record")
+        ref = _storage_ref(pid)
+        self._refs.append(ref)
+        return ref
+
+
+def _payload_parts(payload: bytes) -> tuple[list[object], list[_StorageRef], int]:
+    """The five pickles of a legacy torch.save stream, the storage ids met, and where the data begins."""
+    stream = io.BytesIO(payload)
+    parts: list[object] = []
+    refs: list[_StorageRef] = []
+    for i in range(5):  # magic number, protocol version, sys info, the object, the storage keys
+        start = stream.tell()
+        _check_pickle_sizes(stream, len(payload))
+        stream.seek(start)
+        parts.append(_PayloadUnpickler(stream, refs if i == 3 else None).load())
+    return parts, refs, stream.tell()
+
+
+def _check_storage_payload(payload: bytes) -> int:
+    """Check every size a ``torch.storage._load_from_bytes`` payload claims against its bytes; its data size.
+
+    The payload is what torch.save(storage, _use_new_zipfile_serialization=False) writes
+    (torch.serialization._legacy_load reads it): five pickles, then per storage key an int64
+    element count and count * element size bytes. torch's loader allocates each storage from the
+    count in its persistent id before reading any data; here nothing is allocated from a claim.
+    """
+    try:
+        (magic, protocol, sys_info, obj, keys), refs, offset = _payload_parts(payload)
+    except _PAYLOAD_ERRORS as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"tensor storage payload is not a legacy torch.save stream: {reason}") from None
+    if type(magic) is not int or magic != _LEGACY_MAGIC or protocol != _LEGACY_PROTOCOL \
+            or not isinstance(sys_info, dict):
+        raise ValueError("tensor storage payload is not a legacy torch.save stream (magic number / protocol)")
+    if not isinstance(obj, _StorageRef):
+        raise ValueError(f"tensor storage payload holds {_describe(obj)}, not one storage")
+    roots: dict[str, tuple[torch.dtype, int]] = {}
+    for ref in refs:
+        if roots.setdefault(ref.key, (ref.dtype, ref.numel)) != (ref.dtype, ref.numel):
+            raise ValueError(f"tensor storage {ref.key!r} is claimed with two different types or sizes")
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+            and len(set(keys)) == len(keys) and set(keys) == set(roots)):
+        raise ValueError("tensor storage payload's list of keys does not match its storages")
+    total = 0
+    for key in keys:
+        dtype, numel = roots[key]
+        if len(payload) - offset < 8:
+            raise ValueError(f"tensor storage payload ends before the data of storage {key!r}")
+        (count,) = struct.unpack_from("<q", payload, offset)
+        nbytes, available = numel * dtype.itemsize, len(payload) - offset - 8
+        if count != numel:
+            raise ValueError(f"tensor storage {key!r} claims {numel} elements, but its data header says {count}")
+        if nbytes > available:
+            raise ValueError(f"tensor storage {key!r} claims {numel} elements of {dtype.itemsize} bytes "
+                             f"({nbytes} bytes), but only {available} bytes follow")
+        offset += 8 + nbytes
+        total += nbytes
+    if offset != len(payload):
+        raise ValueError(f"tensor storage payload has {len(payload) - offset} bytes after its data")
+    return total
 
 
 def _torch_refusal_reason(exc: Exception) -> str:
@@ -219,6 +438,8 @@ def _torch_refusal_reason(exc: Exception) -> str:
 def _load_storage(payload: object) -> _Storage:
     if not isinstance(payload, bytes):
         raise ValueError("tensor storage payload is not bytes")
+    nbytes = _check_storage_payload(payload)
+    _BUDGET.get().spend("tensor storages and arrays", size=nbytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -231,10 +452,14 @@ def _load_storage(payload: object) -> _Storage:
     except AssertionError as exc:  # torch's legacy loader asserts on some corrupt payloads
         raise ValueError(f"tensor storage payload is corrupt: {exc}") from exc
     if isinstance(loaded, torch.TypedStorage):
-        return _Storage(loaded._untyped_storage, loaded.dtype)
-    if isinstance(loaded, torch.UntypedStorage):
-        return _Storage(loaded, torch.uint8)
-    raise ValueError(f"tensor storage payload holds a {type(loaded).__name__}, not a storage")
+        storage = _Storage(loaded._untyped_storage, loaded.dtype)
+    elif isinstance(loaded, torch.UntypedStorage):
+        storage = _Storage(loaded, torch.uint8)
+    else:
+        raise ValueError(f"tensor storage payload holds a {type(loaded).__name__}, not a storage")
+    if storage.untyped.nbytes() != nbytes:
+        raise ValueError(f"tensor storage loaded as {storage.untyped.nbytes()} bytes, its payload says {nbytes}")
+    return storage
 
 
 # --- Tensors: bounds-checked views of loaded storages -------------------------------------------
@@ -260,10 +485,14 @@ def _tensor_view(storage: object, offset: object, size: object, stride: object) 
     if len(shape) != len(strides):
         raise ValueError("tensor size and stride have different lengths")
     capacity = storage.untyped.nbytes() // storage.dtype.itemsize
+    if offset > capacity:
+        raise ValueError(f"tensor storage offset {offset} runs past the end of its storage ({capacity} elements)")
     if 0 not in shape:
         last = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True))
         if last >= capacity:
             raise ValueError("tensor view runs past the end of its storage")
+    if math.prod(shape) > capacity:  # only overlapping (e.g. stride 0) views could; copies would multiply
+        raise ValueError(f"tensor of shape {shape} claims more elements than its storage holds ({capacity})")
     return torch.empty(0, dtype=storage.dtype).set_(storage.untyped, offset, shape, strides)
 
 
@@ -366,6 +595,7 @@ class _Array(_Inert):
         resolved = dtype.resolve()
         if not isinstance(raw, bytes) or len(raw) != math.prod(shape) * resolved.itemsize:
             raise ValueError("numpy array bytes do not match its shape and dtype")
+        _BUDGET.get().spend("tensor storages and arrays", size=len(raw))
         flat = np.frombuffer(raw, dtype=resolved)
         self.array = flat.reshape(shape, order="F" if is_fortran else "C").copy()
 
@@ -468,7 +698,11 @@ def _read_pickle(path: str | os.PathLike[str]) -> object:
     with file.open("rb") as stream:
         _check_header(stream.read(2), file)
         stream.seek(0)
+        size = os.fstat(stream.fileno()).st_size
+        token = _BUDGET.set(_Budget(size))
         try:
+            _check_pickle_sizes(stream, size)
+            stream.seek(0)
             return _RestrictedUnpickler(stream).load()
         except _Refused as exc:
             raise UnsafePickleError(f"refused to {exc.what} from {file}: {exc.why}") from None
@@ -476,6 +710,8 @@ def _read_pickle(path: str | os.PathLike[str]) -> object:
             raise ValueError(
                 f"{file} is not a readable NVlabs network pickle (corrupt or truncated?): {type(exc).__name__}: {exc}"
             ) from exc
+        finally:
+            _BUDGET.reset(token)
 
 
 def _read_snapshot(path: str | os.PathLike[str]) -> dict:
@@ -504,15 +740,16 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _plain(value: object, depth: int = 0) -> object:
+def _plain(value: object, budget: _Budget, depth: int = 0) -> object:
     if depth > _MAX_DEPTH:
         raise ValueError("constructor arguments are nested too deeply (cyclic?)")
+    budget.spend("constructor arguments", items=1)
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         return value
     if isinstance(value, dict):
-        return {_plain(k, depth + 1): _plain(v, depth + 1) for k, v in value.items()}
+        return {_plain(k, budget, depth + 1): _plain(v, budget, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = [_plain(v, depth + 1) for v in value]
+        items = [_plain(v, budget, depth + 1) for v in value]
         return items if isinstance(value, list) else type(value)(items)
     if isinstance(value, _Array) and value.array is not None:
         return value.array
@@ -536,10 +773,11 @@ def _state_field(state: dict, key: str, kind: type, prefix: str) -> dict | set:
     return value
 
 
-def _collect_state_dict(state: dict, prefix: str, out: dict[str, torch.Tensor], depth: int) -> None:
+def _collect_state_dict(state: dict, prefix: str, out: dict[str, torch.Tensor], depth: int, budget: _Budget) -> None:
     # Same entries as torch's Module.state_dict(): parameters, persistent buffers, then children.
     if depth > _MAX_DEPTH:
         raise ValueError("module tree is nested too deeply (cyclic?)")
+    budget.spend("state dict entries", items=1)
     skipped = _state_field(state, "_non_persistent_buffers_set", set, prefix)
     for field_name in ("_parameters", "_buffers"):
         for name, value in _state_field(state, field_name, dict, prefix).items():
@@ -547,24 +785,27 @@ def _collect_state_dict(state: dict, prefix: str, out: dict[str, torch.Tensor], 
                 continue
             if not isinstance(name, str) or not isinstance(value, _Tensor):
                 raise ValueError(f"{prefix}{name}: expected a tensor, found {_describe(value)}")
+            budget.spend("state dict tensors", size=value.tensor.numel(), items=1)
             out[prefix + name] = value.tensor
     for name, child in _state_field(state, "_modules", dict, prefix).items():
         if child is not None:
-            _collect_state_dict(_module_state(child, prefix + name), f"{prefix}{name}.", out, depth + 1)
+            _collect_state_dict(_module_state(child, prefix + name), f"{prefix}{name}.", out, depth + 1, budget)
 
 
-def _to_record(network: _PersistentObject) -> NetworkRecord:
+def _to_record(network: _PersistentObject, file_size: int) -> NetworkRecord:
+    """Class name, constructor arguments and state dict; no more elements or entries than the file could hold."""
     state = network.state
     args, kwargs = state.get("_init_args", ()), state.get("_init_kwargs", {})
     if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
         raise ValueError(f"{network.class_name} has malformed _init_args/_init_kwargs")
     state_dict: dict[str, torch.Tensor] = {}
-    _collect_state_dict(state, "", state_dict, 0)
+    _collect_state_dict(state, "", state_dict, 0, _Budget(file_size))
+    arguments = _Budget(0)
     return NetworkRecord(
         class_name=network.class_name,
         module_version=network.version,
-        init_args=tuple(_plain(a) for a in args),
-        init_kwargs=_plain(kwargs),
+        init_args=tuple(_plain(a, arguments) for a in args),
+        init_kwargs=_plain(kwargs, arguments),
         state_dict=state_dict,
     )
 
@@ -589,6 +830,6 @@ def read_network_pickle(path: str | os.PathLike[str], key: str = "G_ema") -> Net
     if not isinstance(network, _PersistentObject):
         raise ValueError(f"{path}: {key!r} holds a {_describe(network)}, not a persistent network")
     try:
-        return _to_record(network)
+        return _to_record(network, Path(path).stat().st_size)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: network {key!r} is malformed: {exc}") from exc
