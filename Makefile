@@ -6,10 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint clean
 
+# torch goes in before the extras, so that they do not pull another build (README, Install: on Linux
+# PyPI's default torch is the CUDA build). On a CPU-only machine whose index serves the CUDA build:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.10"
+	$(BIN)/python -m pip install -q "$(TORCH)" $(TORCH_FROM) || $(BIN)/python -m pip install -q "torch>=2.10" $(TORCH_FROM)
 	$(BIN)/python -m pip install -q -e ".[torch,export,dev]"
 	touch $(STAMP)
 

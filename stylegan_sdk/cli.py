@@ -1,6 +1,8 @@
-"""`stylegan` command line: convert, info, generate, mix, serve.
+"""`stylegan` command line: convert, info, generate, mix, and commands other packages add (serve).
 
-Thin: parse, call the library, write files. A user error prints one line and exits 2.
+Thin: parse, check every argument, call the library, then write files. A user error prints one line
+and exits 2, before anything is written. Commands from other packages are entry points in the group
+`stylegan_sdk.commands`, each `main(argv: list[str], prog: str) -> int` (serving adds `serve`).
 """
 
 from __future__ import annotations
@@ -10,22 +12,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import EntryPoint, entry_points
 
 import numpy as np
 
-EXIT_USAGE = 2
+from ._cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UserError, check_output, report, run_command, writing
 
-
-class UserError(Exception):
-    """A problem with what the user asked for: reported in one line, exit 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line and exit 2 (shared by every command line of the project)."""
-
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+PLUGIN_GROUP = "stylegan_sdk.commands"
+# Commands that come from other packages of the project: listed in --help even when not installed.
+KNOWN_PLUGINS = {"serve": "serve models over gRPC (stylegan serve --help)"}
+INSTALL_ALL = "pip install stylegan-sdk"
 
 
 # ----------------------------------------------------------------------------
@@ -36,10 +32,12 @@ def cmd_convert(args: argparse.Namespace) -> None:
     from .checkpoint import save_checkpoint
     from .loading import read_model
 
+    check_output(args.out, "out")
     ckpt = read_model(args.src, key=args.key)
     # Building the network checks every tensor name and shape before anything is written.
     _check_weights(ckpt, args.src)
-    save_checkpoint(args.out, ckpt.config, ckpt.tensors, ckpt.metadata)
+    with writing(args.out, "out"):
+        save_checkpoint(args.out, ckpt.config, ckpt.tensors, ckpt.metadata)
     print(f"wrote {args.out} ({ckpt.config.arch}, {ckpt.config.img_resolution}px, num_ws={ckpt.config.num_ws})")
 
 
@@ -61,12 +59,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from .latents import parse_int_list
 
     seeds = parse_int_list(args.seeds, "seeds")
+    check_output(args.outdir, "outdir", folder=True)
     G = _load(args)
-    _make_outdir(args.outdir)
+    # The images first: every argument is checked before the folder appears.
     imgs = G.generate(seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
                       c=args.class_idx, output="uint8", noise_seed=args.noise_seed)
-    for seed, img in zip(seeds, imgs):
-        save_png(img, os.path.join(args.outdir, f"seed{seed:04d}.png"))
+    with writing(args.outdir, "outdir", folder=True):
+        for seed, img in zip(seeds, imgs):
+            save_png(img, os.path.join(args.outdir, f"seed{seed:04d}.png"))
     print(f"wrote {len(seeds)} images to {args.outdir}")
 
 
@@ -76,9 +76,7 @@ def cmd_mix(args: argparse.Namespace) -> None:
 
     rows = parse_int_list(args.row_seeds, "row-seeds")
     cols = parse_int_list(args.col_seeds, "col-seeds")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise UserError(f"out: folder {folder!r} does not exist")
+    check_output(args.out, "out")
     G = _load(args)
     layers = args.layers
     ws = G.map(seed_to_z(rows + cols, G.config.z_dim), c=_class_vector(G, args.class_idx, len(rows) + len(cols)),
@@ -92,19 +90,35 @@ def cmd_mix(args: argparse.Namespace) -> None:
     cells: list[np.ndarray | None] = [None, *col_imgs]
     for i in range(len(rows)):
         cells += [row_imgs[i], *mixed[i * len(cols): (i + 1) * len(cols)]]
-    save_png(grid(cells, cols=len(cols) + 1), args.out)
+    picture = grid(cells, cols=len(cols) + 1)
+    with writing(args.out, "out"):
+        save_png(picture, args.out)
     print(f"wrote {args.out} ({len(rows)} rows x {len(cols)} columns, layers {layers})")
 
 
-def cmd_serve(argv: Sequence[str]) -> int:
-    """`stylegan serve ...` is `python -m serving ...` (its own parser; user errors: one line, exit 2)."""
+# ----------------------------------------------------------------------------
+# Commands from other packages (entry points)
+
+
+def plugin_commands() -> dict[str, EntryPoint]:
+    """name -> entry point of the installed commands in PLUGIN_GROUP (built-in names win)."""
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in BUILTIN_COMMANDS}
+
+
+def run_plugin(name: str, argv: Sequence[str], entry: EntryPoint | None) -> int:
+    """`stylegan NAME ...` -> the entry point's main(argv, prog); one line and exit 2 when it is not installed."""
+    prog = f"stylegan {name}"
+    if entry is None:
+        return report(prog, f"the {name!r} command is not installed; install it with: {INSTALL_ALL}")
     try:
-        from serving.server import main as serve_main
+        command = entry.load()
     except ImportError as e:
-        print(f"stylegan serve: error: serving is not available ({e}); install it with: pip install stylegan-sdk",
-              file=sys.stderr)
-        return EXIT_USAGE
-    return serve_main(list(argv), prog="stylegan serve")
+        return report(prog, f"the {name!r} command cannot be loaded ({e}); install it with: {INSTALL_ALL}")
+    try:
+        code = command(list(argv), prog)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return 0 if code is None else code
 
 
 # ----------------------------------------------------------------------------
@@ -132,17 +146,19 @@ def _check_weights(ckpt, source: str) -> None:
     check_state_dict(build_generator(ckpt.config), ckpt.tensors, source)
 
 
-def _make_outdir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"outdir: cannot create {path!r}: {e.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise UserError(f"outdir: {path!r} is not writable")
+def version() -> str:
+    from . import __version__
+
+    return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix.")
+BUILTIN_COMMANDS = ("convert", "info", "generate", "mix")
+
+
+def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of the built-in commands; `plugins` (names) are listed for --help only."""
+    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, serve.")
+    p.add_argument("--version", action="version", version=f"stylegan {version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def model_args(sp: argparse.ArgumentParser) -> None:
@@ -157,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("convert", help="official .pkl (or our checkpoint) -> our checkpoint")
     sp.add_argument("src")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="checkpoint to write (missing folders are made)")
     sp.add_argument("--key", default="G_ema", help="network in a snapshot pickle (G_ema, G)")
     sp.set_defaults(func=cmd_convert)
 
@@ -169,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("generate", help="one PNG per seed")
     model_args(sp)
     sp.add_argument("--seeds", required=True, help="e.g. 0-7,42")
-    sp.add_argument("--outdir", required=True)
+    sp.add_argument("--outdir", required=True, help="folder for the PNGs (made when missing)")
     sp.set_defaults(func=cmd_generate)
 
     sp = sub.add_parser("mix", help="style-mixing grid (the paper's figure)")
@@ -177,30 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--row-seeds", required=True, help="seeds down the left (styles taken from them)")
     sp.add_argument("--col-seeds", required=True, help="seeds across the top (their listed layers copied in)")
     sp.add_argument("--layers", required=True, help="ws rows taken from the columns, e.g. 0-3 (coarse)")
-    sp.add_argument("--out", required=True, help="grid PNG path")
+    sp.add_argument("--out", required=True, help="grid PNG path (missing folders are made)")
     sp.set_defaults(func=cmd_mix)
 
-    # Listed for --help only: main() hands `serve` and everything after it to serving (its own options).
-    sub.add_parser("serve", help="serve models over gRPC (stylegan serve --help)", add_help=False)
+    # Listed for --help only: main() hands a plugin's name and everything after it to the plugin.
+    for name in sorted({*KNOWN_PLUGINS, *plugins}):
+        sub.add_parser(name, help=KNOWN_PLUGINS.get(name, f"{name} (stylegan {name} --help)"), add_help=False)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:
-        return cmd_serve(argv[1:])
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (UserError, ValueError, FileNotFoundError, ImportError) as e:
-        print(f"stylegan {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # e.g. `stylegan info M | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    return 0
+    plugins = plugin_commands()
+    if argv[:1] and argv[0] not in BUILTIN_COMMANDS and argv[0] in {*KNOWN_PLUGINS, *plugins}:
+        return run_plugin(argv[0], argv[1:], plugins.get(argv[0]))
+    args = build_parser(list(plugins)).parse_args(argv)
+    return run_command(f"stylegan {args.command}", lambda: args.func(args))
+
+
+# Re-exported for the command lines that still import them from here (new code: stylegan_sdk._cli).
+__all__ = ["EXIT_USAGE", "OneLineParser", "UserError", "build_parser", "main"]
 
 
 if __name__ == "__main__":

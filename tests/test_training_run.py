@@ -285,3 +285,60 @@ def test_resume_refuses_a_changed_network(data16, tmp_path, capsys, one_thread):
     # Longer training is allowed: --kimg may change on resume.
     assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.032"]) == 0
     assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 32
+
+
+# ----------------------------------------------------------------------------
+# Issue 11: a finished run is not trained past its goal; nothing is made before every check passes
+
+
+def test_resume_of_a_finished_run_says_so_and_trains_nothing(data16, tmp_path, capsys, one_thread):
+    out = tmp_path / "run"
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+    capsys.readouterr()
+    before = {name: (out / name).read_bytes() for name in sorted(os.listdir(out))}
+    for extra in ([], ["--kimg", "0.016"], ["--kimg", "0.008"]):
+        assert main(["--outdir", str(out), "--resume", "latest", *extra]) == 0
+        captured = capsys.readouterr()
+        lines = captured.out.strip().splitlines()
+        assert len(lines) == 1 and "is complete (kimg 0.016 of " in lines[0] and "--kimg" in lines[0], captured
+        assert captured.err == ""
+        assert {name: (out / name).read_bytes() for name in sorted(os.listdir(out))} == before, extra
+    # The real command line says the same, and exits 0.
+    r = subprocess.run([sys.executable, "-m", "training.run", "--outdir", str(out), "--resume", "latest"],
+                       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"training.run: the run in {str(out)!r} is complete (kimg 0.016 of 0.016): " \
+                               f"nothing to do; pass a larger --kimg to train further"
+    # A larger goal continues the run.
+    assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.024"]) == 0
+    assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 24
+    assert [s["nimg"] for s in _stats(out)][-1] == 24
+
+
+def test_user_errors_make_no_run_folder(data16, tmp_path, capsys, monkeypatch):
+    import training.metrics.feature_nets as fn
+
+    monkeypatch.setattr(fn, "_download", lambda spec, folder: (_ for _ in ()).throw(OSError("offline")))
+    for case, argv in _error_cases(tmp_path, data16).items():
+        outdir = Path(argv[argv.index("--outdir") + 1])
+        existed = outdir.exists()
+        assert main(argv) == 2, case
+        capsys.readouterr()
+        assert outdir.exists() == existed, f"{case}: the run folder was made before the error"
+    for argv in (["--data", data16, "--outdir", str(tmp_path / "n1"), "--batch", "0"],
+                 ["--data", data16, "--outdir", str(tmp_path / "n2" / "deeper"), "--resolution", "12"],
+                 ["--outdir", str(tmp_path / "n3")]):                                       # no --data at all
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith("training.run: error:")
+    assert not any((tmp_path / name).exists() for name in ("n1", "n2", "n3"))
+
+
+def test_readme_placeholder_data_makes_no_folder(tmp_path):
+    """`--data ... --outdir ...` (the README's old placeholders) must not create a folder named `...`."""
+    r = subprocess.run([sys.executable, "-m", "training.run", "--data", "...", "--outdir", "..."], cwd=tmp_path,
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["training.run: error: data: no such file or folder '...'"], r.stderr
+    assert os.listdir(tmp_path) == []
+    readme = (REPO / "README.md").read_text()
+    assert "--data ... --outdir ..." not in readme and "--data data64.zip --outdir runs/emoji" in readme

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from stylegan_sdk._cli import OneLineParser, run_command
 from stylegan_sdk.fileio import atomic_open, default_dir_mode
 
 from .dataset import (
@@ -40,7 +41,6 @@ from .dataset import (
     scan_images,
 )
 
-EXIT_USAGE = 2
 MAX_LISTED = 10     # unreadable files named one by one on stderr; the rest are counted
 
 
@@ -154,15 +154,9 @@ def _open_writer(dest: str, to_zip: bool) -> Iterator[Callable[[str, bytes], Non
 # Command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m training.dataset_tool",
-                description="Convert a folder or zip of images into a training zip at one resolution.")
+    p = OneLineParser(prog="python -m training.dataset_tool",
+                      description="Convert a folder or zip of images into a training zip at one resolution.")
     p.add_argument("--source", required=True, help="folder or zip of images (+ optional dataset.json labels)")
     p.add_argument("--dest", required=True, help="output .zip (or a new folder)")
     p.add_argument("--resolution", type=int, default=None,
@@ -178,17 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.max_images is not None and args.max_images < 1:
-            raise DatasetError(f"max-images: must be >= 1, got {args.max_images}")
-        convert_dataset(args.source, args.dest, resolution=args.resolution, background=args.background,
-                        channels=args.channels, max_images=args.max_images, use_labels=not args.no_labels)
-    except (DatasetError, FileNotFoundError, PermissionError) as e:
-        print(f"dataset_tool: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_command("dataset_tool", lambda: convert(args), user_errors=(PermissionError,))
+
+
+def convert(args: argparse.Namespace) -> None:
+    if args.max_images is not None and args.max_images < 1:
+        raise DatasetError(f"max-images: must be >= 1, got {args.max_images}")
+    convert_dataset(args.source, args.dest, resolution=args.resolution, background=args.background,
+                    channels=args.channels, max_images=args.max_images, use_labels=not args.no_labels)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python -m training.run --data emoji.zip --outdir runs/emoji32 --arch stylegan2 --cfg cpu \\
         --resolution 32 --batch 16 --kimg 200
     python -m training.run --outdir runs/emoji32 --resume latest          # continue a killed run
-    torchrun --nproc_per_node 8 -m training.run --data ... --outdir ...  # data parallel (DDP)
+    torchrun --nproc_per_node 8 -m training.run --data emoji.zip --outdir runs/emoji32  # data parallel (DDP)
 
 Options left out come from the preset (`--cfg`, training/presets.py), then TrainingOptions'
 defaults; the resolved options are saved as training_options.json in the run folder.
@@ -20,7 +20,9 @@ The run folder (--outdir):
     events.out.tfevents.*                     TensorBoard (when tensorboard is installed)
 
 A user error (missing or empty data, a resolution that is not a power of two, images smaller than
-the resolution, an unwritable outdir, a bad option) prints one line and exits 2.
+the resolution, an unwritable outdir, a bad option) prints one line and exits 2; every argument is
+checked before the run folder is made. `--resume` on a run that reached its --kimg says so and
+exits 0 without training (pass a larger --kimg to train further).
 """
 
 from __future__ import annotations
@@ -36,17 +38,17 @@ from typing import Any
 
 import torch
 
-from stylegan_sdk.cli import EXIT_USAGE, OneLineParser
+from stylegan_sdk._cli import EXIT_INTERRUPTED, OneLineParser, UserError, check_output, run_command
 
 from .dataset import DatasetError, ImageDataset
 from .presets import ARCHS, OPTIONS_FILE, PRESETS, RESUMABLE_CHANGES, TrainingOptions, resolve_options
-from .state import StateError, latest_state, list_states
+from .state import StateError, latest_state, list_states, read_state_info
+
+PROG = "training.run"
 
 
-class UserError(Exception):
-    """A problem with what the user asked for: one line, exit 2."""
-
-
+class RunComplete(Exception):
+    """--resume of a run that already reached its --kimg: nothing to train (the message says so)."""
 
 
 # ----------------------------------------------------------------------------
@@ -63,8 +65,8 @@ def _metric_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m training.run",
-                description="Train a StyleGAN2 / StyleGAN v1 generator. Options left out come from the preset "
-                            "(--cfg, default auto), then training/presets.py's TrainingOptions defaults.")
+                      description="Train a StyleGAN2 / StyleGAN v1 generator. Options left out come from the "
+                                  "preset (--cfg, default auto), then training/presets.py's TrainingOptions defaults.")
     # Every option defaults to None = "not given": the preset and TrainingOptions fill it in.
     g = p.add_argument_group("data and output")
     g.add_argument("--data", help="folder or zip of images (+ dataset.json labels)")
@@ -131,6 +133,7 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def prepare_outdir(path: str) -> None:
+    """Make the run folder (once every argument is checked) and check that it takes files."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
@@ -153,6 +156,16 @@ def saved_options(outdir: str) -> dict[str, Any] | None:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"resume: cannot read {path!r}: {e}") from None
+
+
+def check_not_complete(outdir: str, resume_path: str, kimg: float | None) -> None:
+    """RunComplete when the training state to resume from already reached `kimg`."""
+    nimg = read_state_info(resume_path).get("cur_nimg")
+    if not isinstance(nimg, int):
+        raise StateError(f"resume: {resume_path!r} has a damaged header (no image count)")
+    if kimg is not None and nimg >= kimg * 1000:
+        raise RunComplete(f"{PROG}: the run in {outdir!r} is complete (kimg {nimg / 1000:g} of {kimg:g}): "
+                          f"nothing to do; pass a larger --kimg to train further")
 
 
 def merge_resumed(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -202,9 +215,11 @@ def init_distributed(device_hint: str | None) -> tuple[int, int, int]:
 
 
 def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageDataset, str | None]:
-    """Options, data and the state to resume from; UserError / DatasetError / ValueError for bad input."""
+    """Options, data and the state to resume from; UserError / DatasetError / ValueError for bad input,
+    RunComplete when there is nothing left to train. The run folder is made last, after every check."""
     given = given_options(args)
     outdir = args.outdir
+    check_output(outdir, "outdir", folder=True)
     resume_path = None
     if args.resume is not None:
         saved = saved_options(outdir)
@@ -220,13 +235,14 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
             raise UserError(f"resume: {outdir!r} has no {OPTIONS_FILE}; is it a training run?")
         if saved is not None:   # (a run killed before its first state restarts with its own options)
             given = merge_resumed(saved, given)
+        if resume_path is not None:
+            check_not_complete(outdir, resume_path, given.get("kimg"))
     elif saved_options(outdir) is not None or list_states(outdir):
         raise UserError(f"outdir: {outdir!r} already holds a training run; "
                         f"use --resume latest to continue it, or another folder")
     if not given.get("data"):
         raise UserError("data: --data is required (a folder or zip of images)")
     given["outdir"] = outdir
-    prepare_outdir(outdir)
     res = given.get("resolution") or None
     if res is not None and (res < 4 or res & (res - 1)):
         raise UserError(f"--resolution: must be a power of two >= 4, got {res}")
@@ -242,6 +258,7 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
         from .metrics import check_metrics
 
         check_metrics(opts.metrics, opts.feature_weights)
+    prepare_outdir(outdir)
     return opts, dataset, resume_path
 
 
@@ -251,21 +268,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     rank, world, local_rank = init_distributed(args.device)
-    try:
+    prepared: dict[str, Any] = {}
+
+    def prepare() -> None:
         try:
-            opts, dataset, resume_path = setup(args, world)
-            device = resolve_device(opts.device, local_rank)
-        except (UserError, DatasetError, StateError, MetricError, ValueError) as e:
+            prepared["opts"], prepared["dataset"], prepared["resume_path"] = setup(args, world)
+        except RunComplete as e:
             if rank == 0:
-                print(f"training.run: error: {e}", file=sys.stderr)
-            return EXIT_USAGE
+                print(e)
+            return
+        prepared["device"] = resolve_device(prepared["opts"].device, local_rank)
+
+    try:
+        code = run_command(PROG, prepare, user_errors=(DatasetError, StateError, MetricError), quiet=rank != 0)
+        if code != 0 or "device" not in prepared:
+            return code
         if world > 1:
             torch.distributed.barrier()
-        training_loop(opts, dataset, device, resume_path=resume_path)
+        training_loop(prepared["opts"], prepared["dataset"], prepared["device"],
+                      resume_path=prepared["resume_path"])
         if world > 1:
             torch.distributed.barrier()  # every rank done (rank 0 writes last) before the group goes away
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

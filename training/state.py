@@ -112,16 +112,33 @@ def load_training_state(path: str) -> tuple[dict[str, torch.Tensor], dict[str, A
         header = json.loads(data[8: 8 + header_len]).get("__metadata__") or {}
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
         raise StateError(f"resume: {path!r} is not a readable training state ({e})") from None
+    return tensors, _state_info(path, header)
+
+
+def read_state_info(path: str) -> dict[str, Any]:
+    """The info of a training state (cur_nimg, ...) from its header alone; StateError as load_training_state."""
+    from safetensors import SafetensorError, safe_open
+
+    if not os.path.isfile(path):
+        raise StateError(f"resume: no such training state {path!r}")
+    try:
+        with safe_open(path, framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise StateError(f"resume: {path!r} is not a readable training state ({e})") from None
+    return _state_info(path, header)
+
+
+def _state_info(path: str, header: Mapping[str, str]) -> dict[str, Any]:
     if header.get("format") != FORMAT:
         raise StateError(f"resume: {path!r} is not a stylegan-sdk training state")
     if header.get("format_version") != FORMAT_VERSION:
         raise StateError(f"resume: {path!r} has format_version {header.get('format_version')!r}, "
                          f"this version reads {FORMAT_VERSION!r}")
     try:
-        info = json.loads(header["state"])
+        return json.loads(header["state"])
     except (KeyError, json.JSONDecodeError) as e:
         raise StateError(f"resume: {path!r} has a damaged header ({e})") from None
-    return tensors, info
 
 
 def list_states(outdir: str) -> list[tuple[int, str]]:

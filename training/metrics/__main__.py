@@ -15,7 +15,8 @@ as in training. Weights of the feature networks (read from files only, never pic
 
 They are looked up in --feature-weights, else $STYLEGAN_SDK_FEATURE_WEIGHTS, else
 ~/.cache/stylegan_sdk/metrics (downloaded there when the machine is online). Results are printed as
-JSON lines and, with --out, appended to a JSONL file. A user error prints one line and exits 2.
+JSON lines and, with --out, appended to a JSONL file (its missing folders are made). A user error
+prints one line and exits 2.
 """
 
 from __future__ import annotations
@@ -27,19 +28,14 @@ from collections.abc import Sequence
 
 import torch
 
+from stylegan_sdk._cli import OneLineParser, check_output, run_command, writing
+
 from . import MetricError, calc_metric, check_metrics
-
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m training.metrics", description="Evaluate FID / PPL / precision-recall of a model.")
+    p = OneLineParser(prog="python -m training.metrics",
+                      description="Evaluate FID / PPL / precision-recall of a model.")
     p.add_argument("--model", required=True, help="checkpoint (.safetensors), official .pkl or rosinality .pt")
     p.add_argument("--data", default=None, help="folder or zip of real images (FID, PR; labels for conditional models)")
     p.add_argument("--metrics", default="fid50k_full", help="comma-separated metric names")
@@ -55,44 +51,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command("training.metrics", lambda: evaluate(args), user_errors=(MetricError,))
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Check every argument, then compute each metric: printed and (--out) appended as JSON lines."""
     from stylegan_sdk.loading import read_model
     from stylegan_sdk.models import build_with_weights
 
-    from ..dataset import DatasetError, ImageDataset
+    from ..dataset import ImageDataset
 
-    args = build_parser().parse_args(argv)
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not names:
+        raise MetricError("metrics: give at least one metric name")
+    if args.batch < 1:
+        raise MetricError(f"batch: must be >= 1, got {args.batch}")
     try:
-        names = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        if not names:
-            raise MetricError("metrics: give at least one metric name")
-        if args.batch < 1:
-            raise MetricError(f"batch: must be >= 1, got {args.batch}")
-        check_metrics(names, args.feature_weights, download=not args.no_download)
-        ckpt = read_model(args.model, key=args.key)
-        G = build_with_weights(ckpt.config, ckpt.tensors, args.model)
-        dataset = None
-        if args.data is not None:
-            cfg = ckpt.config
-            dataset = ImageDataset(args.data, resolution=cfg.img_resolution, channels=cfg.img_channels,
-                                   use_labels=cfg.c_dim > 0, background=args.background)
-        try:
-            device = torch.device(args.device)
-        except RuntimeError:
-            raise MetricError(f"device: not a device name: {args.device!r}") from None
-        for name in names:
-            result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
-                                 batch=args.batch, seed=args.seed, download=not args.no_download)
-            result["model"] = args.model
-            print(json.dumps(result), flush=True)
-            if args.out is not None:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(result) + "\n")
-    except (MetricError, DatasetError, ValueError, FileNotFoundError, ImportError) as e:
-        print(f"training.metrics: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    return 0
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise MetricError(f"device: not a device name: {args.device!r}") from None
+    if args.out is not None:
+        check_output(args.out, "out")
+    check_metrics(names, args.feature_weights, download=not args.no_download)
+    ckpt = read_model(args.model, key=args.key)
+    G = build_with_weights(ckpt.config, ckpt.tensors, args.model)
+    dataset = None
+    if args.data is not None:
+        cfg = ckpt.config
+        dataset = ImageDataset(args.data, resolution=cfg.img_resolution, channels=cfg.img_channels,
+                               use_labels=cfg.c_dim > 0, background=args.background)
+    for name in names:
+        result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
+                             batch=args.batch, seed=args.seed, download=not args.no_download)
+        result["model"] = args.model
+        print(json.dumps(result), flush=True)
+        if args.out is not None:
+            with writing(args.out, "out"), open(args.out, "a") as f:
+                f.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""What every command line of the project shares: a one-line argparse, user errors, the exit codes.
+
+    def main(argv=None) -> int:
+        args = build_parser().parse_args(argv)          # OneLineParser: a usage error is one line, exit 2
+        return run_command("prog", lambda: body(args))  # UserError, ValueError, ... -> one line, exit 2
+
+A user error prints `prog: error: <argument>: <problem>` on stderr and exits 2 (EXIT_USAGE), with no
+traceback; Ctrl-C exits 130; a closed stdout (`... | head`) ends quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+from .fileio import make_folders, remove_empty_folders, why_not_creatable
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# The extra to install when an optional package is missing (the top-level module names).
+INSTALL_HINTS = {
+    "torch": "pip install 'stylegan-sdk[torch]'",
+    "onnx": "pip install 'stylegan-sdk[export]'",
+    "onnxscript": "pip install 'stylegan-sdk[export]'",
+    "tensorrt": "pip install 'stylegan-sdk[tensorrt]'",
+    "tensorboard": "pip install tensorboard",
+    "scipy": "pip install scipy",
+}
+
+
+class UserError(Exception):
+    """A problem with what the user asked for: reported in one line, exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2 (shared by every command line of the project)."""
+
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def import_error_message(e: ImportError) -> str:
+    """The error's text, plus what to pip install when it names a known optional package and says nothing itself."""
+    text = str(e)
+    module = (e.name or "").split(".")[0]
+    if "pip install" in text or module not in INSTALL_HINTS:
+        return text
+    return f"{module} is not installed ({text}); install it with: {INSTALL_HINTS[module]}"
+
+
+def run_command(prog: str, body: Callable[[], int | None],
+                user_errors: tuple[type[Exception], ...] = (), quiet: bool = False) -> int:
+    """Run a command's body -> exit code: 0 (or what it returns); 2 and one line for a user error
+    (UserError, ValueError, FileNotFoundError, ImportError, `user_errors`; quiet: no line, as on the
+    other processes of a distributed run); 130 on Ctrl-C."""
+    try:
+        code = body()
+    except ImportError as e:
+        return EXIT_USAGE if quiet else report(prog, import_error_message(e))
+    except (UserError, ValueError, FileNotFoundError, *user_errors) as e:
+        return EXIT_USAGE if quiet else report(prog, str(e))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `stylegan info M | head`: stop writing, exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0 if code is None else code
+
+
+def report(prog: str, message: str) -> int:
+    """Print `prog: error: message` (one line) on stderr; returns EXIT_USAGE."""
+    print(f"{prog}: error: {' '.join(line.strip() for line in message.splitlines())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def check_output(path: str, flag: str, folder: bool = False) -> None:
+    """UserError `flag: ...` unless `path` can be written as a file (or a folder) once its missing
+    parent folders are made; creates nothing, so a command checks before it works."""
+    problem = why_not_creatable(path, folder=folder)
+    if problem is not None:
+        raise UserError(f"{flag}: {problem}")
+
+
+@contextlib.contextmanager
+def writing(path: str, flag: str, folder: bool = False) -> Iterator[None]:
+    """Around the block that writes output `path` (a file, or a folder with folder=True), once the work is
+    done: make its missing folders, remove them again if the block fails; an OS error -> UserError(flag)."""
+    target = path if folder else os.path.dirname(os.path.abspath(path))
+    try:
+        made = make_folders(target)
+    except OSError as e:
+        raise UserError(f"{flag}: cannot create {target!r}: {e.strerror or e}") from None
+    try:
+        yield
+    except OSError as e:
+        remove_empty_folders(made)
+        raise UserError(f"{flag}: cannot write {path!r}: {e.strerror or e}") from None
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "INSTALL_HINTS", "OneLineParser", "UserError", "check_output",
+           "import_error_message", "report", "run_command", "writing"]
