@@ -34,14 +34,15 @@ BACKENDS = ("torch", "torch-compile", "torch-fp16", "torch-fp16-compile", "onnxr
             "tensorrt-fp16", "official")
 
 
-def config_f(resolution: int) -> GeneratorConfig:
-    return GeneratorConfig(z_dim=512, w_dim=512, img_resolution=resolution, channel_base=32768, channel_max=512,
-                           mapping_layers=8)
+def config_f(resolution: int, channel_max: int = 512) -> GeneratorConfig:
+    """Config F (channel_max 512); a smaller channel_max scales channel_base with it (a narrower network)."""
+    return GeneratorConfig(z_dim=512, w_dim=512, img_resolution=resolution, channel_base=64 * channel_max,
+                           channel_max=channel_max, mapping_layers=8)
 
 
-def random_checkpoint(resolution: int) -> Checkpoint:
+def random_checkpoint(resolution: int, channel_max: int = 512) -> Checkpoint:
     torch.manual_seed(0)
-    cfg = config_f(resolution)
+    cfg = config_f(resolution, channel_max)
     model = build_generator(cfg)
     return Checkpoint(cfg, {k: v.detach().numpy() for k, v in model.state_dict().items()}, {"random_init": True})
 
@@ -49,7 +50,9 @@ def random_checkpoint(resolution: int) -> Checkpoint:
 def exported_folder(ckpt: Checkpoint, cache: str) -> str:
     from stylegan_sdk.onnx_export import export_onnx
 
-    folder = os.path.join(cache, f"configf_{ckpt.config.img_resolution}")
+    cfg = ckpt.config
+    suffix = "" if cfg.channel_max == 512 else f"_c{cfg.channel_max}"
+    folder = os.path.join(cache, f"configf_{cfg.img_resolution}{suffix}")
     if not os.path.isdir(folder):
         export_onnx(ckpt, folder, verify=False)
     return folder

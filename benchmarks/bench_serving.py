@@ -1,15 +1,20 @@
-"""Serving speed: p50 / p99 latency and throughput of `generate` for 1, 8 and 32 concurrent clients,
-in-process `Generator` vs the gRPC server (`python -m serving`, its own process) on the same backend.
+"""Serving speed: the gRPC overhead at batch 1, and p50 / p99 latency and throughput of `generate` for
+1, 8 and 32 concurrent clients, in-process `Generator` vs the gRPC server (`python -m serving`, its own
+process) on the same backend.
 
-    python benchmarks/bench_serving.py [--size 64] [--backend onnxruntime|torch] [--device cpu|cuda]
-                                       [--clients 1,8,32] [--requests 128] [--max-batch 32] [--max-delay-ms 2]
+    python benchmarks/bench_serving.py [--size 64] [--channel-max 512] [--backend onnxruntime|torch]
+                                       [--device cpu|cuda] [--clients 1,8,32] [--requests 128]
+                                       [--overhead-calls 300] [--max-batch 32] [--max-delay-ms 2]
 
-The model is a randomly initialised config-f StyleGAN2 generator (as in bench_backends.py), exported
-once to ONNX (or saved as a checkpoint for torch) in a cache folder. Each request is one seed, psi 0.7,
-output uint8 (what a client would turn into a PIL image). In-process: N threads share one Generator
-(no batching). gRPC: N threads, each with its own `sg.Client` (own channel), against one server that
-batches concurrent requests. `--requests` is the total per row, split evenly between the clients; every
-client first makes one untimed warm-up call. Prints a markdown table for benchmarks/RESULTS.md.
+The model is a randomly initialised config-f StyleGAN2 generator (as in bench_backends.py; a smaller
+--channel-max gives a narrower one), exported once to ONNX (or saved as a checkpoint for torch) in a
+cache folder. Each request is one seed, psi 0.7, output uint8 (what a client would turn into a PIL image).
+
+Overhead: one thread alternates in-process and gRPC calls (interleaved, so both see the same machine
+noise) and reports each p50 and their ratio. Concurrency rows: in-process = N threads sharing one
+Generator (no batching); gRPC = N threads, each with its own `sg.Client` (own channel), against one
+server that batches concurrent requests. `--requests` is the total per row, split evenly between the
+clients; every client first makes one untimed warm-up call. Prints markdown for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -36,10 +41,10 @@ from bench_backends import exported_folder, machine, random_checkpoint  # noqa: 
 import stylegan_sdk as sg  # noqa: E402
 
 
-def model_path(size: int, backend: str, cache: str) -> str:
-    ckpt = random_checkpoint(size)
+def model_path(size: int, channel_max: int, backend: str, cache: str) -> str:
+    ckpt = random_checkpoint(size, channel_max)
     if backend == "torch":
-        path = os.path.join(cache, f"configf_{size}.safetensors")
+        path = os.path.join(cache, f"configf_{size}_c{channel_max}.safetensors")
         if not os.path.exists(path):
             sg.save_checkpoint(path, ckpt.config, ckpt.tensors, ckpt.metadata)
         return path
@@ -86,6 +91,21 @@ def run_clients(make_call: Callable[[], Callable[[int], object]], clients: int, 
     return [x for lat in latencies for x in lat], wall
 
 
+def overhead(G: sg.Generator, C: sg.Client, calls: int) -> tuple[float, float]:
+    """Interleaved batch-1 calls, in-process then gRPC, `calls` of each -> (p50 in-process, p50 gRPC) in s."""
+    local: list[float] = []
+    remote: list[float] = []
+    for i in range(5):  # warm-up
+        G.generate(i, psi=0.7, output="uint8")
+        C.generate(i, psi=0.7, output="uint8")
+    for i in range(calls):
+        for fn, out in ((G.generate, local), (C.generate, remote)):
+            t0 = time.perf_counter()
+            fn(i, psi=0.7, output="uint8")
+            out.append(time.perf_counter() - t0)
+    return float(np.median(local)), float(np.median(remote))
+
+
 def start_server(path: str, args: argparse.Namespace, max_queue: int) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "serving", "--model", f"bench={path}", "--host", "127.0.0.1", "--port", "0",
@@ -110,6 +130,8 @@ def start_server(path: str, args: argparse.Namespace, max_queue: int) -> tuple[s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64, help="model resolution")
+    p.add_argument("--channel-max", type=int, default=512, help="channels per layer at most (512: config F)")
+    p.add_argument("--overhead-calls", type=int, default=300, help="interleaved batch-1 calls of each kind")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch", "tensorrt"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--clients", default="1,8,32")
@@ -122,14 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     clients_list = [int(c) for c in args.clients.split(",")]
     modes = args.modes.split(",")
     os.makedirs(args.cache, exist_ok=True)
-    path = model_path(args.size, args.backend, args.cache)
+    path = model_path(args.size, args.channel_max, args.backend, args.cache)
     if args.backend == "tensorrt":
         raise SystemExit("build engines first (export/to_trt.py) and pass the engine folder's backend")
 
     print(f"machine: {machine(args.device)}")
-    print(f"model: config-f {args.size}px (random init), backend {args.backend} on {args.device}; request: "
+    print(f"model: config-f {args.size}px, channel_max {args.channel_max} (random init), backend {args.backend} "
+          f"on {args.device}; request: "
           f"generate(1 seed, psi=0.7, output='uint8'); server --max-batch {args.max_batch} "
           f"--max-delay-ms {args.max_delay_ms}")
+    if args.overhead_calls:
+        proc, target = start_server(path, args, max_queue=64)
+        try:
+            G = sg.load(path, backend=args.backend, device=args.device)
+            with sg.Client(target, timeout=600) as C:
+                local, remote = overhead(G, C, args.overhead_calls)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+        print(f"\nbatch-1 overhead, {args.overhead_calls} interleaved calls each: "
+              f"in-process p50 {1000 * local:.2f} ms, sg.Client p50 {1000 * remote:.2f} ms, "
+              f"ratio {remote / local:.2f}x (target <= 1.15x)\n")
     print("| mode | clients | p50 ms | p99 ms | images/s |")
     print("| --- | --- | --- | --- | --- |")
     results: dict[tuple[str, int], tuple[float, float, float]] = {}

@@ -1,12 +1,15 @@
 """Dynamic batching: concurrent map / synthesize work for one model merged into few backend calls.
 
-Requests hand the batcher rows that are ready for the backend (z and c for the mapping network; ws and,
-for random noise, the noise images already drawn from each request's own noise_seed). Compatible jobs
-(same kind of call: map with or without c, synthesize with the same noise mode) are concatenated into one
-backend call of at most `max_batch` rows, waiting at most `max_delay_s` after the oldest job arrived for
-company (and not at all when every request in the server already has its job queued here, so a lone
-request pays no delay); the results are split back row for row. The backend sees exactly the rows each request would
-have sent alone, so every answer equals the unbatched one (up to the backend's batch-size float noise).
+Requests hand the batcher rows that are ready for the backend: z and c for the mapping network; ws and,
+for random noise, the noise images already drawn from each request's own noise_seed; or both at once
+for `generate` (z, c, the request's truncation and its noise), so that a request that needs both
+networks crosses to the worker thread once. Compatible jobs (same kind of call: map with or without c,
+synthesize or generate with the same noise mode) are concatenated into one backend call of at most
+`max_batch` rows, waiting at most `max_delay_s` after the oldest job arrived for company (and not at all
+when every request in the server already has its job queued here, so a lone request pays no delay:
+with nothing queued or computing, its own task runs it, without the worker's hop); the results are
+split back row for row. The backend sees exactly the rows each request would have sent alone, so every
+answer equals the unbatched one (up to the backend's batch-size float noise).
 
 Jobs are never split: one larger than max_batch runs alone, in backend chunks of max_batch rows. The
 backend runs in one worker thread per model, so the event loop stays free while it computes, and
@@ -47,13 +50,20 @@ class BatcherClosed(Exception):
     """The server is shutting down."""
 
 
+class InvalidRequest(ValueError):
+    """A request's own arguments failed on its rows in the worker (generate: a truncation that leaves
+    float32's range); answered as the ValueError it is, not as a backend failure."""
+
+
 @dataclass(eq=False)
 class _Job:
-    key: tuple[Any, ...]          # ("map", has_c) | ("synthesize", noise_mode)
-    arrays: tuple[Any, ...]       # map: (z, c | None); synthesize: (ws, noise list | None)
+    key: tuple[Any, ...]          # ("map", has_c) | ("synthesize", noise_mode) | ("generate", has_c, noise_mode)
+    arrays: tuple[Any, ...]       # map: (z, c | None); synthesize: (ws, noise list | None);
+                                  # generate: (z, c | None, noise list | None)
     n: int                        # rows
     future: asyncio.Future
     deadline: float | None        # time.monotonic() by which the answer is useless
+    to_ws: Callable[[np.ndarray], np.ndarray] | None = None   # generate: w [n, w_dim] -> this job's ws
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -82,7 +92,10 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"backend-{model or 'model'}")
         self._task: asyncio.Task | None = None
         self._closed = False
-        self._running = False
+        self._running = False         # a backend call is running in the worker thread
+        self._dispatched = 0          # batches handed to the worker thread and not yet answered
+        self._backend_free = asyncio.Event()   # set while _dispatched == 0
+        self._backend_free.set()
 
     # -- public ---------------------------------------------------------------
     def start(self) -> None:
@@ -99,6 +112,16 @@ class Batcher:
         if noise_mode != "random":
             noise = None
         return await self._submit(("synthesize", noise_mode), (ws, noise), ws.shape[0], deadline)
+
+    async def generate(self, z: np.ndarray, c: np.ndarray | None, to_ws: Callable[[np.ndarray], np.ndarray],
+                       noise_mode: str, noise: list[np.ndarray] | None, deadline: float | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Both networks in one job: z [N, z_dim], c -> w -> to_ws(w) (this request's truncation) -> ws
+        [N, num_ws, w_dim] -> float images [N, C, H, W]; returns (ws, images)."""
+        if noise_mode != "random":
+            noise = None
+        return await self._submit(("generate", c is not None, noise_mode), (z, c, noise), z.shape[0], deadline,
+                                  to_ws)
 
     @property
     def queued(self) -> int:
@@ -127,20 +150,32 @@ class Batcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- queue ----------------------------------------------------------------
-    async def _submit(self, key: tuple[Any, ...], arrays: tuple[Any, ...], n: int, deadline: float | None) -> Any:
+    async def _submit(self, key: tuple[Any, ...], arrays: tuple[Any, ...], n: int, deadline: float | None,
+                      to_ws: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
         if self._closed:
             raise BatcherClosed("the server is shutting down")
         if self._task is None:
             self.start()
-        job = _Job(key, arrays, n, asyncio.get_running_loop().create_future(), deadline)
-        self._queue.append(job)
-        self._wakeup.set()
+        job = _Job(key, arrays, n, asyncio.get_running_loop().create_future(), deadline, to_ws)
+        if self._alone():
+            # Nothing queued or computing and no other request in the server: nobody to batch with, so this
+            # task runs the job itself (the same code as a batch of one, minus a hop through the worker).
+            self._drop_dead(time.monotonic(), [job])
+            if not job.future.done():
+                await self._run([job])
+        else:
+            self._queue.append(job)
+            self._wakeup.set()
         return await job.future  # a cancelled RPC cancels this future: the worker then skips the job
 
-    def _drop_dead(self, now: float) -> None:
-        """Remove cancelled jobs and fail those whose deadline has passed."""
+    def _alone(self) -> bool:
+        return (not self._queue and self._dispatched == 0 and self.requests_in_flight is not None
+                and self.requests_in_flight() <= 1)
+
+    def _drop_dead(self, now: float, jobs: list[_Job] | None = None) -> None:
+        """Remove cancelled jobs and fail those whose deadline has passed (from the queue, or from `jobs`)."""
         keep: collections.deque[_Job] = collections.deque()
-        for job in self._queue:
+        for job in self._queue if jobs is None else jobs:
             if job.future.done():
                 self._count_drop("cancelled")
             elif job.deadline is not None and now >= job.deadline:
@@ -148,11 +183,12 @@ class Batcher:
                 self._count_drop("deadline")
             else:
                 keep.append(job)
-        self._queue = keep
+        if jobs is None:
+            self._queue = keep
 
     def _count_drop(self, reason: str) -> None:
         if self.metrics is not None:
-            self.metrics.dropped.labels(reason).inc()
+            self.metrics.child("dropped", reason).inc()
 
     def _rows_ready(self, key: tuple[Any, ...]) -> int:
         return sum(job.n for job in self._queue if job.key == key and not job.future.done())
@@ -188,6 +224,9 @@ class Batcher:
             self._wakeup.clear()
             await self._wakeup.wait()
             return
+        if self._dispatched:  # a lone request's own task is computing: batch what comes once it is done
+            await self._backend_free.wait()
+            return
         first = self._queue[0]
         # Wait for company until the batch is full or the oldest job has waited max_delay, and only while
         # some request in the server has no job queued here yet (nobody else coming: no point waiting).
@@ -222,32 +261,42 @@ class Batcher:
         kind = key[0]
         start = time.monotonic()
         if self.metrics is not None:
-            labels = dict(model=self.model, kind=kind)
+            m = self.metrics
             for job in batch:
-                self.metrics.queue_time.labels(**labels).observe(start - job.enqueued)
-            self.metrics.batch_rows.labels(**labels).observe(sum(job.n for job in batch))
-            self.metrics.batch_requests.labels(**labels).observe(len(batch))
+                m.child("queue_time", self.model, kind).observe(start - job.enqueued)
+            m.child("batch_rows", self.model, kind).observe(sum(job.n for job in batch))
+            m.child("batch_requests", self.model, kind).observe(len(batch))
         loop = asyncio.get_running_loop()
+        self._dispatched += 1
+        self._backend_free.clear()
         try:
-            out = await loop.run_in_executor(self._executor, self._compute, key, _merge(batch))
+            out = await loop.run_in_executor(self._executor, self._compute, key, _merge(batch),
+                                             [(job.n, job.to_ws) for job in batch])
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as e:
             if len(batch) > 1:  # find the culprit: every job alone
                 for job in batch:
                     await self._run_alone(job)
+                return
+            if isinstance(e, InvalidRequest):
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(e)
                 return
             log.exception("backend call failed (model %r, %s, %d rows)", self.model, kind, batch[0].n)
             if not batch[0].future.done():
                 batch[0].future.set_exception(BackendFailed("the backend failed on this request"))
             return
         finally:
+            self._dispatched -= 1
+            if not self._dispatched:
+                self._backend_free.set()
             if self.metrics is not None:
-                self.metrics.backend_time.labels(model=self.model, kind=kind).observe(time.monotonic() - start)
+                self.metrics.child("backend_time", self.model, kind).observe(time.monotonic() - start)
         offset = 0
         for job in batch:
             if not job.future.done():
-                job.future.set_result(out[offset: offset + job.n])
+                job.future.set_result(_rows(out, slice(offset, offset + job.n)))
             offset += job.n
 
     async def _run_alone(self, job: _Job) -> None:
@@ -255,7 +304,11 @@ class Batcher:
             return
         try:
             out = await asyncio.get_running_loop().run_in_executor(self._executor, self._compute, job.key,
-                                                                   job.arrays)
+                                                                   job.arrays, [(job.n, job.to_ws)])
+        except InvalidRequest as e:
+            if not job.future.done():
+                job.future.set_exception(e)
+            return
         except Exception:
             log.exception("backend call failed (model %r, %s, %d rows)", self.model, job.key[0], job.n)
             if not job.future.done():
@@ -264,33 +317,57 @@ class Batcher:
         if not job.future.done():
             job.future.set_result(out)
 
-    def _compute(self, key: tuple[Any, ...], arrays: tuple[Any, ...]) -> np.ndarray:
-        """In the worker thread: the backend on the merged rows, in chunks of max_batch."""
+    def _compute(self, key: tuple[Any, ...], arrays: tuple[Any, ...],
+                 to_ws: list[tuple[int, Callable[[np.ndarray], np.ndarray] | None]]) -> Any:
+        """In the worker thread: the backend on the merged rows, in chunks of max_batch. generate: map, each
+        job's truncation on its own rows, synthesize -> (ws, images)."""
         self._running = True
         try:
-            return self._compute_chunks(key, arrays)
+            kind = key[0]
+            if kind == "map":
+                return self._map(*arrays)
+            if kind == "synthesize":
+                return self._synthesize(arrays[0], key[1], arrays[1])
+            z, c, noise = arrays
+            w = self._map(z, c)
+            offsets = np.cumsum([0] + [n for n, _ in to_ws])
+            try:
+                ws = np.concatenate([fn(w[offsets[k]: offsets[k + 1]]) for k, (_, fn) in enumerate(to_ws)])
+            except ValueError as e:
+                raise InvalidRequest(str(e)) from None
+            return ws, self._synthesize(ws, key[2], noise)
         finally:
             self._running = False
 
-    def _compute_chunks(self, key: tuple[Any, ...], arrays: tuple[Any, ...]) -> np.ndarray:
-        x, extra = arrays
-        step = self.max_batch
-        parts = []
-        for i in range(0, x.shape[0], step):
-            if key[0] == "map":
-                parts.append(self.backend.map(x[i: i + step], None if extra is None else extra[i: i + step]))
-            else:
-                noise = None if extra is None else [nz[i: i + step] for nz in extra]
-                parts.append(self.backend.synthesize(x[i: i + step], key[1], noise))
+    def _map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+        return self._chunked(z.shape[0], lambda s: self.backend.map(z[s], None if c is None else c[s]))
+
+    def _synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
+        return self._chunked(ws.shape[0], lambda s: self.backend.synthesize(ws[s], noise_mode, _rows(noise, s)))
+
+    def _chunked(self, n: int, fn: Callable[[slice], np.ndarray]) -> np.ndarray:
+        parts = [fn(slice(i, i + self.max_batch)) for i in range(0, n, self.max_batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _rows(value: Any, rows: slice) -> Any:
+    """Rows of a result or an input: an array, a tuple or list of arrays (sliced alike), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return type(value)(v[rows] for v in value)
+    return value[rows]
+
+
 def _merge(batch: list[_Job]) -> tuple[Any, ...]:
-    """Concatenate the jobs' rows (always a fresh array: the backend may keep or mutate its inputs)."""
-    x = np.concatenate([job.arrays[0] for job in batch])
-    extras = [job.arrays[1] for job in batch]
-    if extras[0] is None:
-        return x, None
-    if isinstance(extras[0], list):  # noise: one array per synthesis layer
-        return x, [np.concatenate([e[k] for e in extras]) for k in range(len(extras[0]))]
-    return x, np.concatenate(extras)
+    """Concatenate the jobs' rows, input by input (always fresh arrays: the backend may keep or mutate its
+    inputs). An input is an array, None, or a list of arrays (noise: one per synthesis layer)."""
+
+    def cat(values: list[Any]) -> Any:
+        if values[0] is None:
+            return None
+        if isinstance(values[0], list):
+            return [np.concatenate([v[k] for v in values]) for k in range(len(values[0]))]
+        return np.concatenate(values)
+
+    return tuple(cat([job.arrays[i] for job in batch]) for i in range(len(batch[0].arrays)))

@@ -1,26 +1,34 @@
-"""Server settings: one dataclass, filled from the command line (`stylegan serve`, `python -m serving`).
+"""Server settings, defined once: each a dataclass field with its default and help.
 
-    stylegan serve --model DIR [--model NAME=DIR ...] [--port 50051] [--host [::]]
-                   [--backend auto|onnxruntime|tensorrt|torch] [--device cpu]
-                   [--max-batch 32] [--max-delay-ms 2] [--max-queue 64] [--max-seeds 256]
-                   [--max-message-mb 64] [--metrics-port 0] [--grace 10]
-                   [--tls-cert PEM --tls-key PEM] [--token TOKEN]
+`ServerSettings` holds what `create_server`, the servicer and the batchers read; `ServeConfig` adds what
+only the command line chooses (the models, host and port). The command line (`stylegan serve`,
+`python -m serving`) is built from these fields, so an option exists in exactly one place:
+
+    stylegan serve --model DIR [--model NAME=DIR ...] [--host [::]] [--port 50051] [--max-batch 32] ...
 
 Without --model the bundled emoji model is served. A model is an exported folder (onnxruntime /
-tensorrt, no torch needed) or a model file (torch). Its name
-is NAME, or the folder / file name without extension; the first model is the default one (requests that
-name no model). The token may also come from the environment variable STYLEGAN_TOKEN.
+tensorrt, no torch needed) or a model file (torch). Its name is NAME, or the folder / file name without
+extension; the first model is the default one (requests that name no model). The token may also come
+from the environment variable STYLEGAN_TOKEN.
+
+Metrics: off unless --metrics-port is given (0 picks a free port). They are plain HTTP without auth, so
+they listen on the gRPC --host by default (loopback stays loopback); to let a Prometheus on another
+machine scrape them, pass --metrics-host 0.0.0.0 (or the address of one interface) and keep that port
+behind a firewall.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from stylegan_sdk.cli import OneLineParser
+from stylegan_sdk._cli import OneLineParser
+from stylegan_sdk.backends.registry import BACKEND_CHOICES
 from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
 
 MIB = 1 << 20
@@ -28,58 +36,93 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 TOKEN_ENV = "STYLEGAN_TOKEN"
 
 
-@dataclass
-class ServerConfig:
-    models: list[tuple[str, str]] = field(default_factory=list)  # (name, path), first = default
-    host: str = "[::]"
-    port: int = 50051
-    backend: str = "auto"
-    device: str = "cpu"
-    max_batch: int = 32           # rows per backend call
-    max_delay_ms: float = 2.0     # how long the oldest queued job waits for others to batch with
-    max_queue: int = 64           # generation requests admitted at once (waiting or computing)
-    max_seeds: int = 256          # latents per request
-    max_message_mb: int = 64      # gRPC message size limit, both directions
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = 0         # Prometheus HTTP port; 0 = off
-    grace: float = 10.0           # seconds to finish in-flight requests on SIGTERM / SIGINT
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    token: str | None = None
+def setting(default: Any, help: str, type: Callable[[str], Any] = str, **argparse_kw: Any) -> Any:
+    """A dataclass field that is also a command-line option (--name-with-dashes)."""
+    return field(default=default, metadata={"help": help, "type": type, **argparse_kw})
 
-    def validate(self) -> None:
-        if not self.models:
-            self.models = [(DEFAULT_MODEL, DEFAULT_MODEL)]  # the bundled emoji model
-        names = [name for name, _ in self.models]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"model: duplicate model name(s) {dup}; name them with --model NAME=PATH")
-        for name, path in self.models:
-            if path == DEFAULT_MODEL and not os.path.exists(path):
-                try:
-                    resolve_model(path, self.backend)
-                except FileNotFoundError as e:
-                    raise ValueError(f"model: {e}") from None
-            elif not os.path.exists(path):
-                raise ValueError(f"model: {name}: no such file or folder {path!r}")
-        positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_seeds": self.max_seeds,
-                    "max_message_mb": self.max_message_mb}
-        for name, value in positive.items():
-            if value < 1:
-                raise ValueError(f"{name.replace('_', '-')}: must be >= 1, got {value}")
+
+@dataclass(frozen=True)
+class ServerSettings:
+    backend: str = setting("auto", "backend for models given as paths", choices=BACKEND_CHOICES)
+    device: str = setting("cpu", "cpu | cuda | cuda:N | auto")
+    max_batch: int = setting(32, "rows per backend call (the backend's own limit may be lower)", int)
+    max_delay_ms: float = setting(2.0, "how long a request waits for others to batch with", float)
+    max_queue: int = setting(64, "generation requests admitted at once; beyond it RESOURCE_EXHAUSTED", int)
+    max_seeds: int = setting(256, "latents per request", int)
+    max_frames: int = setting(100_000, "frames in one Interpolate stream", int)
+    max_message_mb: float = setting(64.0, "gRPC message size limit (MiB), both directions", float)
+    metrics_port: int | None = setting(None, "Prometheus metrics HTTP port (0: a free one; default: off)", int)
+    metrics_host: str | None = setting(None, "address of the metrics HTTP server (default: the gRPC host; "
+                                             "0.0.0.0 exposes it, without auth)")
+    grace: float = setting(10.0, "seconds to finish in-flight requests on SIGTERM / SIGINT", float)
+    tls_cert: str | None = setting(None, "PEM certificate chain (enables TLS, with --tls-key)")
+    tls_key: str | None = setting(None, "PEM private key")
+    token: str | None = setting(None, f"require 'authorization: Bearer TOKEN' (health stays open); "
+                                      f"default ${TOKEN_ENV}")
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * MIB)
+
+    @property
+    def max_delay_s(self) -> float:
+        return self.max_delay_ms / 1000.0
+
+    def validate(self) -> ServerSettings:
+        """ValueError naming the first bad setting (as its command-line option)."""
+        for name in ("max_batch", "max_queue", "max_seeds", "max_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{_option(name)}: must be >= 1, got {getattr(self, name)}")
+        if not self.max_message_bytes >= 1024:
+            raise ValueError(f"max-message-mb: must be at least 1 KiB, got {self.max_message_mb}")
         if self.max_delay_ms < 0:
             raise ValueError(f"max-delay-ms: must be >= 0, got {self.max_delay_ms}")
         if self.grace < 0:
             raise ValueError(f"grace: must be >= 0, got {self.grace}")
-        if not 0 <= self.port < 65536 or not 0 <= self.metrics_port < 65536:
-            raise ValueError("port: ports must be in [0, 65535]")
+        if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
+            raise ValueError(f"metrics-port: must be in [0, 65535], got {self.metrics_port}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert/tls-key: give both or neither")
-        for path in (self.tls_cert, self.tls_key):
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
-                raise ValueError(f"tls: no such file {path!r}")
+                raise ValueError(f"{_option(name)}: no such file {path!r}")
         if self.token is not None and not self.token.strip():
             raise ValueError("token: must not be empty")
+        return self
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The command line: models, address, and the settings."""
+
+    models: tuple[tuple[str, str], ...] = ()   # (name, path), first = default; none: the bundled model
+    host: str = "[::]"
+    port: int = 50051
+    settings: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def validate(self) -> ServeConfig:
+        models = self.models or ((DEFAULT_MODEL, DEFAULT_MODEL),)   # the bundled emoji model
+        names = [name for name, _ in models]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"model: duplicate model name(s) {dup}; name them with --model NAME=PATH")
+        for name, path in models:
+            if path == DEFAULT_MODEL and not os.path.exists(path):
+                try:
+                    resolve_model(path, self.settings.backend)
+                except FileNotFoundError as e:
+                    raise ValueError(f"model: {e}") from None
+            elif not os.path.exists(path):
+                raise ValueError(f"model: {name}: no such file or folder {path!r}")
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port: must be in [0, 65535], got {self.port}")
+        self.settings.validate()
+        return dataclasses.replace(self, models=tuple(models))
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -96,6 +139,8 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     return name, spec
 
 
+def _option(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
@@ -103,34 +148,18 @@ def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
                    help="exported folder or model file; repeat for several models (the first is the default); "
                         "none: the bundled emoji model")
-    p.add_argument("--host", default="[::]", help="address to listen on (default: all interfaces)")
-    p.add_argument("--port", type=int, default=50051, help="gRPC port (0: pick a free one)")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "torch"])
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
-    p.add_argument("--max-batch", type=int, default=32, help="rows per backend call")
-    p.add_argument("--max-delay-ms", type=float, default=2.0, help="how long a request waits for others to batch with")
-    p.add_argument("--max-queue", type=int, default=64,
-                   help="generation requests admitted at once; beyond it RESOURCE_EXHAUSTED")
-    p.add_argument("--max-seeds", type=int, default=256, help="latents per request")
-    p.add_argument("--max-message-mb", type=int, default=64, help="gRPC message size limit (MiB), both directions")
-    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus metrics HTTP port (0: off)")
-    p.add_argument("--metrics-host", default="0.0.0.0", help="address of the metrics HTTP server")
-    p.add_argument("--grace", type=float, default=10.0, help="seconds to finish in-flight requests on SIGTERM")
-    p.add_argument("--tls-cert", default=None, help="PEM certificate chain (enables TLS, with --tls-key)")
-    p.add_argument("--tls-key", default=None, help="PEM private key")
-    p.add_argument("--token", default=None,
-                   help=f"require 'authorization: Bearer TOKEN' (health stays open); default ${TOKEN_ENV}")
+    p.add_argument("--host", default=ServeConfig.host, help="address to listen on (default: all interfaces)")
+    p.add_argument("--port", type=int, default=ServeConfig.port, help="gRPC port (0: pick a free one)")
+    for f in dataclasses.fields(ServerSettings):
+        kw = dict(f.metadata)
+        p.add_argument(f"--{_option(f.name)}", dest=f.name, default=f.default, **kw)
     return p
 
 
-def parse_args(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> ServerConfig:
-    """Command line -> a validated ServerConfig; ValueError (one line) for a bad value."""
+def parse_args(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> ServeConfig:
+    """Command line -> a validated ServeConfig; ValueError (one line) for a bad value."""
     args = build_parser(prog).parse_args(argv)
-    cfg = ServerConfig(
-        models=[parse_model_spec(spec) for spec in args.model], host=args.host, port=args.port,
-        backend=args.backend, device=args.device, max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
-        max_queue=args.max_queue, max_seeds=args.max_seeds, max_message_mb=args.max_message_mb,
-        metrics_host=args.metrics_host, metrics_port=args.metrics_port, grace=args.grace,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token or os.environ.get(TOKEN_ENV) or None)
-    cfg.validate()
-    return cfg
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerSettings)}
+    values["token"] = values["token"] or os.environ.get(TOKEN_ENV) or None
+    return ServeConfig(models=tuple(parse_model_spec(spec) for spec in args.model), host=args.host, port=args.port,
+                       settings=ServerSettings(**values)).validate()

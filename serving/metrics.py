@@ -10,10 +10,13 @@
     stylegan_inflight_requests                     generation RPCs admitted and not yet finished
     stylegan_models_loaded                         models ready to serve
 
-`kind` is "map" or "synthesize". Served over HTTP by `start_http` (text format at any path, e.g. /metrics).
+`kind` is "map", "synthesize" or "generate" (both networks in one job). Served over HTTP by `start_http`
+(text format at any path, e.g. /metrics).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -42,6 +45,15 @@ class ServerMetrics:
                               registry=r)
         self.models_loaded = Gauge("stylegan_models_loaded", "Models ready to serve", registry=r)
         self._http = None
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: str, *labels: str) -> Any:
+        """`getattr(self, metric).labels(*labels)`, looked up once (labels() costs microseconds per call)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = getattr(self, metric).labels(*labels)
+        return found
 
     def start_http(self, host: str, port: int) -> int:
         """Serve the registry over HTTP on host:port (0: an ephemeral port); returns the bound port."""

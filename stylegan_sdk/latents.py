@@ -45,12 +45,18 @@ def parse_int_list(spec: str | int | Iterable[int], name: str) -> list[int]:
     return out
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_psi(psi: float) -> float:
+    """A finite number that float32 can hold (the networks compute in float32)."""
     if isinstance(psi, bool) or not isinstance(psi, (int, float, np.floating, np.integer)):
         raise ValueError(f"psi: expected a number, got {type(psi).__name__}")
     psi = float(psi)
     if not math.isfinite(psi):
         raise ValueError(f"psi: must be finite, got {psi}")
+    if abs(psi) > FLOAT32_MAX:
+        raise ValueError(f"psi: {psi} is out of float32's range (|psi| <= {FLOAT32_MAX:.3g})")
     return psi
 
 
@@ -79,16 +85,22 @@ def as_float_array(x: object, name: str) -> np.ndarray:
 # Seeds -> z
 
 
-def seed_to_z(seeds: int | str | Iterable[int], z_dim: int) -> np.ndarray:
-    """float32 [N, z_dim]; row i is numpy.random.RandomState(seed_i).randn(z_dim), as the official scripts."""
-    if isinstance(z_dim, bool) or not isinstance(z_dim, (int, np.integer)) or z_dim <= 0:
-        raise ValueError(f"z_dim: must be a positive int, got {z_dim!r}")
+def check_seeds(seeds: int | str | Iterable[int]) -> list[int]:
+    """Seeds ('0-7,42', a list or one int) -> a non-empty list of ints in [0, 2**32)."""
     seed_list = parse_int_list(seeds, "seeds")
     if not seed_list:
         raise ValueError("seeds: no seeds given")
     for s in seed_list:
         if not 0 <= s < 2**32:
             raise ValueError(f"seeds: each seed must be in [0, 2**32), got {s}")
+    return seed_list
+
+
+def seed_to_z(seeds: int | str | Iterable[int], z_dim: int) -> np.ndarray:
+    """float32 [N, z_dim]; row i is numpy.random.RandomState(seed_i).randn(z_dim), as the official scripts."""
+    if isinstance(z_dim, bool) or not isinstance(z_dim, (int, np.integer)) or z_dim <= 0:
+        raise ValueError(f"z_dim: must be a positive int, got {z_dim!r}")
+    seed_list = check_seeds(seeds)
     return np.stack([np.random.RandomState(s).randn(z_dim) for s in seed_list]).astype(np.float32)
 
 
@@ -121,15 +133,20 @@ def broadcast_ws(w: np.ndarray, num_ws: int) -> np.ndarray:
 
 
 def truncate(ws: np.ndarray, w_avg: np.ndarray, psi: float, cutoff: int | None = None) -> np.ndarray:
-    """Pull ws [N, num_ws, w_dim] toward w_avg: w_avg + psi * (w - w_avg) on rows < cutoff (None: all)."""
+    """Pull ws [N, num_ws, w_dim] toward w_avg: w_avg + psi * (w - w_avg) on rows < cutoff (None: all).
+    A psi so large that the result leaves float32's range is a ValueError naming psi."""
     psi = check_psi(psi)
     cutoff = check_cutoff(cutoff, ws.shape[1])
     if psi == 1:
         return ws
     w_avg = np.asarray(w_avg, np.float32)
     rows = slice(None) if cutoff is None else slice(0, cutoff)
+    diff = ws[:, rows] - w_avg
+    # Refuse before computing a result float32 cannot hold (bounded in float64: no overflow warnings).
+    if diff.size and abs(psi) * float(np.abs(diff).max()) + float(np.abs(w_avg).max()) > FLOAT32_MAX:
+        raise ValueError(f"psi: {psi} pushes ws out of float32's range")
     out = ws.copy()
-    out[:, rows] = w_avg + np.float32(psi) * (ws[:, rows] - w_avg)
+    out[:, rows] = w_avg + np.float32(psi) * diff
     return out
 
 
@@ -179,23 +196,32 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (wa * a64 + wb * b64).astype(np.float32)
 
 
-def interpolation_plan(num_keys: int, num_frames: int) -> list[tuple[int, float]]:
-    """(segment, t) of every frame through num_keys keyframes, num_frames per segment, shared ends:
-    (num_keys - 1) * (num_frames - 1) + 1 frames; frame f is lerp/slerp(key[s], key[s + 1], t)."""
-    if num_keys < 2:
-        raise ValueError(f"keyframes: need at least 2, got {num_keys}")
+def check_num_frames(num_frames: int) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
         raise ValueError(f"num_frames: must be an int >= 2, got {num_frames!r}")
-    ts = np.linspace(0.0, 1.0, int(num_frames))
-    return [(0, 0.0)] + [(s, float(t)) for s in range(num_keys - 1) for t in ts[1:]]
+    return int(num_frames)
+
+
+def path_length(num_keys: int, num_frames: int) -> int:
+    """Frames through num_keys keyframes, num_frames per segment, ends shared: (K - 1) * (F - 1) + 1."""
+    return (num_keys - 1) * (num_frames - 1) + 1
+
+
+def path_position(index: int, num_frames: int) -> tuple[int, float]:
+    """(segment, t) of frame `index` of a path with num_frames per segment (ends shared): the frame is
+    lerp/slerp(key[segment], key[segment + 1], t). t as numpy.linspace(0, 1, num_frames) computes it."""
+    if index == 0:
+        return 0, 0.0
+    segment, j = divmod(index - 1, num_frames - 1)
+    j += 1
+    return segment, 1.0 if j == num_frames - 1 else j * (1.0 / (num_frames - 1))
 
 
 def interpolation_path(
     a: np.ndarray, b: np.ndarray, num_frames: int, mode: str = "lerp"
 ) -> np.ndarray:
     """num_frames latents from a to b inclusive: [num_frames, *a.shape]."""
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
-        raise ValueError(f"num_frames: must be an int >= 2, got {num_frames!r}")
+    num_frames = check_num_frames(num_frames)
     if mode not in ("lerp", "slerp"):
         raise ValueError(f"mode: must be 'lerp' or 'slerp', got {mode!r}")
     a = as_float_array(a, "a")
@@ -203,7 +229,7 @@ def interpolation_path(
     if a.shape != b.shape:
         raise ValueError(f"b: shape {list(b.shape)} does not match a {list(a.shape)}")
     fn = slerp if mode == "slerp" else lerp
-    return np.stack([fn(a, b, float(t)) for t in np.linspace(0.0, 1.0, int(num_frames))])
+    return np.stack([fn(a, b, path_position(i, num_frames)[1]) for i in range(num_frames)])
 
 
 # ----------------------------------------------------------------------------
@@ -255,10 +281,14 @@ def check_c(c: object, c_dim: int, n: int) -> np.ndarray | None:
     return arr
 
 
-def draw_noise(resolutions: Sequence[int], n: int, noise_seed: int | None) -> list[np.ndarray]:
-    """Unit-Gaussian noise images [n, 1, r, r] per synthesis layer, reproducible from noise_seed."""
+def check_noise_seed(noise_seed: int | None) -> int | None:
     if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
                                    or not 0 <= noise_seed < 2**32):
         raise ValueError(f"noise_seed: must be an int in [0, 2**32) or None, got {noise_seed!r}")
-    rs = np.random.RandomState(noise_seed)
+    return None if noise_seed is None else int(noise_seed)
+
+
+def draw_noise(resolutions: Sequence[int], n: int, noise_seed: int | None) -> list[np.ndarray]:
+    """Unit-Gaussian noise images [n, 1, r, r] per synthesis layer, reproducible from noise_seed."""
+    rs = np.random.RandomState(check_noise_seed(noise_seed))
     return [rs.randn(n, 1, r, r).astype(np.float32) for r in resolutions]

@@ -90,7 +90,7 @@ def load(
     "cuda:N" or "auto". fp16 / compile: the torch backend's float16 synthesis (CUDA) and
     torch.compile fast path; exported models fix their precision when the engine is built.
     """
-    from .backends.base import REGISTRY, backend_class
+    from .backends.registry import REGISTRY, backend_class
 
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")

@@ -18,7 +18,7 @@ from conftest import BLOCK_TORCH, nvlabs_checkpoint
 from PIL import Image
 
 import stylegan_sdk as sg
-from serving import serve_in_thread
+from serving import ServerSettings, serve_in_thread
 from stylegan_sdk import client as sgc
 from stylegan_sdk._proto import codec, pb, pb_grpc
 from stylegan_sdk.generator import Generator
@@ -43,7 +43,7 @@ def G_cond() -> Generator:
 @pytest.fixture(scope="module")
 def server(skip32_dir):
     with serve_in_thread({"skip32": str(skip32_dir), "cond16": torch_generator("sg2_resnet_16_cond")},
-                         max_delay_ms=5) as bg:
+                         settings=ServerSettings(max_delay_ms=5)) as bg:
         yield bg
 
 
@@ -235,7 +235,7 @@ def test_bad_arguments_raise_the_generators_value_error(client, G_ort):
         assert str(remote.value) == str(local.value), i
     # Arguments only the server can judge come back from it as ValueError too.
     with sg.Client(client.target, timeout=TIMEOUT) as C:
-        C._model = sgc._Model(C.info, C.config, C.w_avg, max_seeds=10_000, max_message_bytes=64 << 20)
+        C._model = sgc.RemoteModel(C.info, C.config, C.w_avg, max_seeds=10_000, max_message_bytes=64 << 20)
         with pytest.raises(sgc.InvalidArgumentError, match="over this server's limit of 256"):
             C.generate(list(range(300)), output="uint8")
 
@@ -277,7 +277,7 @@ def test_large_requests_are_split_to_fit_the_message_limit(G_ort, skip32_dir):
     """A server with a small message limit: the client splits what fits in several calls; random noise
     with a noise_seed (one draw over the whole request) cannot be split and is refused with a clear error."""
     limit = 256 << 10  # 32 float images of 32 px are 384 KiB
-    with serve_in_thread({"m": G_ort}, max_message_bytes=limit) as bg, \
+    with serve_in_thread({"m": G_ort}, settings=ServerSettings(max_message_mb=limit / (1 << 20))) as bg, \
             sg.Client(bg.target, timeout=TIMEOUT, max_message_bytes=limit) as C:
         seeds = list(range(32))
         same(C.generate(seeds, output="float"), G_ort.generate(seeds, output="float"))

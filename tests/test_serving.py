@@ -24,7 +24,7 @@ from conftest import BLOCK_TORCH, nvlabs_checkpoint
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import stylegan_sdk as sg
-from serving import serve_in_thread
+from serving import ServerSettings, serve_in_thread
 from stylegan_sdk import client as sgc
 from stylegan_sdk import images
 from stylegan_sdk._proto import codec, pb, pb_grpc
@@ -113,7 +113,7 @@ def wait_for(cond, what: str, timeout: float = TIMEOUT) -> None:
 def server(skip32_dir):
     """One shared server: skip32 on onnxruntime (default) + cond16 on torch, metrics on."""
     with serve_in_thread({"skip32": str(skip32_dir), "cond16": torch_generator("sg2_resnet_16_cond")},
-                         metrics_address="127.0.0.1:0", max_delay_ms=20, max_seeds=64) as bg:
+                         settings=ServerSettings(metrics_port=0, max_delay_ms=20, max_seeds=64)) as bg:
         yield bg
 
 
@@ -172,7 +172,7 @@ def test_32_concurrent_clients_are_batched_and_answered_exactly(server, G_ort):
             want = G_ort.generate([i, i + 100], psi=0.7, output="float")
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=f"client {i}")
     after = scrape(server.server.metrics_port)
-    labels = dict(model="skip32", kind="synthesize")
+    labels = dict(model="skip32", kind="generate")  # Generate runs both networks in one batcher job
     calls = sample(after, "stylegan_batch_requests_count", **labels) - sample(before, "stylegan_batch_requests_count",
                                                                               **labels)
     merged = sample(after, "stylegan_batch_requests_sum", **labels) - sample(before, "stylegan_batch_requests_sum",
@@ -326,7 +326,8 @@ def test_a_failing_request_fails_alone_without_a_traceback(G_ort):
     G = Generator(backend)
     ws_ok = G.map(sg.seed_to_z([1], 64))
     ws_bad = np.full_like(ws_ok, poison)
-    with serve_in_thread({"m": G}, max_delay_ms=200) as bg, sg.Client(bg.target, timeout=TIMEOUT) as C:
+    with serve_in_thread({"m": G}, settings=ServerSettings(max_delay_ms=200)) as bg, \
+            sg.Client(bg.target, timeout=TIMEOUT) as C:
         with ThreadPoolExecutor(2) as pool:
             good = pool.submit(C.synthesize, ws_ok)
             bad = pool.submit(C.synthesize, ws_bad)
@@ -346,7 +347,7 @@ def test_a_failing_request_fails_alone_without_a_traceback(G_ort):
 
 def test_deadline_shorter_than_the_work_is_dropped_before_computing():
     backend = GatedBackend(torch_generator().backend)
-    with serve_in_thread({"m": Generator(backend)}, max_batch=1) as bg, \
+    with serve_in_thread({"m": Generator(backend)}, settings=ServerSettings(max_batch=1)) as bg, \
             sg.Client(bg.target, timeout=TIMEOUT) as slow, sg.Client(bg.target, timeout=0.3) as hasty:
         hasty.info  # noqa: B018 - fetched with a generous deadline first
         with ThreadPoolExecutor(1) as pool:
@@ -367,7 +368,7 @@ def test_deadline_shorter_than_the_work_is_dropped_before_computing():
 
 def test_queue_overflow_answers_resource_exhausted_at_once():
     backend = GatedBackend(torch_generator().backend)
-    with serve_in_thread({"m": Generator(backend)}, max_batch=1, max_queue=2) as bg, \
+    with serve_in_thread({"m": Generator(backend)}, settings=ServerSettings(max_batch=1, max_queue=2)) as bg, \
             sg.Client(bg.target, timeout=TIMEOUT) as C:
         C.info  # noqa: B018
         with ThreadPoolExecutor(2) as pool:
@@ -391,7 +392,7 @@ def test_graceful_shutdown_finishes_requests_in_flight():
 
     backend = GatedBackend(torch_generator().backend)
     G_ref = torch_generator()
-    bg = serve_in_thread({"m": Generator(backend)}, max_batch=1)
+    bg = serve_in_thread({"m": Generator(backend)}, settings=ServerSettings(max_batch=1))
     try:
         clients = [sg.Client(bg.target, timeout=TIMEOUT) for _ in range(3)]
         for C in clients:
@@ -474,6 +475,7 @@ def test_reflection_lists_the_service(server):
 def test_metrics_endpoint(server):
     with sg.Client(server.target, timeout=TIMEOUT) as C:
         C.generate([1, 2], output="uint8")
+        C.map(sg.seed_to_z([3], 64))
     channel, stub = stub_for(server.target)
     with channel, pytest.raises(grpc.RpcError):
         stub.Generate(pb.GenerateRequest(), timeout=TIMEOUT)
@@ -481,7 +483,7 @@ def test_metrics_endpoint(server):
     assert sample(text, "stylegan_requests_total", method="Generate", code="OK") >= 1
     assert sample(text, "stylegan_requests_total", method="Generate", code="INVALID_ARGUMENT") >= 1
     assert sample(text, "stylegan_request_seconds_count", method="Generate") >= 2
-    assert sample(text, "stylegan_queue_seconds_count", model="skip32", kind="synthesize") >= 1
+    assert sample(text, "stylegan_queue_seconds_count", model="skip32", kind="generate") >= 1
     assert sample(text, "stylegan_batch_rows_count", model="skip32", kind="map") >= 1
     assert sample(text, "stylegan_models_loaded") == 2
     assert "stylegan_inflight_requests" in text
@@ -492,7 +494,7 @@ def test_metrics_endpoint(server):
 
 
 def test_bearer_token_auth():
-    with serve_in_thread({"m": torch_generator()}, token="s3cret") as bg:
+    with serve_in_thread({"m": torch_generator()}, settings=ServerSettings(token="s3cret")) as bg:
         for token in (None, "wrong"):
             with sg.Client(bg.target, timeout=TIMEOUT, token=token) as C, pytest.raises(PermissionError) as e:
                 C.generate(1)
@@ -536,8 +538,8 @@ def test_tls(tmp_path):
     (tmp_path / "cert.pem").write_bytes(cert)
     (tmp_path / "key.pem").write_bytes(key)
     G_ref = torch_generator()
-    with serve_in_thread({"m": torch_generator()}, tls_cert=str(tmp_path / "cert.pem"),
-                         tls_key=str(tmp_path / "key.pem"), token="t") as bg:
+    settings = ServerSettings(tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem"), token="t")
+    with serve_in_thread({"m": torch_generator()}, settings=settings) as bg:
         with sg.Client(bg.target, timeout=TIMEOUT, tls=str(tmp_path / "cert.pem"), token="t") as C:
             np.testing.assert_allclose(C.generate(4, output="float"), G_ref.generate(4, output="float"), atol=1e-5)
         assert health_status(bg.target, grpc.ssl_channel_credentials(cert)) == health_pb2.HealthCheckResponse.SERVING
@@ -563,13 +565,12 @@ def test_serve_command_line_errors(tmp_path, capsys):
 
 
 def test_serve_without_model_means_the_bundled_default():
-    from serving.config import ServerConfig
+    from serving.config import ServeConfig
     from stylegan_sdk.loading import DEFAULT_EXPORT
 
-    cfg = ServerConfig(models=[])
+    cfg = ServeConfig(models=())
     if os.path.isdir(DEFAULT_EXPORT):
-        cfg.validate()
-        assert cfg.models == [("default", "default")]
+        assert cfg.validate().models == (("default", "default"),)
     else:
         with pytest.raises(ValueError, match="default model is not bundled"):
             cfg.validate()

@@ -1,5 +1,6 @@
-"""Backends behind one interface (see base.py); the heavy ones import lazily."""
+"""Backends: the interface (base.py) and its one registry (registry.py)."""
 
-from .base import REGISTRY, Backend, backend_class, register
+from .base import Backend
+from .registry import BACKEND_CHOICES, REGISTRY, backend_class, register
 
-__all__ = ["REGISTRY", "Backend", "backend_class", "register"]
+__all__ = ["BACKEND_CHOICES", "REGISTRY", "Backend", "backend_class", "register"]

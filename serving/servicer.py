@@ -1,0 +1,512 @@
+"""The stylegan.v1.StyleGAN servicer: a thin grpc.aio layer over the calls' one definition.
+
+Each RPC decodes its message into the arguments of the in-process `Generator` call, checks them with
+that call's definition (stylegan_sdk.calls: same checks, same order, same text as the ValueError the
+Generator raises), checks this server's limits, then runs the two networks through the model's `Batcher`
+in chunks of at most max_batch rows, so a request whose deadline passes or that is cancelled stops
+between chunks. Random noise is drawn per request (from its noise_seed) before batching, so batching never
+changes an answer.
+
+Statuses: INVALID_ARGUMENT (bad argument, or bytes that are not a valid request message), NOT_FOUND
+(unknown model), RESOURCE_EXHAUSTED (more than max_queue generation requests in the server),
+DEADLINE_EXCEEDED (the deadline passed before the work was done), UNAVAILABLE (loading or shutting down),
+INTERNAL (a bug or a backend failure: logged here, never a traceback to the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from stylegan_sdk import calls, images, latents
+from stylegan_sdk._proto import SERVICE_NAME, codec, pb, pb_grpc
+from stylegan_sdk.config import GeneratorConfig
+from stylegan_sdk.generator import Generator
+
+from .batcher import BackendFailed, Batcher, BatcherClosed, DeadlineExpired
+from .config import MIB, ServerSettings
+from .metrics import ServerMetrics
+
+log = logging.getLogger("stylegan.serving")
+
+OFFLOAD_ELEMENTS = 1 << 18     # NumPy work on more elements than this runs in a thread, off the event loop
+GENERATION_METHODS = ("Generate", "Map", "Synthesize", "Mix", "Interpolate")
+SHOWN_NAME_CHARS = 64          # of a requested model name echoed in an error
+
+
+# ----------------------------------------------------------------------------
+# Errors -> statuses
+
+
+class UnknownModel(LookupError):
+    pass
+
+
+class Refused(Exception):
+    """Admission control: answered with its status at once."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, Refused):
+        return exc.code, str(exc)
+    if isinstance(exc, ValueError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, UnknownModel):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, DeadlineExpired):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
+    if isinstance(exc, BatcherClosed):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, BackendFailed):
+        return grpc.StatusCode.INTERNAL, f"{exc} (see the server log)"
+    log.error("%s failed", method, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error in {method} (see the server log)"
+
+
+@dataclass
+class CallOutcome:
+    """What became of one RPC: its status, and whether it holds a generation slot (None: not admitted)."""
+
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    message: str = ""
+    counted: bool | None = None
+
+
+def shown(name: str) -> str:
+    """A name from a request, as echoed in an error: bounded, so a huge name cannot bloat the reply."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARS]!r}... ({len(name)} characters)"
+
+
+# ----------------------------------------------------------------------------
+# Request messages that do not parse
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """Stands for a request whose bytes are not a valid message: the handler answers INVALID_ARGUMENT
+    (grpc would answer UNKNOWN with the decoder's exception class in the details)."""
+
+    message: str    # the message type's name
+    size: int       # bytes received
+
+
+def lenient_deserializer(message_class: Any) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except (DecodeError, RecursionError):
+            return Malformed(message_class.DESCRIPTOR.name, len(data))
+
+    return deserialize
+
+
+def add_to_server(servicer: StyleGANServicer, server: grpc.aio.Server) -> None:
+    """Register the service, as the generated add_StyleGANServicer_to_server does, with lenient decoding."""
+    service = pb.DESCRIPTOR.services_by_name["StyleGAN"]
+    handlers = {}
+    for method in service.methods:
+        request_class = getattr(pb, method.input_type.name)
+        response_class = getattr(pb, method.output_type.name)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=lenient_deserializer(request_class),
+                                     response_serializer=response_class.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+# ----------------------------------------------------------------------------
+# Models
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    generator: Generator
+    batcher: Batcher
+    info: pb.ModelInfo
+    owned: bool = True          # loaded by the server (closed on stop), not handed in by the caller
+
+    @property
+    def config(self) -> GeneratorConfig:
+        return self.generator.config
+
+    @property
+    def w_avg(self) -> np.ndarray:
+        return self.generator.w_avg
+
+
+# ----------------------------------------------------------------------------
+# Decoding the shared parts of requests into the calls' arguments
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How the images travel back (a transport choice: not part of the call)."""
+
+    fmt: int
+    quality: int
+
+    @classmethod
+    def from_pb(cls, r: pb.RenderOptions) -> Encoding:
+        if r.format not in codec.FORMAT_NAMES:
+            raise ValueError(f"format: unknown image format {r.format} (PNG, JPEG, RAW_UINT8 or RAW_FLOAT32)")
+        quality = r.jpeg_quality or codec.DEFAULT_JPEG_QUALITY
+        if not 1 <= quality <= 100:
+            raise ValueError(f"quality: must be in [1, 100], got {quality}")
+        return cls(r.format or pb.PNG, quality)
+
+
+def noise_args(r: pb.RenderOptions) -> tuple[str, int | None]:
+    """RenderOptions -> (noise_mode, noise_seed)."""
+    if r.noise_mode not in codec.NOISE_MODE_FROM_PB:
+        raise ValueError(f"noise_mode: unknown value {r.noise_mode} (CONST, RANDOM or NONE)")
+    return codec.NOISE_MODE_FROM_PB[r.noise_mode], r.noise_seed if r.HasField("noise_seed") else None
+
+
+def map_args(m: pb.MapOptions) -> tuple[Any, float, int | None]:
+    """MapOptions -> (c, psi, cutoff) as the Generator takes them."""
+    which = m.WhichOneof("condition")
+    c: Any = m.class_index if which == "class_index" else codec.from_tensor(m.c, "c") if which == "c" else None
+    return c, m.psi if m.HasField("psi") else 1.0, m.cutoff if m.HasField("cutoff") else None
+
+
+def latents_arg(request: Any, oneof: str, name: str) -> Any:
+    """The oneof field `name` of request decoded (seeds -> list, tensors -> arrays), or None if unset."""
+    if request.WhichOneof(oneof) != name:
+        return None
+    if name == "seeds":
+        return list(request.seeds.values)
+    return codec.from_tensor(getattr(request, name), name)
+
+
+def seed_count(request: Any, oneof: str) -> int:
+    """How many seeds a request lists (0 for tensors), known before any of them is looked at."""
+    return len(request.seeds.values) if request.WhichOneof(oneof) == "seeds" else 0
+
+
+def _size(n: int) -> str:
+    return f"{n / MIB:.1f} MiB" if n >= MIB else f"{n / 1024:.0f} KiB"
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _parts(n: int, step: int) -> list[slice]:
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def _rows(noise: list[np.ndarray] | None, part: slice) -> list[np.ndarray] | None:
+    return None if noise is None else [x[part] for x in noise]
+
+
+# ----------------------------------------------------------------------------
+# The servicer
+
+
+class StyleGANServicer(pb_grpc.StyleGANServicer):
+    def __init__(self, settings: ServerSettings, metrics: ServerMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.models: dict[str, ModelEntry] = {}
+        self.default_model = ""
+        self.ready = False          # models loaded
+        self.stopping = False       # graceful shutdown under way: refuse new RPCs
+        self._active = 0            # StyleGAN RPCs running (all methods)
+        self._admitted = 0          # generation RPCs running (bounded by max_queue)
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- admission and error handling -----------------------------------------
+    def _enter(self, method: str) -> bool:
+        """Admit an RPC or raise Refused; returns whether it counts against max_queue."""
+        if self.stopping:
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+        if not self.ready:
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "the server is loading its models; retry shortly")
+        counted = method in GENERATION_METHODS
+        limit = self.settings.max_queue
+        if counted and self._admitted >= limit:
+            raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"server busy: {self._admitted} requests in progress (limit {limit}, --max-queue); "
+                          f"retry later")
+        self._active += 1
+        self._idle.clear()
+        if counted:
+            self._admitted += 1
+            self.metrics.inflight.set(self._admitted)
+        return counted
+
+    def _leave(self, counted: bool) -> None:
+        self._active -= 1
+        if counted:
+            self._admitted -= 1
+            self.metrics.inflight.set(self._admitted)
+        if self._active == 0:
+            self._idle.set()
+
+    @property
+    def admitted(self) -> int:
+        """Generation RPCs in progress."""
+        return self._admitted
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def _admit(self, method: str, request: Any) -> bool:
+        """A request that parsed, admitted (see _enter)."""
+        if isinstance(request, Malformed):
+            log.warning("%s: a request of %d bytes is not a valid %s", method, request.size, request.message)
+            raise ValueError(f"request is not a valid {request.message}")
+        return self._enter(method)
+
+    @contextlib.asynccontextmanager
+    async def _accounted(self, method: str) -> AsyncIterator[CallOutcome]:
+        """Counts and times one call; any failure of its body becomes the status in the outcome (nothing
+        escapes to grpc), which the caller then aborts with."""
+        start = time.perf_counter()
+        outcome = CallOutcome()
+        try:
+            yield outcome
+        except asyncio.CancelledError:
+            outcome.code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as e:  # every failure becomes a status
+            outcome.code, outcome.message = status_for(e, method)
+        finally:
+            if outcome.counted is not None:
+                self._leave(outcome.counted)
+            self.metrics.child("requests", method, outcome.code.name).inc()
+            self.metrics.child("latency", method).observe(time.perf_counter() - start)
+
+    async def _unary(self, method: str, request: Any, context: grpc.aio.ServicerContext,
+                     fn: Callable[[Any, float | None], Awaitable[Any]]) -> Any:
+        async with self._accounted(method) as outcome:
+            outcome.counted = self._admit(method, request)
+            return await fn(request, _deadline(context))
+        await context.abort(outcome.code, outcome.message)
+
+    # -- RPCs -----------------------------------------------------------------
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
+        return await self._unary("Generate", request, context, self._generate)
+
+    async def Map(self, request: pb.MapRequest, context: grpc.aio.ServicerContext) -> pb.MapResponse:
+        return await self._unary("Map", request, context, self._map)
+
+    async def Synthesize(self, request: pb.SynthesizeRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.ImagesResponse:
+        return await self._unary("Synthesize", request, context, self._synthesize)
+
+    async def Mix(self, request: pb.MixRequest, context: grpc.aio.ServicerContext) -> pb.ImagesResponse:
+        return await self._unary("Mix", request, context, self._mix)
+
+    async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext
+                           ) -> pb.ModelInfo:
+        async def run(req: pb.GetModelInfoRequest, deadline: float | None) -> pb.ModelInfo:
+            return self.model(req.model).info
+
+        return await self._unary("GetModelInfo", request, context, run)
+
+    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.ListModelsResponse:
+        async def run(req: pb.ListModelsRequest, deadline: float | None) -> pb.ListModelsResponse:
+            return pb.ListModelsResponse(models=[e.info for e in self.models.values()],
+                                         default_model=self.default_model)
+
+        return await self._unary("ListModels", request, context, run)
+
+    async def Interpolate(self, request: pb.InterpolateRequest, context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[pb.Frame]:
+        async with self._accounted("Interpolate") as outcome:
+            outcome.counted = self._admit("Interpolate", request)
+            async for frame in self._interpolate(request, _deadline(context)):
+                yield frame
+        if outcome.code != grpc.StatusCode.OK:
+            await context.abort(outcome.code, outcome.message)
+
+    # -- this server's limits ---------------------------------------------------
+    def model(self, name: str) -> ModelEntry:
+        entry = self.models.get(name or self.default_model)
+        if entry is None:
+            raise UnknownModel(f"model: no model named {shown(name)} on this server (serving: "
+                               f"{', '.join(sorted(self.models))})")
+        return entry
+
+    def _count(self, n: int, what: str) -> None:
+        """Latents per request. Seed lists are counted before they are checked (a long list costs time)."""
+        limit = self.settings.max_seeds
+        if n > limit:
+            raise ValueError(f"{what}: {n} latents in one request, over this server's limit of {limit} "
+                             f"(--max-seeds); split the request")
+
+    def _check_size(self, entry: ModelEntry, n: int, enc: Encoding, extra: int = 0) -> None:
+        """Refuse before computing an answer that could not be sent."""
+        cfg = entry.config
+        size = n * codec.image_bytes(enc.fmt, cfg.img_channels, cfg.img_resolution) + extra
+        limit = self.settings.max_message_bytes
+        if size > limit:
+            name = codec.FORMAT_NAMES[enc.fmt]
+            raise ValueError(f"seeds: {n} images of {cfg.img_resolution} px as {name} make about "
+                             f"{_size(size)}, over this server's message limit of {_size(limit)}; "
+                             f"ask for fewer images per request")
+
+    # -- the two networks, through the batcher in chunks ------------------------
+    @staticmethod
+    async def _ws(entry: ModelEntry, z: np.ndarray, mapping: calls.Mapping, deadline: float | None) -> np.ndarray:
+        """Generator._ws: z -> truncated ws, one batcher job per chunk of max_batch rows."""
+        parts = []
+        for part in _parts(z.shape[0], entry.batcher.max_batch):
+            w = await entry.batcher.map(z[part], mapping.rows(part).c, deadline)
+            parts.append(mapping.to_ws(w, entry.config, entry.w_avg))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    @staticmethod
+    async def _noise(entry: ModelEntry, render: calls.Render, n: int) -> list[np.ndarray] | None:
+        """The request's own noise (one draw for all its rows); large draws off the event loop."""
+        if render.noise_mode != "random":
+            return None
+        if n * sum(r * r for r in entry.config.noise_resolutions) < OFFLOAD_ELEMENTS:
+            return render.noise(entry.config, n)
+        return await asyncio.to_thread(render.noise, entry.config, n)
+
+    @staticmethod
+    async def _images(entry: ModelEntry, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
+                      deadline: float | None) -> np.ndarray:
+        """Generator._images: ws -> float images, one batcher job per chunk of max_batch rows."""
+        parts = [await entry.batcher.synthesize(ws[part], noise_mode, _rows(noise, part), deadline)
+                 for part in _parts(ws.shape[0], entry.batcher.max_batch)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    @staticmethod
+    async def _encode(x: np.ndarray, enc: Encoding) -> pb.Images:
+        """Float images -> the requested format (large or compressed outputs converted off the event loop)."""
+
+        def convert() -> pb.Images:
+            if enc.fmt == pb.RAW_FLOAT32:
+                return pb.Images(format=pb.RAW_FLOAT32, pixels=codec.to_tensor(x))
+            u8 = images.to_uint8(x)
+            if enc.fmt == pb.RAW_UINT8:
+                return pb.Images(format=pb.RAW_UINT8, pixels=codec.to_tensor(u8, "uint8"))
+            return pb.Images(format=enc.fmt, encoded=[images.encode(img, codec.FORMAT_NAMES[enc.fmt], enc.quality)
+                                                      for img in u8])
+
+        if enc.fmt in (pb.RAW_FLOAT32, pb.RAW_UINT8) and x.size < OFFLOAD_ELEMENTS:
+            return convert()
+        return await asyncio.to_thread(convert)
+
+    # -- handlers: decode, check (the call's definition, then this server's limits), compute ------
+    async def _generate(self, request: pb.GenerateRequest, deadline: float | None) -> pb.GenerateResponse:
+        entry = self.model(request.model)
+        cfg = entry.config
+        self._count(seed_count(request, "latents"), "seeds")
+        seeds, z = latents_arg(request, "latents", "seeds"), latents_arg(request, "latents", "z")
+        c, psi, cutoff = map_args(request.map)
+        noise_mode, noise_seed = noise_args(request.render)
+        enc = Encoding.from_pb(request.render)
+        call = calls.Generate.check(cfg, seeds, psi, cutoff, noise_mode, c, "float", noise_seed, z=z)
+        self._count(call.rows, "seeds" if z is None else "z")
+        self._check_size(entry, call.rows, enc, call.rows * cfg.num_ws * cfg.w_dim * 4 if request.return_ws else 0)
+        noise = await self._noise(entry, call.render, call.rows)
+        ws_parts, x_parts = [], []
+        for part in _parts(call.rows, entry.batcher.max_batch):   # chunk by chunk: stops at the deadline
+            mapping = call.mapping.rows(part)
+            to_ws = functools.partial(mapping.to_ws, cfg=cfg, w_avg=entry.w_avg)
+            ws, x = await entry.batcher.generate(call.z[part], mapping.c, to_ws, noise_mode, _rows(noise, part),
+                                                 deadline)
+            ws_parts.append(ws)
+            x_parts.append(x)
+        ws, x = (ws_parts[0], x_parts[0]) if len(x_parts) == 1 else (np.concatenate(ws_parts), np.concatenate(x_parts))
+        return pb.GenerateResponse(images=await self._encode(x, enc),
+                                   ws=codec.to_tensor(ws) if request.return_ws else None)
+
+    async def _map(self, request: pb.MapRequest, deadline: float | None) -> pb.MapResponse:
+        entry = self.model(request.model)
+        which = request.WhichOneof("latents")
+        self._count(seed_count(request, "latents"), "seeds")
+        z = latents_arg(request, "latents", "z")
+        if which == "seeds":
+            z = latents.seed_to_z(latents_arg(request, "latents", "seeds"), entry.config.z_dim)
+        elif which is None:
+            raise ValueError("seeds: give seeds or z")
+        c, psi, cutoff = map_args(request.map)
+        call = calls.Map.check(entry.config, z, c, psi, cutoff)
+        self._count(call.rows, which)
+        return pb.MapResponse(ws=codec.to_tensor(await self._ws(entry, call.z, call.mapping, deadline)))
+
+    async def _synthesize(self, request: pb.SynthesizeRequest, deadline: float | None) -> pb.ImagesResponse:
+        entry = self.model(request.model)
+        noise_mode, noise_seed = noise_args(request.render)
+        call = calls.Synthesize.check(entry.config, codec.from_tensor(request.ws, "ws"), noise_mode, "float",
+                                      noise_seed)
+        return await self._render(entry, call.ws, call.render, request.render, deadline, "ws")
+
+    async def _mix(self, request: pb.MixRequest, deadline: float | None) -> pb.ImagesResponse:
+        entry = self.model(request.model)
+        w_a, w_b = codec.from_tensor(request.w_a, "w_a"), codec.from_tensor(request.w_b, "w_b")
+        noise_mode, noise_seed = noise_args(request.render)
+        call = calls.Mix.check(entry.config, w_a, w_b, list(request.layers), noise_mode, "float", noise_seed)
+        return await self._render(entry, call.ws, call.render, request.render, deadline, "w_a")
+
+    async def _render(self, entry: ModelEntry, ws: np.ndarray, render: calls.Render, options: pb.RenderOptions,
+                      deadline: float | None, what: str) -> pb.ImagesResponse:
+        enc = Encoding.from_pb(options)
+        self._count(ws.shape[0], what)
+        self._check_size(entry, ws.shape[0], enc)
+        noise = await self._noise(entry, render, ws.shape[0])
+        x = await self._images(entry, ws, render.noise_mode, noise, deadline)
+        return pb.ImagesResponse(images=await self._encode(x, enc))
+
+    async def _interpolate(self, request: pb.InterpolateRequest, deadline: float | None) -> AsyncIterator[pb.Frame]:
+        entry = self.model(request.model)
+        cfg = entry.config
+        if request.space not in (pb.SPACE_UNSPECIFIED, pb.W, pb.Z):
+            raise ValueError(f"space: unknown value {request.space} (W or Z)")
+        which = request.WhichOneof("keyframes")
+        if which is None:
+            raise ValueError("keyframes: give seeds, z or ws")
+        self._count(seed_count(request, "keyframes"), "seeds")
+        c, psi, cutoff = map_args(request.map)
+        noise_mode, noise_seed = noise_args(request.render)
+        enc = Encoding.from_pb(request.render)
+        call = calls.Interpolate.check(
+            cfg, latents_arg(request, "keyframes", "seeds"), z=latents_arg(request, "keyframes", "z"),
+            ws=latents_arg(request, "keyframes", "ws"), num_frames=request.num_frames,
+            space="z" if request.space == pb.Z else "w", psi=psi, cutoff=cutoff, noise_mode=noise_mode, c=c,
+            output="float", noise_seed=noise_seed, max_frames=self.settings.max_frames)
+        self._count(call.rows, which)
+        self._check_size(entry, 1, enc, cfg.num_ws * cfg.w_dim * 4 if request.return_ws else 0)
+        noise = call.noise(cfg)
+        ws_keys = call.ws
+        if ws_keys is None and call.space == "w":
+            ws_keys = await self._ws(entry, call.key_z(cfg), call.mapping, deadline)
+        z_keys = call.key_z(cfg) if call.space == "z" else None
+        for first, part in call.batches(entry.batcher.max_batch):
+            if call.space == "w":
+                ws = call.between(ws_keys, part)
+            else:
+                ws = await self._ws(entry, call.between(z_keys, part, spherical=True), call.frame_mapping(part),
+                                    deadline)
+            x = await self._images(entry, ws, noise_mode, call.frames_noise(noise, len(part)), deadline)
+            for i in range(len(part)):
+                frame = pb.Frame(index=first + i, total=call.total, image=await self._encode(x[i: i + 1], enc))
+                if request.return_ws:
+                    frame.ws.CopyFrom(codec.to_tensor(ws[i: i + 1]))
+                yield frame

@@ -1,0 +1,64 @@
+"""The one registry of backends: name -> how to import the class (lazily) and what to install for it.
+
+A new backend is one module (a `Backend` subclass) and one `register` call at the end of this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .base import Backend
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    load_class: Callable[[], type[Backend]]  # imports the module on first use
+    install_hint: str                        # what to pip install when the import fails
+
+
+REGISTRY: dict[str, BackendEntry] = {}
+
+
+def register(name: str, load_class: Callable[[], type[Backend]], install_hint: str) -> None:
+    REGISTRY[name] = BackendEntry(name, load_class, install_hint)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The Backend class registered under name; ImportError naming what to install if unavailable."""
+    if name not in REGISTRY:
+        raise ValueError(f"backend: unknown backend {name!r} (choose from {sorted(REGISTRY)} or 'auto')")
+    entry = REGISTRY[name]
+    try:
+        return entry.load_class()
+    except ImportError as e:
+        raise ImportError(f"backend {name!r} needs packages that are not installed ({e.msg}); "
+                          f"install them with: {entry.install_hint}") from e
+
+
+def _load_torch() -> type[Backend]:
+    from .torch_backend import TorchBackend
+
+    return TorchBackend
+
+
+def _load_onnxruntime() -> type[Backend]:
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend
+
+
+def _load_tensorrt() -> type[Backend]:
+    from .tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend
+
+
+register("torch", _load_torch, "pip install 'stylegan-sdk[torch]'")
+register("onnxruntime", _load_onnxruntime, "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
+register("tensorrt", _load_tensorrt,
+         "pip install 'stylegan-sdk[tensorrt]' (tensorrt + a CUDA build of torch; needs an NVIDIA GPU)")
+
+
+BACKEND_CHOICES = ("auto", *REGISTRY)   # what a `backend=` argument or --backend option accepts

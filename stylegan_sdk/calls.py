@@ -1,0 +1,321 @@
+"""One definition per call: its arguments, defaults, the order of their checks, and its latent math.
+
+    call = calls.Generate.check(cfg, seeds="0-3", psi=0.7)    # ValueError naming the first bad argument
+    w = backend.map(call.z, call.mapping.c)                    # [N, w_dim]
+    ws = call.mapping.to_ws(w, cfg, w_avg)                     # [N, num_ws, w_dim], truncated
+    x = backend.synthesize(ws, call.render.noise_mode, call.render.noise(cfg, len(ws)))
+
+`Generator` (in-process), the gRPC servicer (serving/servicer.py) and the client's request planning
+(stylegan_sdk/client.py) all build these objects, so each argument is checked in one place, in one order,
+with one text: the client raises before sending exactly what the server would answer and what the
+in-process Generator raises. An option added to a call is added here once. NumPy only (no torch, no grpc).
+
+Transport limits (latents per request, message sizes, frames per stream) belong to the server and are
+checked there, on the `rows` / `total` these objects report, after the call's own checks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import images, latents
+from .config import GeneratorConfig
+
+Seeds = int | str | Iterable[int]
+SPACES = ("w", "z")
+
+
+def _one_seed(seeds: Any) -> bool:
+    """generate(42) answers one image; generate([42]) or '42' a list of one."""
+    return isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool)
+
+
+def _single(out: Any, single: bool) -> Any:
+    return out[0] if single else out
+
+
+# ----------------------------------------------------------------------------
+# The two parts every call shares: mapping options and rendering options
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How z becomes ws: class input, truncation psi toward w_avg on the ws rows < cutoff."""
+
+    c: np.ndarray | None        # [N, c_dim] float32, None for unconditional models
+    psi: float = 1.0            # 1: no truncation
+    cutoff: int | None = None   # None: every ws row
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, n: int, c: Any = None, psi: float = 1.0,
+              cutoff: int | None = None) -> Mapping:
+        """Order: c, psi, cutoff."""
+        c = latents.check_c(c, cfg.c_dim, n)
+        return cls(c, latents.check_psi(psi), latents.check_cutoff(cutoff, cfg.num_ws))
+
+    def rows(self, part: slice) -> Mapping:
+        """The same options for rows `part` of the request."""
+        return Mapping(None if self.c is None else self.c[part], self.psi, self.cutoff)
+
+    def to_ws(self, w: np.ndarray, cfg: GeneratorConfig, w_avg: np.ndarray) -> np.ndarray:
+        """The mapping network's w [N, w_dim] -> ws [N, num_ws, w_dim], truncated."""
+        return latents.truncate(latents.broadcast_ws(w, cfg.num_ws), w_avg, self.psi, self.cutoff)
+
+
+@dataclass(frozen=True)
+class Render:
+    """How ws become images: the noise of the synthesis layers and the output type."""
+
+    noise_mode: str = "const"       # "const" | "random" | "none"
+    noise_seed: int | None = None   # "random" only (None: fresh noise); ignored otherwise
+    output: str = "float"           # "float" [N, C, H, W] | "uint8" [N, H, W, C] | "pil"
+
+    @classmethod
+    def check(cls, noise_mode: str = "const", output: str = "float", noise_seed: int | None = None) -> Render:
+        """Order: noise_mode, output, noise_seed (checked only where random noise uses it)."""
+        latents.check_noise_mode(noise_mode)
+        images.check_output(output)
+        seed = latents.check_noise_seed(noise_seed) if noise_mode == "random" else None
+        return cls(noise_mode, seed, output)
+
+    def noise(self, cfg: GeneratorConfig, n: int) -> list[np.ndarray] | None:
+        """One draw of per-layer noise [n, 1, r, r] for the whole call ("random"), else None."""
+        if self.noise_mode != "random":
+            return None
+        return latents.draw_noise(cfg.noise_resolutions, n, self.noise_seed)
+
+    def convert(self, x: np.ndarray) -> Any:
+        """Float images [N, C, H, W] -> the output type."""
+        return images.convert(x, self.output)
+
+
+# ----------------------------------------------------------------------------
+# The calls
+
+
+@dataclass(frozen=True)
+class Map:
+    """map(z, c=None, psi=1.0, cutoff=None): z [N, z_dim] (or one [z_dim]) -> ws [N, num_ws, w_dim]."""
+
+    z: np.ndarray       # [N, z_dim]
+    mapping: Mapping
+    single: bool        # one z [z_dim] given: answer one [num_ws, w_dim]
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, z: Any, c: Any = None, psi: float = 1.0,
+              cutoff: int | None = None) -> Map:
+        """Order: z, c, psi, cutoff."""
+        z, single = latents.check_z(z, cfg.z_dim)
+        return cls(z, Mapping.check(cfg, z.shape[0], c, psi, cutoff), single)
+
+    @property
+    def rows(self) -> int:
+        return self.z.shape[0]
+
+    def finish(self, ws: np.ndarray) -> np.ndarray:
+        return _single(ws, self.single)
+
+
+@dataclass(frozen=True)
+class Synthesize:
+    """synthesize(ws, noise_mode="const", output="float", noise_seed=None): ws [N, num_ws, w_dim] -> images."""
+
+    ws: np.ndarray      # [N, num_ws, w_dim]
+    render: Render
+    single: bool
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, ws: Any, noise_mode: str = "const", output: str = "float",
+              noise_seed: int | None = None) -> Synthesize:
+        """Order: ws, noise_mode, output, noise_seed."""
+        ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
+        return cls(ws, Render.check(noise_mode, output, noise_seed), single)
+
+    @property
+    def rows(self) -> int:
+        return self.ws.shape[0]
+
+    def finish(self, x: np.ndarray) -> Any:
+        return _single(self.render.convert(x), self.single)
+
+
+@dataclass(frozen=True)
+class Generate:
+    """generate(seeds, psi=1.0, cutoff=None, noise_mode="const", c=None, output="pil", noise_seed=None).
+
+    Seeds are '0-7,42', a list, or one int (then one image, not a list). The server also accepts z
+    [N, z_dim] instead of seeds (the `z` keyword here)."""
+
+    seeds: list[int] | None         # None when z was given
+    given_z: np.ndarray | None      # [N, z_dim] when given instead of seeds
+    z_dim: int
+    mapping: Mapping
+    render: Render
+    single: bool
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, seeds: Seeds | None = None, psi: float = 1.0, cutoff: int | None = None,
+              noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
+              *, z: Any = None) -> Generate:
+        """Order: noise_mode, output, seeds (or z), c, psi, cutoff, noise_seed."""
+        latents.check_noise_mode(noise_mode)
+        images.check_output(output)
+        if (seeds is None) == (z is None):
+            raise ValueError("seeds: give seeds or z")
+        if z is not None:
+            given_z, single = latents.check_z(z, cfg.z_dim)
+            seed_list, n = None, given_z.shape[0]
+        else:
+            given_z, seed_list, single = None, latents.check_seeds(seeds), _one_seed(seeds)
+            n = len(seed_list)
+        mapping = Mapping.check(cfg, n, c, psi, cutoff)
+        return cls(seed_list, given_z, cfg.z_dim, mapping, Render.check(noise_mode, output, noise_seed), single)
+
+    @functools.cached_property
+    def z(self) -> np.ndarray:
+        """[N, z_dim]: RandomState(seed).randn(z_dim) per seed (computed on first use), or the given z."""
+        return self.given_z if self.given_z is not None else latents.seed_to_z(self.seeds, self.z_dim)
+
+    @property
+    def rows(self) -> int:
+        return len(self.seeds) if self.seeds is not None else self.given_z.shape[0]
+
+    def finish(self, x: np.ndarray) -> Any:
+        return _single(self.render.convert(x), self.single)
+
+
+@dataclass(frozen=True)
+class Mix:
+    """mix(w_a, w_b, layers, noise_mode="const", output="pil", noise_seed=None): images of w_a with the
+    listed ws rows taken from w_b (style mixing). w_a, w_b: [num_ws, w_dim] (one image) or [N, ...]."""
+
+    w_a: np.ndarray         # [N, num_ws, w_dim]
+    w_b: np.ndarray         # [N, num_ws, w_dim]
+    layers: list[int]       # sorted, unique, each in [0, num_ws)
+    render: Render
+    single: bool
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, w_a: Any, w_b: Any, layers: int | str | Iterable[int],
+              noise_mode: str = "const", output: str = "pil", noise_seed: int | None = None) -> Mix:
+        """Order: w_a, w_b, layers, matching shapes, noise_mode, output, noise_seed."""
+        a, single = latents.check_ws(w_a, cfg.num_ws, cfg.w_dim, name="w_a")
+        b, single_b = latents.check_ws(w_b, cfg.num_ws, cfg.w_dim, name="w_b")
+        idx = latents.check_layers(layers, cfg.num_ws)
+        if a.shape != b.shape or single != single_b:
+            shape_a = a.shape[1:] if single else a.shape
+            shape_b = b.shape[1:] if single_b else b.shape
+            raise ValueError(f"w_b: shape {list(shape_b)} does not match w_a {list(shape_a)}")
+        return cls(a, b, idx, Render.check(noise_mode, output, noise_seed), single)
+
+    @property
+    def ws(self) -> np.ndarray:
+        """The mixed ws [N, num_ws, w_dim]."""
+        out = self.w_a.copy()
+        out[:, self.layers] = self.w_b[:, self.layers]
+        return out
+
+    @property
+    def rows(self) -> int:
+        return self.w_a.shape[0]
+
+    def finish(self, x: np.ndarray) -> Any:
+        return _single(self.render.convert(x), self.single)
+
+
+@dataclass(frozen=True)
+class Interpolate:
+    """interpolate(seeds | z= | ws=, num_frames=30, space="w", psi=1.0, cutoff=None, noise_mode="const",
+    c=None, output="pil", noise_seed=None): frames along a path through K >= 2 keyframes.
+
+    num_frames per segment, ends included and shared: (K - 1) * (num_frames - 1) + 1 frames. space "w":
+    lerp between the mapped keyframes; "z": slerp in Z (seeds or z keyframes), every frame mapped. Random
+    noise is one draw shared by every frame (no flicker). The frames are planned lazily: a path of any
+    length costs nothing until its frames are computed."""
+
+    seeds: list[int] | None     # exactly one of seeds, z, ws
+    z: np.ndarray | None        # [K, z_dim]
+    ws: np.ndarray | None       # [K, num_ws, w_dim]
+    num_frames: int
+    space: str
+    mapping: Mapping | None     # None for ws keyframes
+    render: Render
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, seeds: Seeds | None = None, *, z: Any = None, ws: Any = None,
+              num_frames: int = 30, space: str = "w", psi: float = 1.0, cutoff: int | None = None,
+              noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
+              max_frames: int | None = None) -> Interpolate:
+        """Order: which keyframes, space, num_frames, noise_mode, output, noise_seed, the keyframes, c, psi,
+        cutoff, then the path's length against max_frames (a server's limit; None: no limit)."""
+        given = [name for name, v in (("seeds", seeds), ("z", z), ("ws", ws)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(f"keyframes: give exactly one of seeds, z or ws (got {given or 'none'})")
+        if space not in SPACES:
+            raise ValueError(f"space: must be 'w' or 'z', got {space!r}")
+        num_frames = latents.check_num_frames(num_frames)
+        render = Render.check(noise_mode, output, noise_seed)
+        seed_list = z_keys = ws_keys = mapping = None
+        if ws is not None:
+            if space == "z":
+                raise ValueError("space: ws keyframes interpolate in W only; give seeds or z to slerp in Z")
+            ws_keys, _ = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
+            k = ws_keys.shape[0]
+        else:
+            if seeds is not None:
+                seed_list = latents.check_seeds(seeds)
+                k = len(seed_list)
+            else:
+                z_keys, _ = latents.check_z(z, cfg.z_dim)
+                k = z_keys.shape[0]
+            mapping = Mapping.check(cfg, k, c, psi, cutoff)
+        if k < 2:
+            raise ValueError(f"keyframes: need at least 2, got {k}")
+        call = cls(seed_list, z_keys, ws_keys, num_frames, space, mapping, render)
+        if max_frames is not None and call.total > max_frames:
+            raise ValueError(f"num_frames: {call.total} frames in one stream, over the limit of {max_frames}")
+        return call
+
+    @property
+    def rows(self) -> int:
+        """Keyframes."""
+        return len(self.seeds) if self.seeds is not None else (self.z if self.z is not None else self.ws).shape[0]
+
+    @property
+    def total(self) -> int:
+        return latents.path_length(self.rows, self.num_frames)
+
+    def key_z(self, cfg: GeneratorConfig) -> np.ndarray:
+        """z of the keyframes [K, z_dim] (seeds or z keyframes)."""
+        return self.z if self.z is not None else latents.seed_to_z(self.seeds, cfg.z_dim)
+
+    def batches(self, size: int) -> Iterator[tuple[int, list[tuple[int, float]]]]:
+        """(index of the first frame, [(segment, t), ...]) for consecutive runs of at most `size` frames."""
+        for first in range(0, self.total, size):
+            stop = min(self.total, first + size)
+            yield first, [latents.path_position(i, self.num_frames) for i in range(first, stop)]
+
+    @staticmethod
+    def between(keys: np.ndarray, part: list[tuple[int, float]], spherical: bool = False) -> np.ndarray:
+        """Latents of the frames `part` between consecutive rows of keys (lerp, or slerp for z)."""
+        fn = latents.slerp if spherical else latents.lerp
+        return np.stack([fn(keys[s], keys[s + 1], t) for s, t in part])
+
+    def frame_mapping(self, part: list[tuple[int, float]]) -> Mapping:
+        """Mapping options of the frames `part` (Z space: class vectors lerped like the z are slerped)."""
+        m = self.mapping
+        return Mapping(None if m.c is None else self.between(m.c, part), m.psi, m.cutoff)
+
+    def noise(self, cfg: GeneratorConfig) -> list[np.ndarray] | None:
+        """The one noise draw [1, 1, r, r] per layer shared by every frame of the path ("random"), else None."""
+        return self.render.noise(cfg, 1)
+
+    @staticmethod
+    def frames_noise(noise: list[np.ndarray] | None, n: int) -> list[np.ndarray] | None:
+        """The path's one noise draw repeated for n frames."""
+        return None if noise is None else [np.repeat(x, n, axis=0) for x in noise]

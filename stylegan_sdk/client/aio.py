@@ -1,0 +1,123 @@
+"""`AsyncClient`: `Client` for asyncio, the same calls as coroutines (`await G.generate(...)`) and
+`interpolate` as an async iterator. Settings, retry policy, planning and errors are the `Client`'s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+import numpy as np
+
+from .._proto import pb, pb_grpc
+from ..config import GeneratorConfig, ModelInfo
+from .base import ClientBase
+from .planning import Plan, RemoteModel, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
+
+
+class AsyncClient(ClientBase):
+    """`await G.get_info()` for `info` (then also available as the `info` property). The channel is
+    opened on first use, inside the running event loop."""
+
+    def _open(self) -> None:
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Any = None
+
+    def _get_stub(self) -> Any:
+        if self._stub is None:
+            s = self.settings
+            creds = s.credentials()
+            self._channel = (grpc.aio.secure_channel(s.target, creds, s.channel_options()) if creds is not None
+                             else grpc.aio.insecure_channel(s.target, s.channel_options()))
+            self._stub = pb_grpc.StyleGANStub(self._channel)
+        return self._stub
+
+    async def _call(self, method: str, request: Any, deadline: float) -> Any:
+        rpc = getattr(self._get_stub(), method)
+        attempt = 0
+        while True:
+            try:
+                return await rpc(request, timeout=self._remaining(method, deadline), metadata=self.settings.metadata)
+            except grpc.RpcError as e:
+                await asyncio.sleep(self._retry_delay(e, method, attempt, deadline))
+                attempt += 1
+
+    async def _run(self, plan: Plan) -> Any:
+        deadline = self._deadline()
+        return plan.finish([await self._call(plan.method, r, deadline) for r in plan.requests])
+
+    async def _meta(self) -> RemoteModel:
+        if self._model is None:
+            self._remember(await self._call("GetModelInfo", pb.GetModelInfoRequest(model=self.model),
+                                            self._deadline()))
+        return self._model
+
+    async def get_info(self) -> ModelInfo:
+        return (await self._meta()).info
+
+    async def get_config(self) -> GeneratorConfig:
+        return (await self._meta()).config
+
+    @property
+    def info(self) -> ModelInfo:
+        """Available once any call (or `await get_info()`) has fetched it."""
+        if self._model is None:
+            raise RuntimeError("AsyncClient.info: call `await client.get_info()` first")
+        return self._model.info
+
+    async def list_models(self) -> dict[str, ModelInfo]:
+        return self._models(await self._call("ListModels", pb.ListModelsRequest(), self._deadline()))
+
+    async def map(self, z: Any, c: Any = None, psi: float = 1.0, cutoff: int | None = None) -> np.ndarray:
+        return await self._run(plan_map(await self._meta(), self.model, z, c, psi, cutoff))
+
+    async def synthesize(self, ws: Any, noise_mode: str = "const", output: str = "float",
+                         noise_seed: int | None = None) -> Any:
+        return await self._run(plan_synthesize(await self._meta(), self.model, ws, noise_mode, output, noise_seed))
+
+    async def generate(self, seeds: int | str | Iterable[int], psi: float = 1.0, cutoff: int | None = None,
+                       noise_mode: str = "const", c: Any = None, output: str = "pil",
+                       noise_seed: int | None = None) -> Any:
+        return await self._run(plan_generate(await self._meta(), self.model, seeds, psi, cutoff, noise_mode, c,
+                                             output, noise_seed))
+
+    async def mix(self, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str = "const",
+                  output: str = "pil", noise_seed: int | None = None) -> Any:
+        return await self._run(plan_mix(await self._meta(), self.model, w_a, w_b, layers, noise_mode, output,
+                                        noise_seed))
+
+    async def interpolate(self, seeds: Any = None, *, z: Any = None, ws: Any = None, num_frames: int = 30,
+                          space: str = "w", psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",
+                          c: Any = None, output: str = "pil", noise_seed: int | None = None,
+                          timeout: float | None = None) -> AsyncIterator[Any]:
+        """As `Client.interpolate`, an async iterator: `async for frame in G.interpolate(...)`."""
+        req, frame = plan_interpolate(await self._meta(), self.model, seeds, z, ws, num_frames, space, psi, cutoff,
+                                      noise_mode, c, output, noise_seed)
+        deadline = self._deadline(timeout)
+        attempt = 0
+        while True:
+            call = self._get_stub().Interpolate(req, timeout=self._remaining("Interpolate", deadline),
+                                                metadata=self.settings.metadata)
+            got_any = False
+            try:
+                async for msg in call:
+                    got_any = True
+                    yield frame(msg)
+                return
+            except grpc.RpcError as e:
+                await asyncio.sleep(self._stream_retry_delay(e, got_any, attempt, deadline))
+                attempt += 1
+            finally:
+                call.cancel()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

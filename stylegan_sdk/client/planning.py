@@ -1,0 +1,165 @@
+"""Request planning, shared by `Client` and `AsyncClient`, with no I/O: a call's arguments are checked by
+its one definition (stylegan_sdk.calls, the very checks of the in-process Generator), split into requests
+that fit the server's limits, and the responses are turned back into the Generator's return value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import calls, images
+from .._proto import codec, pb
+from ..config import GeneratorConfig, ModelInfo
+
+ENVELOPE_BYTES = 64 * 1024   # room for everything in a message but the rows
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """What the client needs to know about a model: from GetModelInfo, fetched once."""
+
+    info: ModelInfo
+    config: GeneratorConfig
+    w_avg: np.ndarray
+    max_seeds: int
+    max_message_bytes: int
+
+    @classmethod
+    def from_pb(cls, msg: pb.ModelInfo, client_limit: int) -> RemoteModel:
+        return cls(info=codec.model_info_from_pb(msg), config=GeneratorConfig.from_json(msg.config_json),
+                   w_avg=codec.from_tensor(msg.w_avg, "w_avg"), max_seeds=msg.limits.max_seeds or 256,
+                   max_message_bytes=min(msg.limits.max_message_bytes or client_limit, client_limit))
+
+    def rows_per_call(self, bytes_per_row: int) -> int:
+        return max(1, min(self.max_seeds, (self.max_message_bytes - ENVELOPE_BYTES) // max(1, bytes_per_row)))
+
+    def image_row_bytes(self, fmt: int) -> int:
+        return codec.image_bytes(fmt, self.config.img_channels, self.config.img_resolution)
+
+    @property
+    def ws_row_bytes(self) -> int:
+        return self.config.num_ws * self.config.w_dim * 4
+
+
+@dataclass(frozen=True)
+class Plan:
+    method: str                               # RPC name on the stub
+    requests: list[Any]
+    finish: Callable[[list[Any]], Any]        # responses -> the method's return value
+
+
+# ----------------------------------------------------------------------------
+# Pieces of requests
+
+
+def _parts(n: int, rows: int, splittable: bool) -> list[slice]:
+    """Slices of at most `rows` rows (one slice when the request cannot be split)."""
+    if splittable and n > rows:
+        return [slice(i, min(n, i + rows)) for i in range(0, n, rows)]
+    return [slice(0, n)]
+
+
+def _splittable(render: calls.Render) -> bool:
+    """Random noise with a noise_seed is one draw over the whole request: such a request is not split."""
+    return render.noise_mode != "random" or render.noise_seed is None
+
+
+def _format(render: calls.Render) -> int:
+    """Images travel raw and are converted here exactly as in-process."""
+    return pb.RAW_FLOAT32 if render.output == "float" else pb.RAW_UINT8
+
+
+def _render_pb(render: calls.Render) -> pb.RenderOptions:
+    return pb.RenderOptions(noise_mode=codec.NOISE_MODE_TO_PB[render.noise_mode], noise_seed=render.noise_seed,
+                            format=_format(render))
+
+
+def _map_pb(mapping: calls.Mapping, part: slice = slice(None)) -> pb.MapOptions:
+    c = mapping.rows(part).c
+    return pb.MapOptions(psi=mapping.psi, cutoff=mapping.cutoff, c=None if c is None else codec.to_tensor(c))
+
+
+def _output(pixels: np.ndarray, output: str) -> Any:
+    """Raw float32 [N, C, H, W] or uint8 [N, H, W, C] -> the Generator's output type."""
+    return images.uint8_to_pil(pixels) if output == "pil" else pixels
+
+
+def _finish_images(render: calls.Render, single: bool) -> Callable[[list[Any]], Any]:
+    def finish(responses: list[Any]) -> Any:
+        parts = [codec.images_from_pb(r.images) for r in responses]
+        out = _output(parts[0] if len(parts) == 1 else np.concatenate(parts), render.output)
+        return out[0] if single else out
+
+    return finish
+
+
+# ----------------------------------------------------------------------------
+# The calls
+
+
+def plan_generate(m: RemoteModel, name: str, seeds: Any, psi: float, cutoff: int | None, noise_mode: str, c: Any,
+                  output: str, noise_seed: int | None) -> Plan:
+    call = calls.Generate.check(m.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed)
+    rows = m.rows_per_call(m.image_row_bytes(_format(call.render)))
+    reqs = [pb.GenerateRequest(model=name, seeds=pb.SeedList(values=call.seeds[part]),
+                               map=_map_pb(call.mapping, part), render=_render_pb(call.render))
+            for part in _parts(call.rows, rows, _splittable(call.render))]
+    return Plan("Generate", reqs, _finish_images(call.render, call.single))
+
+
+def plan_map(m: RemoteModel, name: str, z: Any, c: Any, psi: float, cutoff: int | None) -> Plan:
+    call = calls.Map.check(m.config, z, c, psi, cutoff)
+    rows = m.rows_per_call(m.ws_row_bytes)
+    reqs = [pb.MapRequest(model=name, z=codec.to_tensor(call.z[part]), map=_map_pb(call.mapping, part))
+            for part in _parts(call.rows, rows, splittable=True)]
+
+    def finish(responses: list[Any]) -> np.ndarray:
+        return call.finish(np.concatenate([codec.from_tensor(r.ws, "ws") for r in responses]))
+
+    return Plan("Map", reqs, finish)
+
+
+def plan_synthesize(m: RemoteModel, name: str, ws: Any, noise_mode: str, output: str,
+                    noise_seed: int | None) -> Plan:
+    call = calls.Synthesize.check(m.config, ws, noise_mode, output, noise_seed)
+    rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), m.ws_row_bytes))
+    reqs = [pb.SynthesizeRequest(model=name, ws=codec.to_tensor(call.ws[part]), render=_render_pb(call.render))
+            for part in _parts(call.rows, rows, _splittable(call.render))]
+    return Plan("Synthesize", reqs, _finish_images(call.render, call.single))
+
+
+def plan_mix(m: RemoteModel, name: str, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str,
+             output: str, noise_seed: int | None) -> Plan:
+    call = calls.Mix.check(m.config, w_a, w_b, layers, noise_mode, output, noise_seed)
+    rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), 2 * m.ws_row_bytes))
+    reqs = [pb.MixRequest(model=name, w_a=codec.to_tensor(call.w_a[part]), w_b=codec.to_tensor(call.w_b[part]),
+                          layers=call.layers, render=_render_pb(call.render))
+            for part in _parts(call.rows, rows, _splittable(call.render))]
+    return Plan("Mix", reqs, _finish_images(call.render, call.single))
+
+
+def plan_interpolate(m: RemoteModel, name: str, seeds: Any, z: Any, ws: Any, num_frames: int, space: str,
+                     psi: float, cutoff: int | None, noise_mode: str, c: Any, output: str, noise_seed: int | None
+                     ) -> tuple[pb.InterpolateRequest, Callable[[pb.Frame], Any]]:
+    """One streaming request, and how each Frame becomes one image."""
+    call = calls.Interpolate.check(m.config, seeds, z=z, ws=ws, num_frames=num_frames, space=space, psi=psi,
+                                   cutoff=cutoff, noise_mode=noise_mode, c=c, output=output, noise_seed=noise_seed)
+    req = pb.InterpolateRequest(model=name, num_frames=call.num_frames, space=pb.Z if call.space == "z" else pb.W,
+                                render=_render_pb(call.render))
+    if call.ws is not None:
+        req.ws.CopyFrom(codec.to_tensor(call.ws))
+    else:
+        if call.seeds is not None:
+            req.seeds.values.extend(call.seeds)
+        else:
+            req.z.CopyFrom(codec.to_tensor(call.z))
+        req.map.CopyFrom(_map_pb(call.mapping))
+
+    def frame(msg: pb.Frame) -> Any:
+        return _output(codec.images_from_pb(msg.image), call.render.output)[0]
+
+    return req, frame

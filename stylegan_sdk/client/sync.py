@@ -1,0 +1,169 @@
+"""`Client`: a remote generator (stylegan.v1.StyleGAN over gRPC) with the `Generator` API, blocking.
+
+    import stylegan_sdk as sg
+    G = sg.Client("localhost:50051", model=None, timeout=60.0, token=None, tls=None)
+    imgs = G.generate([0, 1, 2], psi=0.7)          # list of PIL images, as sg.load(...).generate
+    ws = G.map(sg.seed_to_z([0, 1], G.info.z_dim), psi=0.7)
+    x = G.synthesize(ws, output="float")           # float32 [N, C, H, W]
+    for frame in G.interpolate([0, 5, 9], num_frames=30):   # a video, frame by frame
+        ...
+
+Same method names, arguments, defaults, return types and errors as the in-process `Generator`: each call
+is checked by its one definition (stylegan_sdk.calls) before anything is sent, so a bad argument raises
+the same ValueError with the same text (the model's sizes come from GetModelInfo, fetched once); the
+server checks again and answers INVALID_ARGUMENT, raised as `InvalidArgumentError`, a ValueError. Large
+requests are split into calls that fit the message limit. UNAVAILABLE is retried with backoff until the
+call's deadline. Imports neither torch nor any model code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+
+from .._proto import pb, pb_grpc
+from ..config import GeneratorConfig, ModelInfo
+from .base import ClientBase
+from .errors import ServerUnavailableError
+from .planning import Plan, RemoteModel, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
+
+
+class Client(ClientBase):
+    """A remote Generator. One channel, reused; thread-safe (share one Client between threads)."""
+
+    def _open(self) -> None:
+        s = self.settings
+        creds = s.credentials()
+        self._channel = (grpc.secure_channel(s.target, creds, s.channel_options()) if creds is not None
+                         else grpc.insecure_channel(s.target, s.channel_options()))
+        self._stub = pb_grpc.StyleGANStub(self._channel)
+        self._lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------
+    def _call(self, method: str, request: Any, deadline: float) -> Any:
+        rpc = getattr(self._stub, method)
+        attempt = 0
+        while True:
+            try:
+                return rpc(request, timeout=self._remaining(method, deadline), metadata=self.settings.metadata)
+            except grpc.RpcError as e:
+                time.sleep(self._retry_delay(e, method, attempt, deadline))
+                attempt += 1
+
+    def _run(self, plan: Plan) -> Any:
+        deadline = self._deadline()
+        return plan.finish([self._call(plan.method, r, deadline) for r in plan.requests])
+
+    def _meta(self) -> RemoteModel:
+        if self._model is None:
+            msg = self._call("GetModelInfo", pb.GetModelInfoRequest(model=self.model), self._deadline())
+            with self._lock:
+                self._remember(msg)
+        return self._model
+
+    def _stream(self, req: pb.InterpolateRequest, frame: Callable[[pb.Frame], Any], timeout: float | None
+                ) -> Iterator[Any]:
+        """Frames as they arrive; UNAVAILABLE before the first frame is retried like any call."""
+        deadline = self._deadline(timeout)
+        attempt = 0
+        while True:
+            call = self._stub.Interpolate(req, timeout=self._remaining("Interpolate", deadline),
+                                          metadata=self.settings.metadata)
+            got_any = False
+            try:
+                for msg in call:
+                    got_any = True
+                    yield frame(msg)
+                return
+            except grpc.RpcError as e:
+                time.sleep(self._stream_retry_delay(e, got_any, attempt, deadline))
+                attempt += 1
+            finally:
+                call.cancel()
+
+    # -- description ----------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo:
+        """The same ModelInfo as the in-process `Generator.info` (backend and device: the server's)."""
+        return self._meta().info
+
+    @property
+    def config(self) -> GeneratorConfig:
+        return self._meta().config
+
+    @property
+    def w_avg(self) -> np.ndarray:
+        return self._meta().w_avg
+
+    def list_models(self) -> dict[str, ModelInfo]:
+        """Every model the server serves, by name (the default one first)."""
+        return self._models(self._call("ListModels", pb.ListModelsRequest(), self._deadline()))
+
+    def wait_until_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server's health service says SERVING (ServerUnavailableError after timeout)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                status = stub.Check(health_pb2.HealthCheckRequest(), timeout=max(0.05, deadline - time.monotonic()),
+                                    wait_for_ready=True).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+            except grpc.RpcError as e:
+                last = f"{e.code().name}: {e.details()}"
+            time.sleep(0.05)
+        raise ServerUnavailableError(f"{self.target}: not SERVING after {timeout} s ({last})",
+                                     grpc.StatusCode.UNAVAILABLE)
+
+    # -- the Generator's calls ------------------------------------------------
+    def map(self, z: Any, c: Any = None, psi: float = 1.0, cutoff: int | None = None) -> np.ndarray:
+        """z [N, z_dim] -> ws [N, num_ws, w_dim] (one z [z_dim] -> [num_ws, w_dim]), truncated toward w_avg."""
+        return self._run(plan_map(self._meta(), self.model, z, c, psi, cutoff))
+
+    def synthesize(self, ws: Any, noise_mode: str = "const", output: str = "float",
+                   noise_seed: int | None = None) -> Any:
+        """ws [N, num_ws, w_dim] -> images ("float": float32 [N, C, H, W]; "uint8": uint8 [N, H, W, C]; "pil")."""
+        return self._run(plan_synthesize(self._meta(), self.model, ws, noise_mode, output, noise_seed))
+
+    def generate(self, seeds: int | str | Iterable[int], psi: float = 1.0, cutoff: int | None = None,
+                 noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None) -> Any:
+        """Images for seeds ('0-7,42', a list, or one int for a single image)."""
+        return self._run(plan_generate(self._meta(), self.model, seeds, psi, cutoff, noise_mode, c, output,
+                                       noise_seed))
+
+    def mix(self, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str = "const",
+            output: str = "pil", noise_seed: int | None = None) -> Any:
+        """Images from w_a with the listed ws rows taken from w_b (style mixing)."""
+        return self._run(plan_mix(self._meta(), self.model, w_a, w_b, layers, noise_mode, output, noise_seed))
+
+    def interpolate(self, seeds: Any = None, *, z: Any = None, ws: Any = None, num_frames: int = 30,
+                    space: str = "w", psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",
+                    c: Any = None, output: str = "pil", noise_seed: int | None = None,
+                    timeout: float | None = None) -> Iterator[Any]:
+        """Frames along a path through K >= 2 keyframes (seeds, z [K, z_dim] or ws [K, num_ws, w_dim]):
+        num_frames per segment, ends included and shared, (K - 1) * (num_frames - 1) + 1 in all.
+        space "w": lerp between the mapped keyframes; "z": slerp in Z, every frame mapped. Random noise is
+        one draw shared by all frames. Yields one image per frame (PIL, uint8 [H, W, C] or float [C, H, W]);
+        timeout (default: the client's) bounds the whole stream. Arguments are checked at once."""
+        req, frame = plan_interpolate(self._meta(), self.model, seeds, z, ws, num_frames, space, psi, cutoff,
+                                      noise_mode, c, output, noise_seed)
+        return self._stream(req, frame, timeout)
+
+    # -- lifetime -------------------------------------------------------------
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
