@@ -58,8 +58,8 @@ class InvalidRequest(ValueError):
 @dataclass(eq=False)
 class _Job:
     key: tuple[Any, ...]          # ("map", has_c) | ("synthesize", noise_mode) | ("generate", has_c, noise_mode)
-    arrays: tuple[Any, ...]       # map: (z, c | None); synthesize: (ws, noise list | None);
-                                  # generate: (z, c | None, noise list | None)
+    arrays: tuple[Any, ...]       # map: (z, c | None); synthesize: (ws, noise list | None, transform | None);
+                                  # generate: (z, c | None, noise list | None, transform | None)
     n: int                        # rows
     future: asyncio.Future
     deadline: float | None        # time.monotonic() by which the answer is useless
@@ -107,21 +107,22 @@ class Batcher:
         return await self._submit(("map", c is not None), (z, c), z.shape[0], deadline)
 
     async def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
-                         deadline: float | None = None) -> np.ndarray:
-        """ws [N, num_ws, w_dim] (+ per-row noise for "random") -> float images [N, C, H, W]."""
+                         deadline: float | None = None, transform: np.ndarray | None = None) -> np.ndarray:
+        """ws [N, num_ws, w_dim] (+ per-row noise for "random", per-row StyleGAN3 transforms [N, 3, 3])
+        -> float images [N, C, H, W]."""
         if noise_mode != "random":
             noise = None
-        return await self._submit(("synthesize", noise_mode), (ws, noise), ws.shape[0], deadline)
+        return await self._submit(("synthesize", noise_mode), (ws, noise, transform), ws.shape[0], deadline)
 
     async def generate(self, z: np.ndarray, c: np.ndarray | None, to_ws: Callable[[np.ndarray], np.ndarray],
-                       noise_mode: str, noise: list[np.ndarray] | None, deadline: float | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       noise_mode: str, noise: list[np.ndarray] | None, deadline: float | None = None,
+                       transform: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Both networks in one job: z [N, z_dim], c -> w -> to_ws(w) (this request's truncation) -> ws
         [N, num_ws, w_dim] -> float images [N, C, H, W]; returns (ws, images)."""
         if noise_mode != "random":
             noise = None
-        return await self._submit(("generate", c is not None, noise_mode), (z, c, noise), z.shape[0], deadline,
-                                  to_ws)
+        return await self._submit(("generate", c is not None, noise_mode), (z, c, noise, transform), z.shape[0],
+                                  deadline, to_ws)
 
     @property
     def queued(self) -> int:
@@ -327,23 +328,26 @@ class Batcher:
             if kind == "map":
                 return self._map(*arrays)
             if kind == "synthesize":
-                return self._synthesize(arrays[0], key[1], arrays[1])
-            z, c, noise = arrays
+                ws, noise, transform = arrays
+                return self._synthesize(ws, key[1], noise, transform)
+            z, c, noise, transform = arrays
             w = self._map(z, c)
             offsets = np.cumsum([0] + [n for n, _ in to_ws])
             try:
                 ws = np.concatenate([fn(w[offsets[k]: offsets[k + 1]]) for k, (_, fn) in enumerate(to_ws)])
             except ValueError as e:
                 raise InvalidRequest(str(e)) from None
-            return ws, self._synthesize(ws, key[2], noise)
+            return ws, self._synthesize(ws, key[2], noise, transform)
         finally:
             self._running = False
 
     def _map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         return self._chunked(z.shape[0], lambda s: self.backend.map(z[s], None if c is None else c[s]))
 
-    def _synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
-        return self._chunked(ws.shape[0], lambda s: self.backend.synthesize(ws[s], noise_mode, _rows(noise, s)))
+    def _synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
+                    transform: np.ndarray | None) -> np.ndarray:
+        return self._chunked(ws.shape[0], lambda s: self.backend.synthesize(ws[s], noise_mode, _rows(noise, s),
+                                                                            _rows(transform, s)))
 
     def _chunked(self, n: int, fn: Callable[[slice], np.ndarray]) -> np.ndarray:
         parts = [fn(slice(i, i + self.max_batch)) for i in range(0, n, self.max_batch)]

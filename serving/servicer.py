@@ -389,9 +389,10 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
 
     @staticmethod
     async def _images(entry: ModelEntry, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
-                      deadline: float | None) -> np.ndarray:
-        """Generator._images: ws -> float images, one batcher job per chunk of max_batch rows."""
-        parts = [await entry.batcher.synthesize(ws[part], noise_mode, _rows(noise, part), deadline)
+                      transform: np.ndarray | None, deadline: float | None) -> np.ndarray:
+        """Generator._images: ws (+ per-row transforms) -> float images, one batcher job per chunk."""
+        parts = [await entry.batcher.synthesize(ws[part], noise_mode, _rows(noise, part), deadline,
+                                                _rows(transform, part))
                  for part in _parts(ws.shape[0], entry.batcher.max_batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -421,16 +422,19 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         c, psi, cutoff = map_args(request.map)
         noise_mode, noise_seed = noise_args(request.render)
         enc = Encoding.from_pb(request.render)
-        call = calls.Generate.check(cfg, seeds, psi, cutoff, noise_mode, c, "float", noise_seed, z=z)
+        translate, rotate, transform = codec.transform_args(request.render.transform)
+        call = calls.Generate.check(cfg, seeds, psi, cutoff, noise_mode, c, "float", noise_seed, z=z,
+                                    translate=translate, rotate=rotate, transform=transform)
         self._count(call.rows, "seeds" if z is None else "z")
         self._check_size(entry, call.rows, enc, call.rows * cfg.num_ws * cfg.w_dim * 4 if request.return_ws else 0)
         noise = await self._noise(entry, call.render, call.rows)
+        transforms = call.transform.rows(call.rows)
         ws_parts, x_parts = [], []
         for part in _parts(call.rows, entry.batcher.max_batch):   # chunk by chunk: stops at the deadline
             mapping = call.mapping.rows(part)
             to_ws = functools.partial(mapping.to_ws, cfg=cfg, w_avg=entry.w_avg)
             ws, x = await entry.batcher.generate(call.z[part], mapping.c, to_ws, noise_mode, _rows(noise, part),
-                                                 deadline)
+                                                 deadline, _rows(transforms, part))
             ws_parts.append(ws)
             x_parts.append(x)
         ws, x = (ws_parts[0], x_parts[0]) if len(x_parts) == 1 else (np.concatenate(ws_parts), np.concatenate(x_parts))
@@ -455,23 +459,24 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         entry = self.model(request.model)
         noise_mode, noise_seed = noise_args(request.render)
         call = calls.Synthesize.check(entry.config, codec.from_tensor(request.ws, "ws"), noise_mode, "float",
-                                      noise_seed)
-        return await self._render(entry, call.ws, call.render, request.render, deadline, "ws")
+                                      noise_seed, *codec.transform_args(request.render.transform))
+        return await self._render(entry, call.ws, call.render, call.transform, request.render, deadline, "ws")
 
     async def _mix(self, request: pb.MixRequest, deadline: float | None) -> pb.ImagesResponse:
         entry = self.model(request.model)
         w_a, w_b = codec.from_tensor(request.w_a, "w_a"), codec.from_tensor(request.w_b, "w_b")
         noise_mode, noise_seed = noise_args(request.render)
-        call = calls.Mix.check(entry.config, w_a, w_b, list(request.layers), noise_mode, "float", noise_seed)
-        return await self._render(entry, call.ws, call.render, request.render, deadline, "w_a")
+        call = calls.Mix.check(entry.config, w_a, w_b, list(request.layers), noise_mode, "float", noise_seed,
+                               *codec.transform_args(request.render.transform))
+        return await self._render(entry, call.ws, call.render, call.transform, request.render, deadline, "w_a")
 
-    async def _render(self, entry: ModelEntry, ws: np.ndarray, render: calls.Render, options: pb.RenderOptions,
-                      deadline: float | None, what: str) -> pb.ImagesResponse:
+    async def _render(self, entry: ModelEntry, ws: np.ndarray, render: calls.Render, transform: calls.Transform,
+                      options: pb.RenderOptions, deadline: float | None, what: str) -> pb.ImagesResponse:
         enc = Encoding.from_pb(options)
         self._count(ws.shape[0], what)
         self._check_size(entry, ws.shape[0], enc)
         noise = await self._noise(entry, render, ws.shape[0])
-        x = await self._images(entry, ws, render.noise_mode, noise, deadline)
+        x = await self._images(entry, ws, render.noise_mode, noise, transform.rows(ws.shape[0]), deadline)
         return pb.ImagesResponse(images=await self._encode(x, enc))
 
     async def _interpolate(self, request: pb.InterpolateRequest, deadline: float | None) -> AsyncIterator[pb.Frame]:
@@ -486,11 +491,13 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         c, psi, cutoff = map_args(request.map)
         noise_mode, noise_seed = noise_args(request.render)
         enc = Encoding.from_pb(request.render)
+        translate, rotate, transform = codec.transform_args(request.render.transform)
         call = calls.Interpolate.check(
             cfg, latents_arg(request, "keyframes", "seeds"), z=latents_arg(request, "keyframes", "z"),
             ws=latents_arg(request, "keyframes", "ws"), num_frames=request.num_frames,
             space="z" if request.space == pb.Z else "w", psi=psi, cutoff=cutoff, noise_mode=noise_mode, c=c,
-            output="float", noise_seed=noise_seed, max_frames=self.settings.max_frames)
+            output="float", noise_seed=noise_seed, translate=translate, rotate=rotate, transform=transform,
+            max_frames=self.settings.max_frames)
         self._count(call.rows, which)
         self._check_size(entry, 1, enc, cfg.num_ws * cfg.w_dim * 4 if request.return_ws else 0)
         noise = call.noise(cfg)
@@ -504,7 +511,8 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             else:
                 ws = await self._ws(entry, call.between(z_keys, part, spherical=True), call.frame_mapping(part),
                                     deadline)
-            x = await self._images(entry, ws, noise_mode, call.frames_noise(noise, len(part)), deadline)
+            x = await self._images(entry, ws, noise_mode, call.frames_noise(noise, len(part)),
+                                   call.transform.along(part), deadline)
             for i in range(len(part)):
                 frame = pb.Frame(index=first + i, total=call.total, image=await self._encode(x[i: i + 1], enc))
                 if request.return_ws:

@@ -94,6 +94,87 @@ class Render:
         return images.convert(x, self.output)
 
 
+@dataclass(frozen=True)
+class Transform:
+    """StyleGAN3's input transform: where the view looks. translate=(tx, ty) and rotate (degrees) build it
+    as the official gen_images.py does (make_transform, then its inverse); transform is the raw [3, 3]
+    value of the synthesis input's transform. Interpolate also takes one translate / rotate per keyframe
+    (a camera path, lerped between keyframes like the latents). Families without an input transform
+    accept only the identity."""
+
+    translate: np.ndarray | None = None     # [2] or [K, 2] (per keyframe), float64
+    rotate: np.ndarray | None = None        # [] or [K] (per keyframe), degrees, float64
+    matrix: np.ndarray | None = None        # [3, 3] float32, the raw value
+    enabled: bool = False                   # the model has an input transform (StyleGAN3)
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, translate: Any = None, rotate: Any = None, transform: Any = None,
+              keyframes: int | None = None) -> Transform:
+        """Order: translate, rotate, transform, then whether the model takes any. `keyframes`: the number of
+        keyframes of an interpolation (translate [K, 2] / rotate [K] allowed), None for other calls."""
+        t = None if translate is None else cls._values(translate, "translate", (2,), keyframes)
+        r = None if rotate is None else cls._values(rotate, "rotate", (), keyframes)
+        m = None
+        if transform is not None:
+            if t is not None or r is not None:
+                raise ValueError("transform: give translate / rotate or transform, not both")
+            m = latents.as_float_array(transform, "transform")
+            if m.shape != (3, 3):
+                raise ValueError(f"transform: expected a [3, 3] matrix, got shape {list(m.shape)}")
+        call = cls(t, r, m, enabled=cfg.arch == "stylegan3")
+        if not call.enabled and not call.is_identity:
+            given = "transform" if m is not None else "translate" if t is not None and np.any(t) else "rotate"
+            raise ValueError(f"{given}: this model ({cfg.arch}) has no input transform; translate, rotate and "
+                             f"transform are for StyleGAN3 models")
+        return call
+
+    @staticmethod
+    def _values(value: Any, name: str, shape: tuple[int, ...], keyframes: int | None) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected numbers, got {type(value).__name__}") from None
+        allowed = [shape] + ([(keyframes, *shape)] if keyframes is not None else [])
+        if arr.shape not in allowed:
+            wanted = " or ".join(str(list(s)) for s in allowed)
+            raise ValueError(f"{name}: expected shape {wanted}, got {list(arr.shape)}")
+        if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > 1e6):
+            raise ValueError(f"{name}: values must be finite and at most 1e6 in size")
+        return arr
+
+    @property
+    def is_identity(self) -> bool:
+        if self.matrix is not None:
+            return bool(np.array_equal(self.matrix, np.eye(3, dtype=np.float32)))
+        return not np.any(self.translate if self.translate is not None else 0) and \
+            not np.any(self.rotate if self.rotate is not None else 0)
+
+    def _at(self, translate: np.ndarray | None, rotate: np.ndarray | float | None) -> np.ndarray:
+        if self.matrix is not None:
+            return self.matrix
+        return latents.input_transform(translate if translate is not None else (0.0, 0.0),
+                                       0.0 if rotate is None else float(rotate))
+
+    def rows(self, n: int) -> np.ndarray | None:
+        """Per-row transforms [n, 3, 3] float32 for the backend (None for families without one)."""
+        if not self.enabled:
+            return None
+        return np.repeat(self._at(self.translate, self.rotate)[np.newaxis], n, axis=0)
+
+    def along(self, part: list[tuple[int, float]]) -> np.ndarray | None:
+        """Per-frame transforms [len(part), 3, 3] of an interpolation: per-keyframe translate / rotate are
+        lerped between keyframes (segment s, t) like the latents; a single value holds for every frame."""
+        if not self.enabled:
+            return None
+
+        def value(v: np.ndarray | None, s: int, t: float) -> Any:
+            if v is None or v.ndim == (1 if v is self.translate else 0):
+                return v
+            return v[s] + (v[s + 1] - v[s]) * t
+
+        return np.stack([self._at(value(self.translate, s, t), value(self.rotate, s, t)) for s, t in part])
+
+
 # ----------------------------------------------------------------------------
 # The calls
 
@@ -123,18 +204,22 @@ class Map:
 
 @dataclass(frozen=True)
 class Synthesize:
-    """synthesize(ws, noise_mode="const", output="float", noise_seed=None): ws [N, num_ws, w_dim] -> images."""
+    """synthesize(ws, noise_mode="const", output="float", noise_seed=None, translate=None, rotate=None,
+    transform=None): ws [N, num_ws, w_dim] -> images."""
 
     ws: np.ndarray      # [N, num_ws, w_dim]
     render: Render
     single: bool
+    transform: Transform = Transform()
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, ws: Any, noise_mode: str = "const", output: str = "float",
-              noise_seed: int | None = None) -> Synthesize:
-        """Order: ws, noise_mode, output, noise_seed."""
+              noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
+              transform: Any = None) -> Synthesize:
+        """Order: ws, noise_mode, output, noise_seed, translate, rotate, transform."""
         ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
-        return cls(ws, Render.check(noise_mode, output, noise_seed), single)
+        return cls(ws, Render.check(noise_mode, output, noise_seed), single,
+                   Transform.check(cfg, translate, rotate, transform))
 
     @property
     def rows(self) -> int:
@@ -157,12 +242,13 @@ class Generate:
     mapping: Mapping
     render: Render
     single: bool
+    transform: Transform = Transform()
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, seeds: Seeds | None = None, psi: float = 1.0, cutoff: int | None = None,
               noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
-              *, z: Any = None) -> Generate:
-        """Order: noise_mode, output, seeds (or z), c, psi, cutoff, noise_seed."""
+              *, z: Any = None, translate: Any = None, rotate: Any = None, transform: Any = None) -> Generate:
+        """Order: noise_mode, output, seeds (or z), c, psi, cutoff, noise_seed, translate, rotate, transform."""
         latents.check_noise_mode(noise_mode)
         images.check_output(output)
         if (seeds is None) == (z is None):
@@ -174,7 +260,8 @@ class Generate:
             given_z, seed_list, single = None, latents.check_seeds(seeds), _one_seed(seeds)
             n = len(seed_list)
         mapping = Mapping.check(cfg, n, c, psi, cutoff)
-        return cls(seed_list, given_z, cfg.z_dim, mapping, Render.check(noise_mode, output, noise_seed), single)
+        return cls(seed_list, given_z, cfg.z_dim, mapping, Render.check(noise_mode, output, noise_seed), single,
+                   Transform.check(cfg, translate, rotate, transform))
 
     @functools.cached_property
     def z(self) -> np.ndarray:
@@ -199,11 +286,14 @@ class Mix:
     layers: list[int]       # sorted, unique, each in [0, num_ws)
     render: Render
     single: bool
+    transform: Transform = Transform()
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, w_a: Any, w_b: Any, layers: int | str | Iterable[int],
-              noise_mode: str = "const", output: str = "pil", noise_seed: int | None = None) -> Mix:
-        """Order: w_a, w_b, layers, matching shapes, noise_mode, output, noise_seed."""
+              noise_mode: str = "const", output: str = "pil", noise_seed: int | None = None,
+              translate: Any = None, rotate: Any = None, transform: Any = None) -> Mix:
+        """Order: w_a, w_b, layers, matching shapes, noise_mode, output, noise_seed, translate, rotate,
+        transform."""
         a, single = latents.check_ws(w_a, cfg.num_ws, cfg.w_dim, name="w_a")
         b, single_b = latents.check_ws(w_b, cfg.num_ws, cfg.w_dim, name="w_b")
         idx = latents.check_layers(layers, cfg.num_ws)
@@ -211,7 +301,8 @@ class Mix:
             shape_a = a.shape[1:] if single else a.shape
             shape_b = b.shape[1:] if single_b else b.shape
             raise ValueError(f"w_b: shape {list(shape_b)} does not match w_a {list(shape_a)}")
-        return cls(a, b, idx, Render.check(noise_mode, output, noise_seed), single)
+        return cls(a, b, idx, Render.check(noise_mode, output, noise_seed), single,
+                   Transform.check(cfg, translate, rotate, transform))
 
     @property
     def ws(self) -> np.ndarray:
@@ -245,14 +336,17 @@ class Interpolate:
     space: str
     mapping: Mapping | None     # None for ws keyframes
     render: Render
+    transform: Transform = Transform()   # may hold one translate / rotate per keyframe (a camera path)
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, seeds: Seeds | None = None, *, z: Any = None, ws: Any = None,
               num_frames: int = 30, space: str = "w", psi: float = 1.0, cutoff: int | None = None,
               noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
+              translate: Any = None, rotate: Any = None, transform: Any = None,
               max_frames: int | None = None) -> Interpolate:
         """Order: which keyframes, space, num_frames, noise_mode, output, noise_seed, the keyframes, c, psi,
-        cutoff, then the path's length against max_frames (a server's limit; None: no limit)."""
+        cutoff, translate, rotate, transform (one per keyframe allowed), then the path's length against
+        max_frames (a server's limit; None: no limit)."""
         given = [name for name, v in (("seeds", seeds), ("z", z), ("ws", ws)) if v is not None]
         if len(given) != 1:
             raise ValueError(f"keyframes: give exactly one of seeds, z or ws (got {given or 'none'})")
@@ -276,7 +370,8 @@ class Interpolate:
             mapping = Mapping.check(cfg, k, c, psi, cutoff)
         if k < 2:
             raise ValueError(f"keyframes: need at least 2, got {k}")
-        call = cls(seed_list, z_keys, ws_keys, num_frames, space, mapping, render)
+        camera = Transform.check(cfg, translate, rotate, transform, keyframes=k)
+        call = cls(seed_list, z_keys, ws_keys, num_frames, space, mapping, render, camera)
         if max_frames is not None and call.total > max_frames:
             raise ValueError(f"num_frames: {call.total} frames in one stream, over the limit of {max_frames}")
         return call

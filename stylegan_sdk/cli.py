@@ -63,7 +63,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     G = _load(args)
     # The images first: every argument is checked before the folder appears.
     imgs = G.generate(seeds, psi=args.psi, cutoff=args.cutoff, noise_mode=args.noise_mode,
-                      c=args.class_idx, output="uint8", noise_seed=args.noise_seed)
+                      c=args.class_idx, output="uint8", noise_seed=args.noise_seed, translate=args.translate,
+                      rotate=args.rotate)
     with writing(args.outdir, "outdir", folder=True):
         for seed, img in zip(seeds, imgs):
             save_png(img, os.path.join(args.outdir, f"seed{seed:04d}.png"))
@@ -82,7 +83,8 @@ def cmd_mix(args: argparse.Namespace) -> None:
     ws = G.map(seed_to_z(rows + cols, G.config.z_dim), c=_class_vector(G, args.class_idx, len(rows) + len(cols)),
                psi=args.psi, cutoff=args.cutoff)
     w_rows, w_cols = ws[: len(rows)], ws[len(rows):]
-    kw = dict(noise_mode=args.noise_mode, output="uint8", noise_seed=args.noise_seed)
+    kw = dict(noise_mode=args.noise_mode, output="uint8", noise_seed=args.noise_seed, translate=args.translate,
+              rotate=args.rotate)
     # Row i, column j: row seed i's styles with the listed layers taken from column seed j.
     mixed = G.mix(np.repeat(w_rows, len(cols), axis=0), np.tile(w_cols, (len(rows), 1, 1)), layers, **kw)
     row_imgs = G.synthesize(w_rows, **kw)
@@ -146,6 +148,15 @@ def _check_weights(ckpt, source: str) -> None:
     check_state_dict(build_generator(ckpt.config), ckpt.tensors, source)
 
 
+def _pair(text: str) -> tuple[float, float]:
+    """'0.1,-0.05' -> (0.1, -0.05); argparse reports the error as a one-line usage error."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y (two numbers), got {text!r}") from None
+    return x, y
+
+
 def version() -> str:
     from . import __version__
 
@@ -170,6 +181,10 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
         sp.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
         sp.add_argument("--noise-seed", type=int, default=None, help="seed for --noise-mode random")
         sp.add_argument("--class", dest="class_idx", type=int, default=None, help="class index (conditional models)")
+        sp.add_argument("--translate", type=_pair, default=None, metavar="X,Y",
+                        help="StyleGAN3: translate the view (as gen_images.py --translate)")
+        sp.add_argument("--rotate", type=float, default=None, metavar="DEG",
+                        help="StyleGAN3: rotate the view by DEG degrees (as gen_images.py --rotate)")
 
     sp = sub.add_parser("convert", help="official .pkl (or our checkpoint) -> our checkpoint")
     sp.add_argument("src")

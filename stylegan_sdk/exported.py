@@ -45,6 +45,7 @@ MANIFEST = "model.json"
 MAPPING_FILE = "mapping.onnx"
 SYNTHESIS_FILE = "synthesis.onnx"
 NOISE_GAIN_INPUT = "noise_const_gain"
+TRANSFORM_INPUT = "transform"         # StyleGAN3 synthesis: the input transform [batch, 3, 3]
 GRAPHS = ("mapping", "synthesis")
 BATCH = "batch"                       # the dynamic batch axis in shapes
 MAX_MANIFEST_BYTES = 16 << 20         # model.json of a 1024 px model is ~30 kB

@@ -58,11 +58,16 @@ class Generator:
         noise_mode: str = "const",
         output: str = "float",
         noise_seed: int | None = None,
+        translate: Any = None,
+        rotate: Any = None,
+        transform: Any = None,
     ) -> Any:
         """ws [N, num_ws, w_dim] -> images. output "float": float32 [N, C, H, W] unclipped;
-        "uint8": uint8 [N, H, W, C]; "pil": list of PIL images. One [num_ws, w_dim] -> one image."""
-        call = calls.Synthesize.check(self.config, ws, noise_mode, output, noise_seed)
-        return call.finish(self._images(call.ws, call.render))
+        "uint8": uint8 [N, H, W, C]; "pil": list of PIL images. One [num_ws, w_dim] -> one image.
+        StyleGAN3: translate=(tx, ty) and rotate (degrees) move the view, or transform=<3x3> sets the
+        synthesis input's transform itself."""
+        call = calls.Synthesize.check(self.config, ws, noise_mode, output, noise_seed, translate, rotate, transform)
+        return call.finish(self._images(call.ws, call.render, call.transform.rows(call.rows)))
 
     def generate(
         self,
@@ -73,10 +78,15 @@ class Generator:
         c: Any = None,
         output: str = "pil",
         noise_seed: int | None = None,
+        translate: Any = None,
+        rotate: Any = None,
+        transform: Any = None,
     ) -> Any:
         """Images for seeds ('0-7,42', a list, or one int for a single image)."""
-        call = calls.Generate.check(self.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed)
-        return call.finish(self._images(self._ws(call.z, call.mapping), call.render))
+        call = calls.Generate.check(self.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed,
+                                    translate=translate, rotate=rotate, transform=transform)
+        ws = self._ws(call.z, call.mapping)
+        return call.finish(self._images(ws, call.render, call.transform.rows(call.rows)))
 
     def mix(
         self,
@@ -86,10 +96,14 @@ class Generator:
         noise_mode: str = "const",
         output: str = "pil",
         noise_seed: int | None = None,
+        translate: Any = None,
+        rotate: Any = None,
+        transform: Any = None,
     ) -> Any:
         """Images from w_a with the listed ws rows taken from w_b (style mixing)."""
-        call = calls.Mix.check(self.config, w_a, w_b, layers, noise_mode, output, noise_seed)
-        return call.finish(self._images(call.ws, call.render))
+        call = calls.Mix.check(self.config, w_a, w_b, layers, noise_mode, output, noise_seed, translate, rotate,
+                               transform)
+        return call.finish(self._images(call.ws, call.render, call.transform.rows(call.rows)))
 
     def interpolate(
         self,
@@ -105,14 +119,19 @@ class Generator:
         c: Any = None,
         output: str = "pil",
         noise_seed: int | None = None,
+        translate: Any = None,
+        rotate: Any = None,
+        transform: Any = None,
     ) -> Iterator[Any]:
         """Frames along a path through K >= 2 keyframes (seeds, z [K, z_dim] or ws [K, num_ws, w_dim]),
         num_frames per segment, ends shared: lerp between mapped keyframes in W ("w"), or slerp in Z
         ("z", every frame mapped). Random noise is one draw shared by every frame (no flicker).
-        Arguments are checked at once; frames are computed as they are iterated."""
+        StyleGAN3: translate [2] or [K, 2] and rotate (degrees) [] or [K] (one per keyframe: a camera
+        path, lerped like the latents), or one transform [3, 3]. Arguments are checked at once; frames
+        are computed as they are iterated."""
         call = calls.Interpolate.check(self.config, seeds, z=z, ws=ws, num_frames=num_frames, space=space, psi=psi,
                                        cutoff=cutoff, noise_mode=noise_mode, c=c, output=output,
-                                       noise_seed=noise_seed)
+                                       noise_seed=noise_seed, translate=translate, rotate=rotate, transform=transform)
         return self._frames(call)
 
     def _frames(self, call: calls.Interpolate) -> Iterator[Any]:
@@ -126,7 +145,8 @@ class Generator:
                 frame_ws = call.between(ws_keys, part)
             else:
                 frame_ws = self._ws(call.between(z_keys, part, spherical=True), call.frame_mapping(part))
-            x = self.backend.synthesize(frame_ws, call.render.noise_mode, call.frames_noise(noise, len(part)))
+            x = self.backend.synthesize(frame_ws, call.render.noise_mode, call.frames_noise(noise, len(part)),
+                                        call.transform.along(part))
             yield from call.render.convert(x)
 
     # -- the two networks, in chunks of batch_size rows ---------------------------
@@ -137,13 +157,15 @@ class Generator:
                             for i in range(0, z.shape[0], step)])
         return mapping.to_ws(w, self.config, self.w_avg)
 
-    def _images(self, ws: np.ndarray, render: calls.Render) -> np.ndarray:
-        """ws [N, num_ws, w_dim] -> float images [N, C, H, W]; random noise is one draw for all N rows."""
+    def _images(self, ws: np.ndarray, render: calls.Render, transform: np.ndarray | None) -> np.ndarray:
+        """ws [N, num_ws, w_dim] (+ per-row transforms [N, 3, 3] or None) -> float images [N, C, H, W];
+        random noise is one draw for all N rows."""
         noise = render.noise(self.config, ws.shape[0])
         step = self.batch_size
         return np.concatenate([
             self.backend.synthesize(ws[i: i + step], render.noise_mode,
-                                    None if noise is None else [n[i: i + step] for n in noise])
+                                    None if noise is None else [n[i: i + step] for n in noise],
+                                    None if transform is None else transform[i: i + step])
             for i in range(0, ws.shape[0], step)])
 
     # -- lifetime -------------------------------------------------------------

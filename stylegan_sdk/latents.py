@@ -233,6 +233,26 @@ def interpolation_path(
 
 
 # ----------------------------------------------------------------------------
+# StyleGAN3 input transforms (translation and rotation of the Fourier features)
+
+
+def make_transform(translate: Sequence[float], rotate: float) -> np.ndarray:
+    """[3, 3] float64: rotation by `rotate` degrees, then translation, as the official gen_images.py
+    builds it. The synthesis input's transform value is its inverse (`input_transform`)."""
+    angle = math.radians(float(rotate))
+    s, c = math.sin(angle), math.cos(angle)
+    return np.array([[c, s, float(translate[0])],
+                     [-s, c, float(translate[1])],
+                     [0.0, 0.0, 1.0]])
+
+
+def input_transform(translate: Sequence[float], rotate: float) -> np.ndarray:
+    """[3, 3] float32: the value of the synthesis input's transform for a view translated by
+    `translate` and rotated by `rotate` degrees (the inverse of make_transform, as gen_images.py)."""
+    return np.linalg.inv(make_transform(translate, rotate)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
 # Shape checks for the Generator / Client / server (one place, same messages everywhere)
 
 NOISE_MODES = ("const", "random", "none")

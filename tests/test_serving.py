@@ -64,14 +64,14 @@ class GatedBackend(Backend):
     def map(self, z, c):
         return self.inner.map(z, c)
 
-    def synthesize(self, ws, noise_mode, noise):
+    def synthesize(self, ws, noise_mode, noise, transform=None):
         self.entered.set()
         if not self.gate.wait(TIMEOUT):
             raise RuntimeError("gate never opened")
         if self.poison is not None and np.any(ws[:, 0, 0] == np.float32(self.poison)):
             raise RuntimeError("poisoned batch")
         self.batches.append(ws.copy())
-        return self.inner.synthesize(ws, noise_mode, noise)
+        return self.inner.synthesize(ws, noise_mode, noise, transform)
 
 
 def stub_for(target: str, **kw) -> tuple[grpc.Channel, pb_grpc.StyleGANStub]:

@@ -50,10 +50,10 @@ class CountingBackend(Backend):
     def map(self, z, c):
         return self.inner.map(z, c)
 
-    def synthesize(self, ws, noise_mode, noise):
+    def synthesize(self, ws, noise_mode, noise, transform=None):
         time.sleep(self.delay)
         self.rows.append(ws.shape[0])
-        return self.inner.synthesize(ws, noise_mode, noise)
+        return self.inner.synthesize(ws, noise_mode, noise, transform)
 
 
 @pytest.fixture(scope="module")

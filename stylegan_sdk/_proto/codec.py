@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calls import Transform
 from ..config import ModelInfo
 from . import pb
 
@@ -95,3 +96,35 @@ def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
                      layers=tuple({"index": row.index, "resolution": row.resolution, "group": row.group}
                                   for row in msg.layers),
                      backend=msg.backend, device=msg.device)
+
+
+# ----------------------------------------------------------------------------
+# StyleGAN3 input transforms
+
+
+def transform_to_pb(t: Transform) -> pb.Transform | None:
+    """A checked call's Transform -> the message (None when nothing was given: the identity)."""
+    if t.translate is None and t.rotate is None and t.matrix is None:
+        return None
+    return pb.Transform(translate=[] if t.translate is None else t.translate.ravel().tolist(),
+                        rotate=[] if t.rotate is None else np.atleast_1d(t.rotate).tolist(),
+                        matrix=[] if t.matrix is None else t.matrix.astype(np.float64).ravel().tolist())
+
+
+def transform_args(msg: pb.Transform) -> tuple[Any, Any, Any]:
+    """The message -> (translate, rotate, transform) as the Generator takes them: translate [2] (or
+    [K, 2] for an interpolation's keyframes), rotate a number (or [K]), transform [3, 3]; None if unset."""
+    translate = rotate = matrix = None
+    if msg.translate:
+        values = np.asarray(msg.translate, np.float64)
+        if values.size % 2:
+            raise ValueError(f"translate: expected (tx, ty) pairs, got {values.size} values")
+        translate = values if values.size == 2 else values.reshape(-1, 2)
+    if msg.rotate:
+        values = np.asarray(msg.rotate, np.float64)
+        rotate = float(values[0]) if values.size == 1 else values
+    if msg.matrix:
+        if len(msg.matrix) != 9:
+            raise ValueError(f"transform: expected 9 values (a row-major [3, 3] matrix), got {len(msg.matrix)}")
+        matrix = np.asarray(msg.matrix, np.float64).reshape(3, 3)
+    return translate, rotate, matrix

@@ -33,11 +33,14 @@ class Backend(abc.ABC):
         """z [N, z_dim], c [N, c_dim] or None -> w [N, w_dim] (no truncation)."""
 
     @abc.abstractmethod
-    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
+    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
+                   transform: np.ndarray | None = None) -> np.ndarray:
         """ws [N, num_ws, w_dim] -> images [N, C, H, W], unclipped.
 
         noise_mode "const" | "none" | "random"; with "random", `noise` holds one unit-Gaussian
         [N, 1, r, r] image per synthesis convolution (config.noise_resolutions), drawn by the caller.
+        transform: StyleGAN3's input transform per row, [N, 3, 3] float32 (the value of the synthesis
+        input's transform; None = identity); always None for families without one.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from ..exported import (
     NOISE_GAIN_INPUT,
+    TRANSFORM_INPUT,
     ExportedModel,
     check_graph_io,
     noise_input_names,
@@ -79,10 +80,13 @@ class OnnxRuntimeBackend(Backend):
             feed["c"] = np.ascontiguousarray(c, np.float32)
         return self.mapping.run(None, feed)[0]
 
-    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
+    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
+                   transform: np.ndarray | None = None) -> np.ndarray:
         n = ws.shape[0]
         feed = {"ws": np.ascontiguousarray(ws, np.float32),
                 NOISE_GAIN_INPUT: np.array([1.0 if noise_mode == "const" else 0.0], np.float32)}
+        if transform is not None:
+            feed[TRANSFORM_INPUT] = np.ascontiguousarray(transform, np.float32)
         for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
             feed[name] = (np.ascontiguousarray(noise[k], np.float32) if noise_mode == "random" and noise is not None
                           else self._zero_noise(n, res))

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..config import GeneratorConfig
-from ..exported import NOISE_GAIN_INPUT, ExportedModel, check_graph_io, noise_input_names, read_exported
+from ..exported import (
+    NOISE_GAIN_INPUT,
+    TRANSFORM_INPUT,
+    ExportedModel,
+    check_graph_io,
+    noise_input_names,
+    read_exported,
+)
 from ..trt_build import import_tensorrt, trt_logger
 from .base import Backend
 
@@ -172,10 +179,13 @@ class TensorRTBackend(Backend):
             host["c"] = c
         return self._run(self._mapping, host, {})
 
-    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
+    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
+                   transform: np.ndarray | None = None) -> np.ndarray:
         n = ws.shape[0]
         self._synthesis.check_batch(n)
         host: dict[str, np.ndarray] = {"ws": ws}
+        if transform is not None:
+            host[TRANSFORM_INPUT] = transform
         random = noise_mode == "random" and noise is not None
         with self._lock:
             resident: dict[str, Any] = {NOISE_GAIN_INPUT: self._gain[noise_mode == "const"]}

@@ -46,6 +46,8 @@ class TorchBackend(Backend):
         dev = resolve_device(device)
         if fp16 and dev.type != "cuda":
             raise ValueError(f"fp16: float16 synthesis needs a CUDA device, got device {str(dev)!r}")
+        if fp16 and config.arch == "stylegan3":
+            raise ValueError("fp16: StyleGAN3 networks are computed in float32 (float16 synthesis is not supported)")
         self.model = build_with_weights(config, tensors, source).to(dev)
         super().__init__(config, self.model.mapping.w_avg.detach().cpu().numpy(), str(dev))
         self.torch_device = dev
@@ -65,8 +67,17 @@ class TorchBackend(Backend):
         return self.model.mapping(zt, ct).cpu().numpy()
 
     @torch.no_grad()
-    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None) -> np.ndarray:
+    def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
+                   transform: np.ndarray | None = None) -> np.ndarray:
         wt = torch.from_numpy(np.ascontiguousarray(ws, np.float32)).to(self.torch_device, self.dtype)
         nt = None if noise is None else [torch.from_numpy(n).to(self.torch_device, self.dtype) for n in noise]
-        img = self._synthesis(wt, noise_mode=noise_mode, noise=nt)
+        if self.config.arch != "stylegan3":
+            if transform is not None:
+                raise ValueError(f"transform: this model ({self.config.arch}) has no input transform")
+            img = self._synthesis(wt, noise_mode=noise_mode, noise=nt)
+        else:
+            # StyleGAN3: the input transform per row [N, 3, 3] (None: the network's own, the identity).
+            tt = None if transform is None else \
+                torch.from_numpy(np.ascontiguousarray(transform, np.float32)).to(self.torch_device)
+            img = self._synthesis(wt, noise_mode=noise_mode, noise=nt, transform=tt)
         return img.float().cpu().numpy()

@@ -73,27 +73,32 @@ class AsyncClient(ClientBase):
         return await self._run(plan_map(await self._meta(), self.model, z, c, psi, cutoff))
 
     async def synthesize(self, ws: Any, noise_mode: str = "const", output: str = "float",
-                         noise_seed: int | None = None) -> Any:
-        return await self._run(plan_synthesize(await self._meta(), self.model, ws, noise_mode, output, noise_seed))
+                         noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
+                         transform: Any = None) -> Any:
+        return await self._run(plan_synthesize(await self._meta(), self.model, ws, noise_mode, output, noise_seed,
+                                                   translate, rotate, transform))
 
     async def generate(self, seeds: int | str | Iterable[int], psi: float = 1.0, cutoff: int | None = None,
                        noise_mode: str = "const", c: Any = None, output: str = "pil",
-                       noise_seed: int | None = None) -> Any:
+                       noise_seed: int | None = None, translate: Any = None,
+                 rotate: Any = None, transform: Any = None) -> Any:
         return await self._run(plan_generate(await self._meta(), self.model, seeds, psi, cutoff, noise_mode, c,
-                                             output, noise_seed))
+                                             output, noise_seed, translate, rotate, transform))
 
     async def mix(self, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str = "const",
-                  output: str = "pil", noise_seed: int | None = None) -> Any:
+                  output: str = "pil", noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
+            transform: Any = None) -> Any:
         return await self._run(plan_mix(await self._meta(), self.model, w_a, w_b, layers, noise_mode, output,
-                                        noise_seed))
+                                        noise_seed, translate, rotate, transform))
 
     async def interpolate(self, seeds: Any = None, *, z: Any = None, ws: Any = None, num_frames: int = 30,
                           space: str = "w", psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",
                           c: Any = None, output: str = "pil", noise_seed: int | None = None,
+                          translate: Any = None, rotate: Any = None, transform: Any = None,
                           timeout: float | None = None) -> AsyncIterator[Any]:
         """As `Client.interpolate`, an async iterator: `async for frame in G.interpolate(...)`."""
         req, frame = plan_interpolate(await self._meta(), self.model, seeds, z, ws, num_frames, space, psi, cutoff,
-                                      noise_mode, c, output, noise_seed)
+                                      noise_mode, c, output, noise_seed, translate, rotate, transform)
         deadline = self._deadline(timeout)
         attempt = 0
         while True:

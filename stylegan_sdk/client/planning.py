@@ -73,9 +73,9 @@ def _format(render: calls.Render) -> int:
     return pb.RAW_FLOAT32 if render.output == "float" else pb.RAW_UINT8
 
 
-def _render_pb(render: calls.Render) -> pb.RenderOptions:
+def _render_pb(render: calls.Render, transform: calls.Transform) -> pb.RenderOptions:
     return pb.RenderOptions(noise_mode=codec.NOISE_MODE_TO_PB[render.noise_mode], noise_seed=render.noise_seed,
-                            format=_format(render))
+                            format=_format(render), transform=codec.transform_to_pb(transform))
 
 
 def _map_pb(mapping: calls.Mapping, part: slice = slice(None)) -> pb.MapOptions:
@@ -102,11 +102,12 @@ def _finish_images(render: calls.Render, single: bool) -> Callable[[list[Any]], 
 
 
 def plan_generate(m: RemoteModel, name: str, seeds: Any, psi: float, cutoff: int | None, noise_mode: str, c: Any,
-                  output: str, noise_seed: int | None) -> Plan:
-    call = calls.Generate.check(m.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed)
+                  output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any) -> Plan:
+    call = calls.Generate.check(m.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed,
+                                translate=translate, rotate=rotate, transform=transform)
     rows = m.rows_per_call(m.image_row_bytes(_format(call.render)))
     reqs = [pb.GenerateRequest(model=name, seeds=pb.SeedList(values=call.seeds[part]),
-                               map=_map_pb(call.mapping, part), render=_render_pb(call.render))
+                               map=_map_pb(call.mapping, part), render=_render_pb(call.render, call.transform))
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Generate", reqs, _finish_images(call.render, call.single))
 
@@ -123,33 +124,36 @@ def plan_map(m: RemoteModel, name: str, z: Any, c: Any, psi: float, cutoff: int 
     return Plan("Map", reqs, finish)
 
 
-def plan_synthesize(m: RemoteModel, name: str, ws: Any, noise_mode: str, output: str,
-                    noise_seed: int | None) -> Plan:
-    call = calls.Synthesize.check(m.config, ws, noise_mode, output, noise_seed)
+def plan_synthesize(m: RemoteModel, name: str, ws: Any, noise_mode: str, output: str, noise_seed: int | None,
+                    translate: Any, rotate: Any, transform: Any) -> Plan:
+    call = calls.Synthesize.check(m.config, ws, noise_mode, output, noise_seed, translate, rotate, transform)
     rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), m.ws_row_bytes))
-    reqs = [pb.SynthesizeRequest(model=name, ws=codec.to_tensor(call.ws[part]), render=_render_pb(call.render))
+    reqs = [pb.SynthesizeRequest(model=name, ws=codec.to_tensor(call.ws[part]),
+                                 render=_render_pb(call.render, call.transform))
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Synthesize", reqs, _finish_images(call.render, call.single))
 
 
 def plan_mix(m: RemoteModel, name: str, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str,
-             output: str, noise_seed: int | None) -> Plan:
-    call = calls.Mix.check(m.config, w_a, w_b, layers, noise_mode, output, noise_seed)
+             output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any) -> Plan:
+    call = calls.Mix.check(m.config, w_a, w_b, layers, noise_mode, output, noise_seed, translate, rotate, transform)
     rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), 2 * m.ws_row_bytes))
     reqs = [pb.MixRequest(model=name, w_a=codec.to_tensor(call.w_a[part]), w_b=codec.to_tensor(call.w_b[part]),
-                          layers=call.layers, render=_render_pb(call.render))
+                          layers=call.layers, render=_render_pb(call.render, call.transform))
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Mix", reqs, _finish_images(call.render, call.single))
 
 
 def plan_interpolate(m: RemoteModel, name: str, seeds: Any, z: Any, ws: Any, num_frames: int, space: str,
-                     psi: float, cutoff: int | None, noise_mode: str, c: Any, output: str, noise_seed: int | None
+                     psi: float, cutoff: int | None, noise_mode: str, c: Any, output: str, noise_seed: int | None,
+                     translate: Any, rotate: Any, transform: Any
                      ) -> tuple[pb.InterpolateRequest, Callable[[pb.Frame], Any]]:
     """One streaming request, and how each Frame becomes one image."""
     call = calls.Interpolate.check(m.config, seeds, z=z, ws=ws, num_frames=num_frames, space=space, psi=psi,
-                                   cutoff=cutoff, noise_mode=noise_mode, c=c, output=output, noise_seed=noise_seed)
+                                   cutoff=cutoff, noise_mode=noise_mode, c=c, output=output, noise_seed=noise_seed,
+                                   translate=translate, rotate=rotate, transform=transform)
     req = pb.InterpolateRequest(model=name, num_frames=call.num_frames, space=pb.Z if call.space == "z" else pb.W,
-                                render=_render_pb(call.render))
+                                render=_render_pb(call.render, call.transform))
     if call.ws is not None:
         req.ws.CopyFrom(codec.to_tensor(call.ws))
     else:

@@ -130,24 +130,30 @@ class Client(ClientBase):
         return self._run(plan_map(self._meta(), self.model, z, c, psi, cutoff))
 
     def synthesize(self, ws: Any, noise_mode: str = "const", output: str = "float",
-                   noise_seed: int | None = None) -> Any:
+                   noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
+                   transform: Any = None) -> Any:
         """ws [N, num_ws, w_dim] -> images ("float": float32 [N, C, H, W]; "uint8": uint8 [N, H, W, C]; "pil")."""
-        return self._run(plan_synthesize(self._meta(), self.model, ws, noise_mode, output, noise_seed))
+        return self._run(plan_synthesize(self._meta(), self.model, ws, noise_mode, output, noise_seed,
+                                                   translate, rotate, transform))
 
     def generate(self, seeds: int | str | Iterable[int], psi: float = 1.0, cutoff: int | None = None,
-                 noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None) -> Any:
+                 noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
+                 translate: Any = None, rotate: Any = None, transform: Any = None) -> Any:
         """Images for seeds ('0-7,42', a list, or one int for a single image)."""
         return self._run(plan_generate(self._meta(), self.model, seeds, psi, cutoff, noise_mode, c, output,
-                                       noise_seed))
+                                       noise_seed, translate, rotate, transform))
 
     def mix(self, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str = "const",
-            output: str = "pil", noise_seed: int | None = None) -> Any:
+            output: str = "pil", noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
+            transform: Any = None) -> Any:
         """Images from w_a with the listed ws rows taken from w_b (style mixing)."""
-        return self._run(plan_mix(self._meta(), self.model, w_a, w_b, layers, noise_mode, output, noise_seed))
+        return self._run(plan_mix(self._meta(), self.model, w_a, w_b, layers, noise_mode, output, noise_seed,
+                                 translate, rotate, transform))
 
     def interpolate(self, seeds: Any = None, *, z: Any = None, ws: Any = None, num_frames: int = 30,
                     space: str = "w", psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",
                     c: Any = None, output: str = "pil", noise_seed: int | None = None,
+                    translate: Any = None, rotate: Any = None, transform: Any = None,
                     timeout: float | None = None) -> Iterator[Any]:
         """Frames along a path through K >= 2 keyframes (seeds, z [K, z_dim] or ws [K, num_ws, w_dim]):
         num_frames per segment, ends included and shared, (K - 1) * (num_frames - 1) + 1 in all.
@@ -155,7 +161,8 @@ class Client(ClientBase):
         one draw shared by all frames. Yields one image per frame (PIL, uint8 [H, W, C] or float [C, H, W]);
         timeout (default: the client's) bounds the whole stream. Arguments are checked at once."""
         req, frame = plan_interpolate(self._meta(), self.model, seeds, z, ws, num_frames, space, psi, cutoff,
-                                      noise_mode, c, output, noise_seed)
+                                      noise_mode, c, output, noise_seed, translate, rotate,
+                                      transform)
         return self._stream(req, frame, timeout)
 
     # -- lifetime -------------------------------------------------------------

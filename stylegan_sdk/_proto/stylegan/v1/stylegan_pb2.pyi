@@ -66,16 +66,28 @@ class SeedList(_message.Message):
     def __init__(self, values: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RenderOptions(_message.Message):
-    __slots__ = ("noise_mode", "noise_seed", "format", "jpeg_quality")
+    __slots__ = ("noise_mode", "noise_seed", "format", "jpeg_quality", "transform")
     NOISE_MODE_FIELD_NUMBER: _ClassVar[int]
     NOISE_SEED_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     JPEG_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
     noise_mode: NoiseMode
     noise_seed: int
     format: ImageFormat
     jpeg_quality: int
-    def __init__(self, noise_mode: _Optional[_Union[NoiseMode, str]] = ..., noise_seed: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., jpeg_quality: _Optional[int] = ...) -> None: ...
+    transform: Transform
+    def __init__(self, noise_mode: _Optional[_Union[NoiseMode, str]] = ..., noise_seed: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., jpeg_quality: _Optional[int] = ..., transform: _Optional[_Union[Transform, _Mapping]] = ...) -> None: ...
+
+class Transform(_message.Message):
+    __slots__ = ("translate", "rotate", "matrix")
+    TRANSLATE_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_FIELD_NUMBER: _ClassVar[int]
+    MATRIX_FIELD_NUMBER: _ClassVar[int]
+    translate: _containers.RepeatedScalarFieldContainer[float]
+    rotate: _containers.RepeatedScalarFieldContainer[float]
+    matrix: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, translate: _Optional[_Iterable[float]] = ..., rotate: _Optional[_Iterable[float]] = ..., matrix: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Images(_message.Message):
     __slots__ = ("format", "pixels", "encoded")
