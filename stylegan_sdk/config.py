@@ -15,7 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ARCHS = ("stylegan2", "stylegan1")
+import numpy as np
+
+ARCHS = ("stylegan2", "stylegan1", "stylegan3")
 SYNTHESIS_ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("const", "random", "none")
 LayerGroup = Literal["coarse", "middle", "fine"]
@@ -38,6 +40,21 @@ def layer_resolution(ws_index: int) -> int:
     return 4 * 2 ** (ws_index // 2)
 
 
+def third_group(ws_index: int, num_ws: int) -> LayerGroup:
+    """StyleGAN3's style groups: the ws rows in thirds, coarse and middle num_ws // 3 rows each, fine the rest.
+
+    StyleGAN3 has no resolution pyramid (every layer but the last few runs at the same sampling
+    rate), so the groups follow the layer order instead: 16 rows -> coarse 0-4, middle 5-9, fine 10-15,
+    the mixing groups of the official fixtures.
+    """
+    third = num_ws // 3
+    if ws_index < third:
+        return "coarse"
+    if ws_index < 2 * third:
+        return "middle"
+    return "fine"
+
+
 def layer_group(resolution: int) -> LayerGroup:
     """The paper's style groups: coarse 4-8 px, middle 16-32 px, fine 64 px and up."""
     if resolution <= 8:
@@ -45,6 +62,60 @@ def layer_group(resolution: int) -> LayerGroup:
     if resolution <= 32:
         return "middle"
     return "fine"
+
+
+@dataclass(frozen=True)
+class StyleGAN3Layer:
+    """One StyleGAN3 synthesis layer as the official SynthesisNetwork lays it out (sizes include the margin)."""
+
+    name: str                   # official module name: L{idx}_{out size}_{out channels}
+    is_torgb: bool              # the last layer: 1x1 modulated conv to image channels, no filters
+    is_critically_sampled: bool  # one of the last num_critical layers (cutoff = sampling rate / 2)
+    in_channels: int
+    out_channels: int
+    in_size: int                # input width = height, with the margin
+    out_size: int               # output width = height, with the margin (the last two: img_resolution)
+    in_sampling_rate: int       # samples per unit length of the input
+    out_sampling_rate: int      # of the output (= out_size without the margin)
+    in_cutoff: float            # f_c of the input
+    out_cutoff: float           # f_c of the output
+    in_half_width: float        # f_h: transition band half-width of the input
+    out_half_width: float       # of the output
+
+
+def stylegan3_layers(cfg: GeneratorConfig) -> tuple[float, float, int, int, list[StyleGAN3Layer]]:
+    """The official geometric progression of cutoffs and stopbands (Karras et al. 2021, sec. 3.2 and F.1).
+
+    -> (input sampling rate, input bandwidth, input channels, input size, the num_layers + 1 layers,
+    ToRGB last). Float64 NumPy in the official order of operations, so the filters designed from
+    these numbers are the official filters.
+    """
+    n = cfg.num_layers
+    last_cutoff = cfg.img_resolution / 2                                  # f_{c,N}
+    last_stopband = last_cutoff * cfg.last_stopband_rel                   # f_{t,N}
+    exponents = np.minimum(np.arange(n + 1) / (n - cfg.num_critical), 1)
+    cutoffs = cfg.first_cutoff * (last_cutoff / cfg.first_cutoff) ** exponents         # f_c[i]
+    stopbands = cfg.first_stopband * (last_stopband / cfg.first_stopband) ** exponents  # f_t[i]
+    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, cfg.img_resolution))))  # s[i]
+    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs     # f_h[i]
+    sizes = sampling_rates + cfg.margin_size * 2
+    sizes[-2:] = cfg.img_resolution
+    channels = np.rint(np.minimum((cfg.channel_base / 2) / cutoffs, cfg.channel_max))
+    channels[-1] = cfg.img_channels
+    layers = []
+    for idx in range(n + 1):
+        prev = max(idx - 1, 0)
+        layers.append(StyleGAN3Layer(
+            name=f"L{idx}_{int(sizes[idx])}_{int(channels[idx])}",
+            is_torgb=idx == n,
+            is_critically_sampled=idx >= n - cfg.num_critical,
+            in_channels=int(channels[prev]), out_channels=int(channels[idx]),
+            in_size=int(sizes[prev]), out_size=int(sizes[idx]),
+            in_sampling_rate=int(sampling_rates[prev]), out_sampling_rate=int(sampling_rates[idx]),
+            in_cutoff=float(cutoffs[prev]), out_cutoff=float(cutoffs[idx]),
+            in_half_width=float(half_widths[prev]), out_half_width=float(half_widths[idx]),
+        ))
+    return float(sampling_rates[0]), float(cutoffs[0]), int(channels[0]), int(sizes[0]), layers
 
 
 # ----------------------------------------------------------------------------
@@ -55,7 +126,7 @@ def layer_group(resolution: int) -> LayerGroup:
 class GeneratorConfig:
     """Everything needed to rebuild a generator (the weights hold the rest)."""
 
-    arch: str = "stylegan2"                     # network family: "stylegan2" | "stylegan1"
+    arch: str = "stylegan2"                     # network family: "stylegan2" | "stylegan1" | "stylegan3"
     z_dim: int = 512                            # input latent (Z) size
     w_dim: int = 512                            # intermediate latent (W) size
     c_dim: int = 0                              # class label size, 0 = unconditional
@@ -71,12 +142,29 @@ class GeneratorConfig:
     channel_max: int = 512                      # cap on channels per layer
     architecture: str = "skip"                  # StyleGAN2 output/residual style: "orig" | "skip" | "resnet"
     conv_clamp: float | None = None             # clamp conv outputs to +-conv_clamp (None = off)
-    num_fp16_res: int = 0                       # highest resolutions trained in FP16 (informational)
+    num_fp16_res: int = 0                       # highest resolutions trained in FP16 (informational;
+                                                # StyleGAN3 networks are computed in float32 whatever it says)
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)  # low-pass FIR used for up-sampling
     use_noise: bool = True                      # per-layer noise inputs
     # StyleGAN v1 only (v1 ignores architecture, conv_clamp and resample_filter: its blur is [1, 2, 1]).
     fused_upsample_from: int | None = None      # v1: first resolution using a fused transposed conv (None = never)
     channels: tuple[int, ...] | None = None     # explicit channels per resolution 4, 8, ... (overrides the schedule)
+    # StyleGAN3 only: the official SynthesisNetwork / SynthesisLayer options, same names and defaults. Other
+    # families must leave them at these defaults, and their JSON never holds them (old files round-trip
+    # unchanged). StyleGAN3 ignores architecture, resample_filter and use_noise (it has no noise inputs);
+    # its channels follow channel_base / 2 / cutoff, capped at channel_max.
+    num_layers: int = 14                        # synthesis layers, not counting the Fourier input and ToRGB
+    num_critical: int = 2                       # critically sampled layers at the end
+    first_cutoff: float = 2.0                   # cutoff frequency of the first layer (f_{c,0})
+    first_stopband: float = 2**2.1              # minimum stopband of the first layer (f_{t,0})
+    last_stopband_rel: float = 2**0.3           # minimum stopband of the last layer, relative to its cutoff
+    margin_size: int = 10                       # extra pixels computed on each side of the image
+    output_scale: float = 0.25                  # the image is multiplied by this
+    conv_kernel: int = 3                        # modulated conv kernel: 3 = stylegan3-t, 1 = -r (ToRGB: always 1)
+    filter_size: int = 6                        # low-pass taps per factor of up/down-sampling
+    lrelu_upsampling: int = 2                   # leaky ReLU runs at this multiple of the sampling rate
+    use_radial_filters: bool = False            # radially symmetric down filters in non-critical layers (-r)
+    magnitude_ema_beta: float = 0.999           # decay of the running input magnitude (training only)
     # Free-form provenance (where the weights came from); never affects the network.
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -105,6 +193,42 @@ class GeneratorConfig:
         if self.channels is not None:
             need(len(self.channels) == len(self.block_resolutions), "channels",
                  f"needs one entry per resolution {self.block_resolutions}, got {len(self.channels)}")
+        if self.arch == "stylegan3":
+            self._validate_stylegan3(need)
+        else:
+            for f in STYLEGAN3_FIELDS:
+                need(getattr(self, f.name) == f.default, f.name,
+                     f"a StyleGAN3 option; arch {self.arch!r} needs the default {f.default!r}")
+
+    def _validate_stylegan3(self, need: Any) -> None:
+        def is_int(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: object) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        for name in ("embed_features", "layer_features", "channels", "fused_upsample_from"):
+            need(getattr(self, name) is None, name, "not a StyleGAN3 option; must be None for arch 'stylegan3'")
+        for name in ("num_layers", "conv_kernel", "filter_size", "lrelu_upsampling"):
+            value = getattr(self, name)
+            need(is_int(value) and value >= 1, name, f"must be an int >= 1, got {value!r}")
+        need(self.num_layers <= STYLEGAN3_LIMITS["num_layers"], "num_layers",
+             f"must be at most {STYLEGAN3_LIMITS['num_layers']}, got {self.num_layers}")
+        need(is_int(self.num_critical) and 0 <= self.num_critical < self.num_layers, "num_critical",
+             f"must be an int in [0, num_layers), got {self.num_critical!r}")
+        need(is_int(self.margin_size) and self.margin_size >= 0, "margin_size",
+             f"must be an int >= 0, got {self.margin_size!r}")
+        for name in ("first_cutoff", "first_stopband", "last_stopband_rel", "output_scale"):
+            value = getattr(self, name)
+            need(is_num(value) and value > 0, name, f"must be a finite number > 0, got {value!r}")
+        need(is_num(self.magnitude_ema_beta) and 0 <= self.magnitude_ema_beta <= 1, "magnitude_ema_beta",
+             f"must be a number in [0, 1], got {self.magnitude_ema_beta!r}")
+        need(isinstance(self.use_radial_filters, bool), "use_radial_filters",
+             f"must be a bool, got {self.use_radial_filters!r}")
+        rate, _, _, _, layers = stylegan3_layers(self)
+        need(rate >= 1, "first_stopband", f"gives the first layers a sampling rate of {rate:g} (< 1)")
+        need(all(layer.out_channels >= 1 for layer in layers), "channel_base",
+             "gives a layer no channels (channel_base / 2 / cutoff rounds to 0)")
 
     # -- derived tables -------------------------------------------------------
     @property
@@ -117,7 +241,12 @@ class GeneratorConfig:
 
     @property
     def num_ws(self) -> int:
-        """Per-layer latents: two per resolution from 4x4 up (StyleGAN2: convs + final toRGB)."""
+        """Per-layer latents: two per resolution from 4x4 up (StyleGAN2: convs + final toRGB).
+
+        StyleGAN3: one for the Fourier input, one per layer and one for ToRGB (num_layers + 2).
+        """
+        if self.arch == "stylegan3":
+            return self.num_layers + 2
         return 2 * self.resolution_log2 - 2
 
     def channels_at(self, resolution: int) -> int:
@@ -128,14 +257,23 @@ class GeneratorConfig:
     @property
     def noise_resolutions(self) -> list[int]:
         """Resolution of each noise input, in forward order (one per synthesis convolution)."""
-        if not self.use_noise:
+        if not self.use_noise or self.arch == "stylegan3":   # StyleGAN3 has no noise inputs
             return []
         if self.arch == "stylegan2":
             return [4] + [r for r in self.block_resolutions[1:] for _ in range(2)]
         return [r for r in self.block_resolutions for _ in range(2)]
 
     def layer_table(self) -> list[dict[str, Any]]:
-        """Which ws row drives which resolution, and its style group (coarse / middle / fine)."""
+        """Which ws row drives which resolution, and its style group (coarse / middle / fine).
+
+        StyleGAN3: "resolution" is the sampling rate of what the row drives (row 0: the Fourier input,
+        row i + 1: layer L{i}'s output), which is that layer's output size without the margin; groups
+        are thirds of the rows (`third_group`).
+        """
+        if self.arch == "stylegan3":
+            rate, _, _, _, layers = stylegan3_layers(self)
+            rates = [int(rate)] + [layer.out_sampling_rate for layer in layers]
+            return [{"index": i, "resolution": r, "group": third_group(i, self.num_ws)} for i, r in enumerate(rates)]
         rows = []
         for i in range(self.num_ws):
             res = layer_resolution(i)
@@ -148,6 +286,9 @@ class GeneratorConfig:
     # -- JSON round trip ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        if self.arch != "stylegan3":   # at their defaults (validate): keep the other families' JSON as it was
+            for f in STYLEGAN3_FIELDS:
+                del d[f.name]
         d["resample_filter"] = list(self.resample_filter)
         d["channels"] = None if self.channels is None else list(self.channels)
         return d
@@ -182,6 +323,12 @@ class GeneratorConfig:
         return cls.from_dict(d)
 
 
+# The StyleGAN3-only fields, from num_layers to magnitude_ema_beta.
+_FIELD_NAMES = [f.name for f in dataclasses.fields(GeneratorConfig)]
+STYLEGAN3_FIELDS = tuple(dataclasses.fields(GeneratorConfig)[
+    _FIELD_NAMES.index("num_layers"): _FIELD_NAMES.index("magnitude_ema_beta") + 1])
+
+
 # ----------------------------------------------------------------------------
 # Limits on the sizes a file may claim (checked before anything is allocated from them)
 
@@ -189,6 +336,9 @@ MAX_IMG_RESOLUTION = 1 << 14    # 16384 px; the largest published StyleGANs are 
 MAX_LATENT_DIM = 1 << 16        # z_dim, w_dim
 MAX_C_DIM = 1 << 20             # class labels
 MAX_IMG_CHANNELS = 64
+# StyleGAN3 layer counts and sizes (the official networks: 14 layers, margin 10, kernel <= 3, 6 taps, 2x).
+STYLEGAN3_LIMITS = {"num_layers": 256, "margin_size": MAX_IMG_RESOLUTION, "conv_kernel": 31, "filter_size": 256,
+                    "lrelu_upsampling": 64, "channel_max": 1 << 16}
 
 
 def check_config_sizes(cfg: GeneratorConfig, where: str = "config") -> None:
@@ -205,6 +355,11 @@ def check_config_sizes(cfg: GeneratorConfig, where: str = "config") -> None:
             raise ValueError(f"{where}: config.{name} must be an int, got {value!r}")
         if value > limit:
             raise ValueError(f"{where}: config.{name} = {value} exceeds the limit of {limit}")
+    if cfg.arch == "stylegan3":
+        for name, limit in STYLEGAN3_LIMITS.items():
+            value = getattr(cfg, name)
+            if value > limit:
+                raise ValueError(f"{where}: config.{name} = {value} exceeds the limit of {limit}")
 
 
 # ----------------------------------------------------------------------------
@@ -213,7 +368,7 @@ def check_config_sizes(cfg: GeneratorConfig, where: str = "config") -> None:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    arch: str                   # "stylegan2" | "stylegan1"
+    arch: str                   # "stylegan2" | "stylegan1" | "stylegan3"
     z_dim: int
     w_dim: int
     c_dim: int
@@ -235,5 +390,8 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        if self.arch != "stylegan3":   # at their defaults (validate): keep the other families' JSON as it was
+            for f in STYLEGAN3_FIELDS:
+                del d[f.name]
         d["layers"] = list(self.layers)
         return d

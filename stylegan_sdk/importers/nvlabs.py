@@ -1,7 +1,13 @@
-"""Official NVlabs StyleGAN2 networks (stylegan2-ada-pytorch, stylegan3's networks_stylegan2) -> our format.
+"""Official NVlabs networks -> our format: StyleGAN2 (stylegan2-ada-pytorch, stylegan3's networks_stylegan2)
+and StyleGAN3 (stylegan3's networks_stylegan3, the -t and -r configs).
 
 The pickle itself is read by the allow-list unpickler in `nvlabs_pkl`; this module turns the
-network's constructor kwargs into a `GeneratorConfig` and keeps the weights under their names.
+network's constructor kwargs into a `GeneratorConfig` and keeps the weights under their names. The
+family comes from the pickled class names (a `SynthesisInput` module is StyleGAN3) or, for a bare
+state dict, from its keys (`synthesis.input.*` is StyleGAN3, `synthesis.b4.*` StyleGAN2). Every
+constructor option is either mapped to a config field or listed here as one that cannot change a
+float32 forward pass; any other option is a ValueError naming it. The kwargs themselves are kept in
+the config's `source` as they were.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..config import GeneratorConfig
+
+STYLEGAN2, STYLEGAN3 = "stylegan2", "stylegan3"
 
 # Constructor options that only matter for training speed or memory layout, never for the numbers
 # a float32 forward pass produces.
@@ -61,24 +69,104 @@ def config_from_init_kwargs(kwargs: Mapping[str, Any]) -> GeneratorConfig:
     return GeneratorConfig(**cfg_kwargs)
 
 
-def check_stylegan2_keys(state: Mapping[str, Any], source: str) -> None:
-    """Refuse networks of other families early, with a message that says which."""
+# StyleGAN3 (networks_stylegan3.Generator): official option -> (config field, default, conversion).
+# Generator(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs, **synthesis_kwargs), where
+# synthesis_kwargs are SynthesisNetwork's options plus SynthesisLayer's (**layer_kwargs).
+_SG3_SYNTHESIS: dict[str, tuple[str, Any, Any]] = {
+    "channel_base": ("channel_base", 32768, int),
+    "channel_max": ("channel_max", 512, int),
+    "num_layers": ("num_layers", 14, int),
+    "num_critical": ("num_critical", 2, int),
+    "first_cutoff": ("first_cutoff", 2, float),
+    "first_stopband": ("first_stopband", 2**2.1, float),
+    "last_stopband_rel": ("last_stopband_rel", 2**0.3, float),
+    "margin_size": ("margin_size", 10, int),
+    "output_scale": ("output_scale", 0.25, float),
+    "num_fp16_res": ("num_fp16_res", 4, int),          # kept for information: we compute in float32
+    "conv_kernel": ("conv_kernel", 3, int),
+    "filter_size": ("filter_size", 6, int),
+    "lrelu_upsampling": ("lrelu_upsampling", 2, int),
+    "use_radial_filters": ("use_radial_filters", False, bool),
+    "conv_clamp": ("conv_clamp", 256, lambda v: None if v is None else float(v)),
+    "magnitude_ema_beta": ("magnitude_ema_beta", 0.999, float),
+}
+_SG3_MAPPING: dict[str, tuple[str, Any, Any]] = {
+    "num_layers": ("mapping_layers", 2, int),
+    "lr_multiplier": ("mapping_lr_multiplier", 0.01, float),
+}
+# Options that only steer training (the running-average decay of w): no effect on a forward pass.
+_SG3_MAPPING_TRAINING_ONLY = {"w_avg_beta"}
+FLOAT32_NOTE = "computed in float32 whatever num_fp16_res says"
+
+
+def _take_options(options: dict[str, Any], table: dict[str, tuple[str, Any, Any]], where: str) -> dict[str, Any]:
+    """Official options -> config fields (official defaults for absent ones); a bad value names its option."""
+    out = {}
+    for name, (field_name, default, convert) in table.items():
+        value = options.pop(name, default)
+        try:
+            out[field_name] = convert(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"init_kwargs: {where}{name} = {value!r} is not a valid value") from None
+    return out
+
+
+def stylegan3_config_from_init_kwargs(kwargs: Mapping[str, Any]) -> GeneratorConfig:
+    """Official StyleGAN3 `Generator(**init_kwargs)` -> GeneratorConfig; an unknown option is a ValueError naming it."""
+    kw = dict(kwargs)
+    mapping = dict(kw.pop("mapping_kwargs", None) or {})
+    for key in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"):
+        if key not in kw:
+            raise ValueError(f"init_kwargs: missing {key!r} (not an official StyleGAN3 Generator?)")
+    core = {key: int(kw.pop(key)) for key in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")}
+    fields = _take_options(kw, _SG3_SYNTHESIS, "")
+    fields.update(_take_options(mapping, _SG3_MAPPING, "mapping_kwargs."))
+    unknown = sorted(kw) + sorted(f"mapping_kwargs.{k}" for k in set(mapping) - _SG3_MAPPING_TRAINING_ONLY)
+    if unknown:
+        raise ValueError(f"init_kwargs: unsupported StyleGAN3 Generator options {unknown}")
+    return GeneratorConfig(arch=STYLEGAN3, use_noise=False, **core, **fields)
+
+
+def family_of(state: Mapping[str, Any], module_classes: Mapping[str, str] | None, source: str) -> str:
+    """'stylegan2' | 'stylegan3', from the pickled class names if known, else from the state dict keys."""
+    if module_classes:
+        if module_classes.get("synthesis.input") == "SynthesisInput":
+            return STYLEGAN3
+        if module_classes.get("synthesis.b4") == "SynthesisBlock":
+            return STYLEGAN2
+        raise ValueError(f"{source}: neither an official StyleGAN2 (synthesis.b4 SynthesisBlock) nor a StyleGAN3 "
+                         f"(synthesis.input SynthesisInput) generator; found modules "
+                         f"{sorted(set(module_classes.values()))}")
     if any(k.startswith("synthesis.input.") for k in state):
-        raise ValueError(f"{source}: a StyleGAN3 (alias-free) generator; only StyleGAN2 networks are supported")
-    if not any(k.startswith("synthesis.b4.") for k in state):
-        raise ValueError(f"{source}: not a StyleGAN2 generator (no synthesis.b4.* weights)")
+        return STYLEGAN3
+    if any(k.startswith("synthesis.b4.") for k in state):
+        return STYLEGAN2
+    raise ValueError(f"{source}: not a StyleGAN2 or StyleGAN3 generator (no synthesis.b4.* or synthesis.input.* "
+                     f"weights)")
 
 
 def import_state(
-    init_kwargs: Mapping[str, Any], state: Mapping[str, Any], source: str, key: str = "G_ema"
+    init_kwargs: Mapping[str, Any],
+    state: Mapping[str, Any],
+    source: str,
+    key: str = "G_ema",
+    module_classes: Mapping[str, str] | None = None,  # pickled class of each submodule (nvlabs_pkl), if known
 ) -> Checkpoint:
     """Official kwargs + state_dict (tensors or arrays) -> Checkpoint in our format."""
-    check_stylegan2_keys(state, source)
-    cfg = config_from_init_kwargs(init_kwargs)
-    cfg = GeneratorConfig.from_dict({**cfg.to_dict(), "source": {"format": "nvlabs-stylegan2",
-                                                                 "file": os.path.basename(source), "key": key}})
+    family = family_of(state, module_classes, source)
+    where = {"file": os.path.basename(source), "key": key}
+    metadata: dict[str, Any] = {"imported_from": os.path.basename(source), "key": key}
+    if family == STYLEGAN3:
+        cfg = stylegan3_config_from_init_kwargs(init_kwargs)
+        provenance = {"format": "nvlabs-stylegan3", **where, "init_kwargs": _json_safe(init_kwargs),
+                      "precision": f"float32: {FLOAT32_NOTE} (num_fp16_res={cfg.num_fp16_res})"}
+        metadata["precision"] = provenance["precision"]
+    else:
+        cfg = config_from_init_kwargs(init_kwargs)
+        provenance = {"format": "nvlabs-stylegan2", **where}
+    cfg = GeneratorConfig.from_dict({**cfg.to_dict(), "source": provenance})
     tensors = {k: _as_float32(v) for k, v in state.items()}
-    return Checkpoint(config=cfg, tensors=tensors, metadata={"imported_from": os.path.basename(source), "key": key})
+    return Checkpoint(config=cfg, tensors=tensors, metadata=metadata)
 
 
 def import_pickle(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
@@ -88,7 +176,20 @@ def import_pickle(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
     record = read_network_pickle(path, key=key)
     if record.init_args:
         raise ValueError(f"{os.fspath(path)}: network {key!r} was built with positional args; expected kwargs")
-    return import_state(record.init_kwargs, record.state_dict, os.fspath(path), key)
+    return import_state(record.init_kwargs, record.state_dict, os.fspath(path), key, record.module_classes)
+
+
+def _json_safe(value: Any) -> Any:
+    """Constructor arguments as plain JSON values (numpy scalars and arrays -> numbers and lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
 
 
 def _as_float32(v: Any) -> np.ndarray:

@@ -90,6 +90,9 @@ class NetworkRecord:
     init_args: tuple
     init_kwargs: dict
     state_dict: dict[str, torch.Tensor] = field(repr=False)
+    # Class of every submodule by its path ("synthesis.input" -> "SynthesisInput"; torch containers as
+    # "torch.nn.ModuleList"): what tells the official families apart.
+    module_classes: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 # --- Refusal signal raised inside the unpickler (re-raised as UnsafePickleError with the path) --
@@ -773,7 +776,14 @@ def _state_field(state: dict, key: str, kind: type, prefix: str) -> dict | set:
     return value
 
 
-def _collect_state_dict(state: dict, prefix: str, out: dict[str, torch.Tensor], depth: int, budget: _Budget) -> None:
+def _class_of(module: object) -> str:
+    if isinstance(module, _PersistentObject):
+        return module.class_name
+    return f"torch.nn.{getattr(module, 'class_name', type(module).__name__)}"
+
+
+def _collect_state_dict(state: dict, prefix: str, out: dict[str, torch.Tensor], depth: int, budget: _Budget,
+                        classes: dict[str, str]) -> None:
     # Same entries as torch's Module.state_dict(): parameters, persistent buffers, then children.
     if depth > _MAX_DEPTH:
         raise ValueError("module tree is nested too deeply (cyclic?)")
@@ -789,7 +799,9 @@ def _collect_state_dict(state: dict, prefix: str, out: dict[str, torch.Tensor], 
             out[prefix + name] = value.tensor
     for name, child in _state_field(state, "_modules", dict, prefix).items():
         if child is not None:
-            _collect_state_dict(_module_state(child, prefix + name), f"{prefix}{name}.", out, depth + 1, budget)
+            classes[prefix + name] = _class_of(child)
+            _collect_state_dict(_module_state(child, prefix + name), f"{prefix}{name}.", out, depth + 1, budget,
+                                classes)
 
 
 def _to_record(network: _PersistentObject, file_size: int) -> NetworkRecord:
@@ -799,7 +811,8 @@ def _to_record(network: _PersistentObject, file_size: int) -> NetworkRecord:
     if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
         raise ValueError(f"{network.class_name} has malformed _init_args/_init_kwargs")
     state_dict: dict[str, torch.Tensor] = {}
-    _collect_state_dict(state, "", state_dict, 0, _Budget(file_size))
+    classes: dict[str, str] = {"": network.class_name}
+    _collect_state_dict(state, "", state_dict, 0, _Budget(file_size), classes)
     arguments = _Budget(0)
     return NetworkRecord(
         class_name=network.class_name,
@@ -807,6 +820,7 @@ def _to_record(network: _PersistentObject, file_size: int) -> NetworkRecord:
         init_args=tuple(_plain(a, arguments) for a in args),
         init_kwargs=_plain(kwargs, arguments),
         state_dict=state_dict,
+        module_classes=classes,
     )
 
 

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from ..config import GeneratorConfig
-from . import stylegan1, stylegan2
+from . import stylegan1, stylegan2, stylegan3
 
 # Network families: config.arch -> generator class (one entry per module).
 FAMILIES: dict[str, type[torch.nn.Module]] = {
     "stylegan2": stylegan2.Generator,
     "stylegan1": stylegan1.Generator,
+    "stylegan3": stylegan3.Generator,
 }
 
 
