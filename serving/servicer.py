@@ -218,6 +218,10 @@ def _rows(noise: list[np.ndarray] | None, part: slice) -> list[np.ndarray] | Non
     return None if noise is None else [x[part] for x in noise]
 
 
+def _part(x: np.ndarray | None, part: slice) -> np.ndarray | None:
+    return None if x is None else x[part]
+
+
 # ----------------------------------------------------------------------------
 # The servicer
 
@@ -392,7 +396,7 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
                       transform: np.ndarray | None, deadline: float | None) -> np.ndarray:
         """Generator._images: ws (+ per-row transforms) -> float images, one batcher job per chunk."""
         parts = [await entry.batcher.synthesize(ws[part], noise_mode, _rows(noise, part), deadline,
-                                                _rows(transform, part))
+                                                _part(transform, part))
                  for part in _parts(ws.shape[0], entry.batcher.max_batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -434,7 +438,7 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             mapping = call.mapping.rows(part)
             to_ws = functools.partial(mapping.to_ws, cfg=cfg, w_avg=entry.w_avg)
             ws, x = await entry.batcher.generate(call.z[part], mapping.c, to_ws, noise_mode, _rows(noise, part),
-                                                 deadline, _rows(transforms, part))
+                                                 deadline, _part(transforms, part))
             ws_parts.append(ws)
             x_parts.append(x)
         ws, x = (ws_parts[0], x_parts[0]) if len(x_parts) == 1 else (np.concatenate(ws_parts), np.concatenate(x_parts))

@@ -61,6 +61,16 @@ def noise_input_names(cfg: GeneratorConfig) -> list[str]:
     return [f"noise_{k}" for k in range(len(cfg.noise_resolutions))]
 
 
+def has_input_transform(cfg: GeneratorConfig) -> bool:
+    """StyleGAN3's synthesis graph takes the input transform [batch, 3, 3] and has no noise inputs."""
+    return cfg.arch == "stylegan3"
+
+
+def noise_gain_input(cfg: GeneratorConfig) -> str | None:
+    """The synthesis graph's noise_const_gain input (None for StyleGAN3, which has no noise)."""
+    return None if has_input_transform(cfg) else NOISE_GAIN_INPUT
+
+
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -82,8 +92,12 @@ def graph_io(cfg: GeneratorConfig) -> dict[str, tuple[dict[str, tuple], dict[str
     mapping_in: dict[str, tuple] = {"z": (BATCH, cfg.z_dim)}
     if cfg.c_dim > 0:
         mapping_in["c"] = (BATCH, cfg.c_dim)
-    synthesis_in: dict[str, tuple] = {"ws": (BATCH, cfg.num_ws, cfg.w_dim), NOISE_GAIN_INPUT: (1,)}
-    synthesis_in.update({name: (BATCH, 1, r, r) for name, r in zip(noise_input_names(cfg), cfg.noise_resolutions)})
+    synthesis_in: dict[str, tuple] = {"ws": (BATCH, cfg.num_ws, cfg.w_dim)}
+    if has_input_transform(cfg):
+        synthesis_in[TRANSFORM_INPUT] = (BATCH, 3, 3)
+    else:
+        synthesis_in[NOISE_GAIN_INPUT] = (1,)
+        synthesis_in.update({name: (BATCH, 1, r, r) for name, r in zip(noise_input_names(cfg), cfg.noise_resolutions)})
     res = cfg.img_resolution
     return {"mapping": (mapping_in, {"w": (BATCH, cfg.w_dim)}),
             "synthesis": (synthesis_in, {"img": (BATCH, cfg.img_channels, res, res)})}
@@ -301,9 +315,9 @@ def _check_recorded(path: str, manifest: dict[str, Any], cfg: GeneratorConfig) -
                 "layers": (manifest.get("layers"), cfg.layer_table()),
                 "noise.resolutions": (noise.get("resolutions"), cfg.noise_resolutions),
                 "noise.inputs": (noise.get("inputs"), noise_input_names(cfg)),
-                "noise.const_gain_input": (noise.get("const_gain_input"), NOISE_GAIN_INPUT)}
+                "noise.const_gain_input": (noise.get("const_gain_input"), noise_gain_input(cfg))}
     for field, (value, want) in expected.items():
-        if value != want or type(value) is not type(want):
+        if value != want or (want is not None and type(value) is not type(want)):
             raise ValueError(f"{path}: model.json {field} {_REPR.repr(value)} contradicts its config "
                              f"(expected {_REPR.repr(want)})")
 

@@ -31,12 +31,17 @@ from .exported import (
     MAPPING_FILE,
     NOISE_GAIN_INPUT,
     SYNTHESIS_FILE,
+    TRANSFORM_INPUT,
     ExportedModel,
+    graph_io,
+    has_input_transform,
+    noise_gain_input,
     noise_input_names,
     read_exported,
     write_manifest,
 )
 from .fileio import default_dir_mode
+from .latents import input_transform
 from .models import build_with_weights
 
 DEFAULT_OPSET = 18
@@ -44,9 +49,9 @@ MAX_BATCH = 4096
 # Operators the TensorRT ONNX parser supports that these graphs may use; anything else fails the export.
 TENSORRT_OPS = {
     "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Div",
-    "Expand", "Gather", "Gemm", "Identity", "LeakyRelu", "MatMul", "Max", "Min", "Mul", "Pad", "Pow",
-    "Reciprocal", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Slice", "Split", "Sqrt",
-    "Squeeze", "Sub", "Tile", "Transpose", "Unsqueeze",
+    "Expand", "Gather", "Gemm", "Identity", "LeakyRelu", "MatMul", "Max", "Min", "Mul", "Neg", "Pad", "Pow",
+    "Reciprocal", "ReduceL2", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sin", "Slice", "Split",
+    "Sqrt", "Squeeze", "Sub", "Tile", "Transpose", "Unsqueeze",
 }
 
 
@@ -76,6 +81,18 @@ class SynthesisGraph(torch.nn.Module):
         consts = self.synthesis.noise_consts()
         mixed = [const * noise_const_gain + n for const, n in zip(consts, noise)]
         return self.synthesis(ws, noise_mode="random", noise=mixed or None)
+
+
+class TransformSynthesisGraph(torch.nn.Module):
+    """StyleGAN3: ws [B, num_ws, w_dim], transform [B, 3, 3] (the input transform per sample) -> img
+    [B, C, H, W]. No noise inputs; the transform is an input, so samples of a batch differ freely."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.synthesis = model.synthesis
+
+    def forward(self, ws: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(ws, transform=transform)
 
 
 # ----------------------------------------------------------------------------
@@ -161,30 +178,26 @@ def _write_graphs(model: torch.nn.Module, cfg: GeneratorConfig, folder: str, ops
     mapping_ops = check_graph(os.path.join(folder, MAPPING_FILE))
 
     # Synthesis.
-    noise_names = noise_input_names(cfg)
     ws = torch.randn([n, cfg.num_ws, cfg.w_dim])
-    noise = tuple(torch.randn([n, 1, r, r]) for r in cfg.noise_resolutions)
-    syn_names = ["ws", NOISE_GAIN_INPUT, *noise_names]
-    dynamic = ({0: batch}, None, tuple({0: batch} for _ in noise))
-    _export_graph(SynthesisGraph(model), (ws, torch.ones([1]), *noise), syn_names, dynamic, "img",
-                  os.path.join(folder, SYNTHESIS_FILE), opset)
+    if has_input_transform(cfg):  # StyleGAN3: ws and the input transform per sample
+        transform = torch.from_numpy(np.stack([input_transform((0.1 * k, -0.05 * k), 7.0 * k) for k in range(n)]))
+        _export_graph(TransformSynthesisGraph(model), (ws, transform), ["ws", TRANSFORM_INPUT],
+                      ({0: batch}, {0: batch}), "img", os.path.join(folder, SYNTHESIS_FILE), opset)
+    else:
+        noise = tuple(torch.randn([n, 1, r, r]) for r in cfg.noise_resolutions)
+        syn_names = ["ws", NOISE_GAIN_INPUT, *noise_input_names(cfg)]
+        dynamic = ({0: batch}, None, tuple({0: batch} for _ in noise))
+        _export_graph(SynthesisGraph(model), (ws, torch.ones([1]), *noise), syn_names, dynamic, "img",
+                      os.path.join(folder, SYNTHESIS_FILE), opset)
     synthesis_ops = check_graph(os.path.join(folder, SYNTHESIS_FILE))
 
-    return {
-        "mapping": {
-            "file": MAPPING_FILE,
-            "inputs": {"z": ["batch", cfg.z_dim], **({"c": ["batch", cfg.c_dim]} if cfg.c_dim else {})},
-            "outputs": {"w": ["batch", cfg.w_dim]},
-            "ops": mapping_ops,
-        },
-        "synthesis": {
-            "file": SYNTHESIS_FILE,
-            "inputs": {"ws": ["batch", cfg.num_ws, cfg.w_dim], NOISE_GAIN_INPUT: [1],
-                       **{k: ["batch", 1, r, r] for k, r in zip(noise_names, cfg.noise_resolutions)}},
-            "outputs": {"img": ["batch", cfg.img_channels, cfg.img_resolution, cfg.img_resolution]},
-            "ops": synthesis_ops,
-        },
-    }
+    def recorded(shapes: dict[str, tuple]) -> dict[str, list]:
+        return {name: list(shape) for name, shape in shapes.items()}
+
+    io = graph_io(cfg)
+    return {graph: {"file": file, "inputs": recorded(io[graph][0]), "outputs": recorded(io[graph][1]), "ops": ops}
+            for graph, file, ops in (("mapping", MAPPING_FILE, mapping_ops),
+                                     ("synthesis", SYNTHESIS_FILE, synthesis_ops))}
 
 
 def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], opset: int) -> dict[str, Any]:
@@ -200,7 +213,7 @@ def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], op
         "noise": {
             "resolutions": cfg.noise_resolutions,
             "inputs": noise_input_names(cfg),
-            "const_gain_input": NOISE_GAIN_INPUT,
+            "const_gain_input": noise_gain_input(cfg),
             "modes": {"const": "gain 1, zero noise", "none": "gain 0, zero noise",
                       "random": "gain 0, unit Gaussian noise [batch, 1, r, r]"},
         },
@@ -246,6 +259,14 @@ def verify_export(folder: str, model: torch.nn.Module, tol: float = 1e-4, batche
             w_ref = model.mapping(torch.from_numpy(z), None if c is None else torch.from_numpy(c)).numpy()
             worst = max(worst, float(np.abs(backend.map(z, c) - w_ref).max()))
             ws = np.repeat(w_ref[:, None], cfg.num_ws, axis=1)
+            if has_input_transform(cfg):  # the identity, and a different view per sample
+                views = np.stack([input_transform(rng.uniform(-0.3, 0.3, 2), rng.uniform(-45, 45)) for _ in range(b)])
+                for transform in (None, views):
+                    ref = model.synthesis(torch.from_numpy(ws),
+                                          transform=None if transform is None else torch.from_numpy(transform))
+                    got = backend.synthesize(ws, "const", None, transform)
+                    worst = max(worst, float(np.abs(got - ref.numpy()).max()))
+                continue
             noise = [rng.randn(b, 1, r, r).astype(np.float32) for r in cfg.noise_resolutions]
             for mode in ("const", "none", "random"):
                 nz = noise if mode == "random" else None

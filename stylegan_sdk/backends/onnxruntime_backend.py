@@ -21,6 +21,7 @@ from ..exported import (
     TRANSFORM_INPUT,
     ExportedModel,
     check_graph_io,
+    has_input_transform,
     noise_input_names,
     onnx_uses_external_data,
     read_exported,
@@ -83,10 +84,12 @@ class OnnxRuntimeBackend(Backend):
     def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
                    transform: np.ndarray | None = None) -> np.ndarray:
         n = ws.shape[0]
-        feed = {"ws": np.ascontiguousarray(ws, np.float32),
-                NOISE_GAIN_INPUT: np.array([1.0 if noise_mode == "const" else 0.0], np.float32)}
-        if transform is not None:
-            feed[TRANSFORM_INPUT] = np.ascontiguousarray(transform, np.float32)
+        feed = {"ws": np.ascontiguousarray(ws, np.float32)}
+        if has_input_transform(self.config):  # StyleGAN3: no noise; the input transform (identity if None)
+            feed[TRANSFORM_INPUT] = (np.ascontiguousarray(transform, np.float32) if transform is not None
+                                     else np.repeat(np.eye(3, dtype=np.float32)[np.newaxis], n, axis=0))
+            return self.synthesis.run(None, feed)[0]
+        feed[NOISE_GAIN_INPUT] = np.array([1.0 if noise_mode == "const" else 0.0], np.float32)
         for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
             feed[name] = (np.ascontiguousarray(noise[k], np.float32) if noise_mode == "random" and noise is not None
                           else self._zero_noise(n, res))

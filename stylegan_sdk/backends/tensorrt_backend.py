@@ -22,6 +22,7 @@ from ..exported import (
     TRANSFORM_INPUT,
     ExportedModel,
     check_graph_io,
+    has_input_transform,
     noise_input_names,
     read_exported,
 )
@@ -184,8 +185,11 @@ class TensorRTBackend(Backend):
         n = ws.shape[0]
         self._synthesis.check_batch(n)
         host: dict[str, np.ndarray] = {"ws": ws}
-        if transform is not None:
-            host[TRANSFORM_INPUT] = transform
+        if has_input_transform(self.config):  # StyleGAN3: no noise; the input transform (identity if None)
+            host[TRANSFORM_INPUT] = (transform if transform is not None
+                                     else np.repeat(np.eye(3, dtype=np.float32)[np.newaxis], n, axis=0))
+            with self._lock:
+                return self._run(self._synthesis, host, {})
         random = noise_mode == "random" and noise is not None
         with self._lock:
             resident: dict[str, Any] = {NOISE_GAIN_INPUT: self._gain[noise_mode == "const"]}
