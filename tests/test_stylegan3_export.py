@@ -143,3 +143,21 @@ def test_served_stylegan3_answers_translate_and_rotate_exactly_as_in_process(sg3
                                        atol=1e-5)
             with pytest.raises(ValueError, match=r"translate: expected shape \[2\] or \[3, 2\]"):
                 list(C.interpolate([3, 4, 5], num_frames=3, translate=[(0, 0), (1, 1)]))
+
+
+def test_cli_translate_and_rotate(tmp_path, capsys):
+    from PIL import Image
+
+    from stylegan_sdk.cli import main
+
+    pkl = FIXTURES / "sg3t_32" / "network-snapshot.pkl"
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(pkl), "--seeds", "1,2", "--psi", "0.7", "--translate", "0.1,-0.05",
+                 "--rotate", "10", "--outdir", str(out)]) == 0, capsys.readouterr().err
+    want = sg.load(pkl).generate([1, 2], psi=0.7, translate=(0.1, -0.05), rotate=10, output="uint8")
+    for seed, img in zip([1, 2], want):
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"seed{seed:04d}.png")), img)
+    with pytest.raises(SystemExit) as e:  # an argparse usage error: one line, exit 2
+        main(["generate", "--model", str(pkl), "--seeds", "1", "--translate", "0.1", "--outdir", str(out)])
+    assert e.value.code == 2
+    assert "translate: expected X,Y" in capsys.readouterr().err

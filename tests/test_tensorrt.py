@@ -382,6 +382,21 @@ def test_build_flow_with_stand_in_tensorrt(onnx32, tmp_path, fake_trt):
     assert read_exported(out).engines == engines
 
 
+def test_build_flow_for_a_stylegan3_folder(tmp_path, fake_trt, capsys):
+    """StyleGAN3: the input transform gets a batch profile like ws, there is no noise, and to_trt.py takes
+    the folder (the build itself needs TensorRT and a GPU: not run here)."""
+    src = tmp_path / "sg3"
+    export_onnx(REPO / "tests" / "fixtures" / "nvlabs-stylegan3" / "sg3t_32" / "network-snapshot.pkl", src,
+                verify=False)
+    fake_trt()  # after the export: torch.export inspects the modules loaded
+    assert _cli()([str(src), "--out", str(tmp_path / "engines"), "--min-batch", "1", "--opt-batch", "4",
+                   "--max-batch", "8"]) == 0, capsys.readouterr().err
+    synthesis = json.loads((tmp_path / "engines" / "synthesis.plan").read_bytes())
+    assert synthesis["profiles"] == [{"ws": [[1, 16, 64], [4, 16, 64], [8, 16, 64]],
+                                      "transform": [[1, 3, 3], [4, 3, 3], [8, 3, 3]]}]
+    assert read_exported(tmp_path / "engines").engines["max_batch"] == 8
+
+
 def test_build_without_gpu(onnx32, tmp_path, fake_trt, monkeypatch, capsys):
     fake_trt()
     monkeypatch.setattr(trt_build, "require_gpu", _real_require_gpu)  # the real check, with no device
