@@ -390,8 +390,5 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if self.arch != "stylegan3":   # at their defaults (validate): keep the other families' JSON as it was
-            for f in STYLEGAN3_FIELDS:
-                del d[f.name]
         d["layers"] = list(self.layers)
         return d
