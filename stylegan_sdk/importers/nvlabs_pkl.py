@@ -5,7 +5,9 @@ pickles whose networks are ``torch_utils.persistence`` objects: ``pickle.load`` 
 and *executes* the Python source embedded in the file. This module never does. It unpickles with
 a restricted ``pickle.Unpickler`` whose ``find_class`` admits only the globals below, each mapped
 to an inert stand-in of ours, and turns a network into a :class:`NetworkRecord` (class name,
-constructor arguments, flattened ``state_dict``). No network class is ever instantiated.
+constructor arguments, flattened ``state_dict``). No network class is ever instantiated. The
+generic parts (restricted unpickler, size checks, budget, numpy stand-ins) live in
+``stylegan_sdk.importers.safe_pickle``, shared with the TensorFlow pickle reader ``tf_pkl``.
 
 Allow-list (any other global, any persistent id, raises :class:`UnsafePickleError`):
 
@@ -25,7 +27,8 @@ Allow-list (any other global, any persistent id, raises :class:`UnsafePickleErro
 * ``torch.nn.modules.container.Sequential``, ``.ModuleList``, ``.ModuleDict``,
   ``.ParameterList``, ``.ParameterDict`` -> a generic module record holding the module's
   pickled ``__dict__`` (no torch module is built).
-* ``numpy.dtype`` -> a descriptor of a plain bool / int / uint / float / complex dtype.
+* ``numpy.dtype`` -> a descriptor of a plain bool / int / uint / float / complex dtype (align /
+  copy flags as bools, or as 0 / 1 the way numpy < 1.19 wrote them).
 * ``numpy.core.multiarray.scalar``, ``numpy._core.multiarray.scalar`` -> a Python number.
 * ``numpy.core.multiarray._reconstruct``, ``numpy._core.multiarray._reconstruct`` with
   ``numpy.ndarray`` (accepted only as its first argument) -> a numeric ``numpy.ndarray``
@@ -48,23 +51,27 @@ through the pickle memo cannot be multiplied.
 
 from __future__ import annotations
 
-import contextvars
-import errno
 import io
 import math
 import os
 import pickle
-import pickletools
-import re
 import struct
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import torch
+
+# Generic machinery shared with tf_pkl; the private aliases keep this module's own names.
+from .safe_pickle import BUDGET as _BUDGET
+from .safe_pickle import Array as _Array
+from .safe_pickle import Budget as _Budget
+from .safe_pickle import Inert as _Inert
+from .safe_pickle import Refused as _Refused
+from .safe_pickle import UnsafePickleError, int_tuple, numpy_allowed, plain_dict, read_pickle, set_of
+from .safe_pickle import allowed as _allowed
+from .safe_pickle import check_pickle_sizes as _check_pickle_sizes
 
 __all__ = [
     "NetworkRecord",
@@ -74,11 +81,7 @@ __all__ = [
 ]
 
 
-# --- Public error and result types --------------------------------------------------------------
-
-
-class UnsafePickleError(ValueError):
-    """The pickle asked for a global, persistent id or BUILD outside the allow-list."""
+# --- Public result type ------------------------------------------------------------------------
 
 
 @dataclass
@@ -95,16 +98,6 @@ class NetworkRecord:
     module_classes: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-# --- Refusal signal raised inside the unpickler (re-raised as UnsafePickleError with the path) --
-
-
-class _Refused(Exception):
-    def __init__(self, what: str, why: str) -> None:
-        super().__init__(f"refused to {what}: {why}")
-        self.what = what
-        self.why = why
-
-
 _ALLOW_LIST_HINT = (
     "not on the allow-list of stylegan_sdk.importers.nvlabs_pkl (NVlabs network pickles only "
     "need torch tensor/storage rebuilders, numpy scalars/arrays, OrderedDict, EasyDict, torch.nn "
@@ -112,108 +105,7 @@ _ALLOW_LIST_HINT = (
 )
 
 
-# --- Sizes a file claims, checked against the bytes it has before anything is allocated ----------
-
-_MAX_ITEMS = 1_000_000  # entries of a state dict / nodes of the constructor arguments (official: < 10_000)
-_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
-
-
-class _Budget:
-    """What reading a file may produce, bounded by the file: bytes materialised and entries built.
-
-    Each payload, array or sub-tree costs file bytes once, but the pickle memo can hand the same
-    one out many times; without a bound a small file would expand into copies or a huge tree.
-    """
-
-    def __init__(self, size: int, items: int = _MAX_ITEMS) -> None:
-        self.total = size
-        self.size = size
-        self.items = items
-
-    def spend(self, what: str, size: int = 0, items: int = 0) -> None:
-        """Take `size` bytes (or elements) and `items` entries; ValueError once either runs out."""
-        self.size -= size
-        self.items -= items
-        if self.size < 0:
-            raise ValueError(f"{what} add up to more than the file's {self.total} bytes could hold "
-                             f"(one payload or sub-tree used many times through the pickle memo?)")
-        if self.items < 0:
-            raise ValueError(f"{what} have more than {_MAX_ITEMS} entries "
-                             f"(one sub-tree used many times through the pickle memo?)")
-
-
-_BUDGET: contextvars.ContextVar[_Budget] = contextvars.ContextVar("nvlabs_pkl_budget")
-
-
-class _BoundedReader:
-    """read() / readline() of a binary stream that never ask it for more than the bytes left before `end`."""
-
-    def __init__(self, stream: BinaryIO, end: int) -> None:
-        self._stream = stream
-        self._end = end
-
-    def left(self) -> int:
-        return max(self._end - self._stream.tell(), 0)
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-    def read(self, n: int = -1) -> bytes:
-        return self._stream.read(self.left() if n < 0 else min(n, self.left()))
-
-    def readline(self) -> bytes:
-        return self._stream.readline(self.left())
-
-
-def _check_pickle_sizes(stream: BinaryIO, end: int) -> None:
-    """Walk one pickle's opcodes (nothing is built) from the stream's position to its STOP.
-
-    Every length an opcode claims must fit in the bytes left before `end`: the unpickler allocates a
-    BINBYTES8, a FRAME or a memo table slot before it reads them. ValueError naming the opcode.
-    """
-    start = stream.tell()
-    reader = _BoundedReader(stream, end)
-    try:
-        for op, arg, pos in pickletools.genops(reader):
-            if op.name == "FRAME" and arg > reader.left():
-                raise ValueError(f"FRAME at byte {pos} claims {arg} bytes, but only {reader.left()} follow")
-            if op.name in _MEMO_OPS and arg > pos - start:
-                raise ValueError(f"{op.name} at byte {pos} claims memo slot {arg}, past any the pickle could have made")
-    except ValueError as exc:  # pickletools: "expected N bytes in a bytes8, but only M remain", unknown opcode
-        raise ValueError(f"pickle claims more than it holds: {exc}") from None
-
-
-# --- Inert stand-ins handed to pickle: no __dict__, BUILD refused unless overridden -------------
-
-
-class _Inert:
-    __slots__ = ()
-    label = "object"
-
-    def __setstate__(self, state: object) -> None:
-        raise _Refused(f"apply pickled state (BUILD) to {self.label}", "it takes no state")
-
-
-class _SafeCallable(_Inert):
-    """An allow-listed global: calling it runs our own helper, never the original function."""
-
-    __slots__ = ("label", "_fn")
-
-    def __init__(self, label: str, fn: Callable[..., object]) -> None:
-        self.label = label
-        self._fn = fn
-
-    def __call__(self, *args: object) -> object:
-        return self._fn(*args)
-
-
-class _Marker(_Inert):
-    """A global that is only valid as an argument (``numpy.ndarray``)."""
-
-    __slots__ = ("label",)
-
-    def __init__(self, label: str) -> None:
-        self.label = label
+# --- Inert stand-ins handed to pickle (base classes in safe_pickle): BUILD refused unless overridden
 
 
 class _PersistentObject(_Inert):
@@ -469,9 +361,7 @@ def _load_storage(payload: object) -> _Storage:
 
 
 def _int_tuple(value: object, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(type(v) is int and v >= 0 for v in value):
-        raise ValueError(f"tensor {what} is not a tuple of non-negative ints: {value!r}")
-    return tuple(value)
+    return int_tuple(value, f"tensor {what}")
 
 
 def _require_empty(value: object, what: str) -> None:
@@ -528,108 +418,7 @@ def _rebuild_parameter(data: object, requires_grad: object, backward_hooks: obje
     return data
 
 
-# --- numpy: plain numeric dtypes, scalars and arrays only ---------------------------------------
-
-_NUMERIC_DTYPE = re.compile(r"[biufc][0-9]{1,2}")
-_BYTE_ORDERS = ("<", ">", "|", "=")
-
-
-class _Dtype(_Inert):
-    __slots__ = ("spec", "byteorder")
-    label = "a numpy dtype"
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        self.byteorder = "="
-
-    def __setstate__(self, state: object) -> None:
-        # (3, byteorder, subarray, names, fields, elsize, alignment, flags) of a builtin dtype
-        if not (
-            isinstance(state, tuple)
-            and len(state) == 8
-            and state[0] == 3
-            and state[1] in _BYTE_ORDERS
-            and state[2:5] == (None, None, None)
-            and state[5:7] == (-1, -1)
-            and type(state[7]) is int
-        ):
-            raise ValueError(f"numpy dtype state {state!r} is not that of a plain numeric dtype")
-        self.byteorder = state[1]
-
-    def resolve(self) -> np.dtype:
-        return np.dtype(self.spec).newbyteorder(self.byteorder)
-
-
-def _numpy_dtype(spec: object, align: object = False, copy: object = False) -> _Dtype:
-    if not isinstance(spec, str) or not _NUMERIC_DTYPE.fullmatch(spec):
-        raise ValueError(f"numpy dtype {spec!r} is not a plain numeric dtype")
-    if not isinstance(align, bool) or not isinstance(copy, bool):
-        raise ValueError("numpy dtype align/copy flags are not bools")
-    np.dtype(spec)  # raises TypeError for an unknown width such as 'f3'
-    return _Dtype(spec)
-
-
-def _numpy_scalar(dtype: object, data: object = None) -> bool | int | float | complex:
-    if not isinstance(dtype, _Dtype) or not isinstance(data, bytes):
-        raise ValueError("numpy scalar is not (numeric dtype, bytes)")
-    resolved = dtype.resolve()
-    if len(data) != resolved.itemsize:
-        raise ValueError("numpy scalar bytes do not match its dtype")
-    return np.frombuffer(data, dtype=resolved, count=1)[0].item()
-
-
-class _Array(_Inert):
-    __slots__ = ("array",)
-    label = "a numpy array"
-
-    def __init__(self) -> None:
-        self.array: np.ndarray | None = None
-
-    def __setstate__(self, state: object) -> None:
-        # (1, shape, dtype, is_fortran, raw bytes) of a numeric ndarray
-        if self.array is not None:
-            raise _Refused("apply pickled state (BUILD) twice to a numpy array", "")
-        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
-            raise ValueError("numpy array state is not (1, shape, dtype, is_fortran, bytes)")
-        _, shape, dtype, is_fortran, raw = state
-        shape = _int_tuple(shape, "shape")
-        if not isinstance(dtype, _Dtype) or not isinstance(is_fortran, bool):
-            raise ValueError("numpy array state has a non-numeric dtype or bad order flag")
-        resolved = dtype.resolve()
-        if not isinstance(raw, bytes) or len(raw) != math.prod(shape) * resolved.itemsize:
-            raise ValueError("numpy array bytes do not match its shape and dtype")
-        _BUDGET.get().spend("tensor storages and arrays", size=len(raw))
-        flat = np.frombuffer(raw, dtype=resolved)
-        self.array = flat.reshape(shape, order="F" if is_fortran else "C").copy()
-
-
-_NDARRAY = _Marker("numpy.ndarray")
-
-
-def _numpy_reconstruct(subtype: object, shape: object, dtype_code: object) -> _Array:
-    if subtype is not _NDARRAY:
-        raise ValueError("numpy _reconstruct is only supported for numpy.ndarray")
-    return _Array()
-
-
-def _plain_dict(*args: object) -> dict:
-    return dict(*args)
-
-
-def _set_of(kind: type[set] | type[frozenset]) -> Callable[..., set | frozenset]:
-    def build(items: object = ()) -> set | frozenset:
-        if not isinstance(items, (list, tuple)):
-            raise ValueError(f"pickled {kind.__name__} is not built from a list")
-        return kind(items)
-
-    return build
-
-
-# --- The allow-list and the restricted unpickler ------------------------------------------------
-
-
-def _allowed(module: str, name: str, fn: Callable[..., object]) -> tuple[tuple[str, str], object]:
-    return (module, name), _SafeCallable(f"{module}.{name}", fn)
+# --- The allow-list: numpy entries (safe_pickle) and the torch / NVlabs ones ---------------------
 
 
 _ALLOWED: dict[tuple[str, str], object] = dict(
@@ -639,82 +428,21 @@ _ALLOWED: dict[tuple[str, str], object] = dict(
         _allowed("torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2),
         _allowed("torch._utils", "_rebuild_tensor", _rebuild_tensor),
         _allowed("torch._utils", "_rebuild_parameter", _rebuild_parameter),
-        _allowed("collections", "OrderedDict", _plain_dict),
-        _allowed("builtins", "set", _set_of(set)),
-        _allowed("builtins", "frozenset", _set_of(frozenset)),
-        _allowed("numpy", "dtype", _numpy_dtype),
-        _allowed("numpy.core.multiarray", "scalar", _numpy_scalar),
-        _allowed("numpy._core.multiarray", "scalar", _numpy_scalar),
-        _allowed("numpy.core.multiarray", "_reconstruct", _numpy_reconstruct),
-        _allowed("numpy._core.multiarray", "_reconstruct", _numpy_reconstruct),
-        (("numpy", "ndarray"), _NDARRAY),
+        _allowed("collections", "OrderedDict", plain_dict),
+        _allowed("builtins", "set", set_of(set)),
+        _allowed("builtins", "frozenset", set_of(frozenset)),
+        *numpy_allowed(),
         (("dnnlib.util", "EasyDict"), _EasyDict),
         *((("torch.nn.modules.container", n), t) for n, t in _TORCH_CONTAINERS.items()),
     ]
 )
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> object:
-        target = _ALLOWED.get((module, name))
-        if target is None:
-            raise _Refused(f"load '{module}.{name}'", _ALLOW_LIST_HINT)
-        return target
-
-    def persistent_load(self, pid: object) -> object:
-        raise _Refused(
-            "resolve a persistent id (PERSID/BINPERSID opcode)",
-            "NVlabs network pickles never use persistent ids",
-        )
-
-
 # --- Reading a file -----------------------------------------------------------------------------
-
-# What a corrupt or truncated pickle makes the unpickler (or our validators) raise.
-_CORRUPT_ERRORS = (
-    pickle.UnpicklingError,
-    EOFError,
-    ValueError,
-    TypeError,
-    AttributeError,
-    IndexError,
-    KeyError,
-    OverflowError,
-    RuntimeError,
-)
-
-
-def _check_header(head: bytes, file: Path) -> None:
-    if not head:
-        raise ValueError(f"{file} is empty, not a network pickle")
-    if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
-        hint = " (it looks like a zip archive, e.g. a torch.save checkpoint)" if head == b"PK" else ""
-        raise ValueError(f"{file} is not a pickle of protocol 2 or later{hint}")
 
 
 def _read_pickle(path: str | os.PathLike[str]) -> object:
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(errno.ENOENT, "network pickle not found", str(file))
-    if not file.is_file():
-        raise ValueError(f"{file} is not a file")
-    with file.open("rb") as stream:
-        _check_header(stream.read(2), file)
-        stream.seek(0)
-        size = os.fstat(stream.fileno()).st_size
-        token = _BUDGET.set(_Budget(size))
-        try:
-            _check_pickle_sizes(stream, size)
-            stream.seek(0)
-            return _RestrictedUnpickler(stream).load()
-        except _Refused as exc:
-            raise UnsafePickleError(f"refused to {exc.what} from {file}: {exc.why}") from None
-        except _CORRUPT_ERRORS as exc:
-            raise ValueError(
-                f"{file} is not a readable NVlabs network pickle (corrupt or truncated?): {type(exc).__name__}: {exc}"
-            ) from exc
-        finally:
-            _BUDGET.reset(token)
+    return read_pickle(path, _ALLOWED, "NVlabs network pickle", _ALLOW_LIST_HINT)
 
 
 def _read_snapshot(path: str | os.PathLike[str]) -> dict:
