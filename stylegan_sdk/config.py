@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 ARCHS = ("stylegan2", "stylegan1", "stylegan3")
+# StyleGAN v1 numerics (models/stylegan1.py V1_NUMERICS): rosinality's PyTorch port, or NVIDIA's TensorFlow code.
+V1_VARIANTS = ("rosinality", "nvidia")
 SYNTHESIS_ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("const", "random", "none")
 LayerGroup = Literal["coarse", "middle", "fine"]
@@ -149,6 +151,9 @@ class GeneratorConfig:
     # StyleGAN v1 only (v1 ignores architecture, conv_clamp and resample_filter: its blur is [1, 2, 1]).
     fused_upsample_from: int | None = None      # v1: first resolution using a fused transposed conv (None = never)
     channels: tuple[int, ...] | None = None     # explicit channels per resolution 4, 8, ... (overrides the schedule)
+    variant: str = "rosinality"                 # v1 numerics: "rosinality" (instance-norm eps 1e-5, conv bias before
+                                                # the blur, no bias on the 4x4 constant) | "nvidia" (NVIDIA's TF code:
+                                                # eps 1e-8, bias after the blur, the constant layer has a bias)
     # StyleGAN3 only: the official SynthesisNetwork / SynthesisLayer options, same names and defaults. Other
     # families must leave them at these defaults, and their JSON never holds them (old files round-trip
     # unchanged). StyleGAN3 ignores architecture, resample_filter and use_noise (it has no noise inputs);
@@ -193,6 +198,11 @@ class GeneratorConfig:
         if self.channels is not None:
             need(len(self.channels) == len(self.block_resolutions), "channels",
                  f"needs one entry per resolution {self.block_resolutions}, got {len(self.channels)}")
+        if self.arch == "stylegan1":
+            need(self.variant in V1_VARIANTS, "variant", f"must be one of {V1_VARIANTS}, got {self.variant!r}")
+        else:
+            need(self.variant == V1_VARIANTS[0], "variant",
+                 f"a StyleGAN v1 option; arch {self.arch!r} needs the default {V1_VARIANTS[0]!r}")
         if self.arch == "stylegan3":
             self._validate_stylegan3(need)
         else:
@@ -289,6 +299,8 @@ class GeneratorConfig:
         if self.arch != "stylegan3":   # at their defaults (validate): keep the other families' JSON as it was
             for f in STYLEGAN3_FIELDS:
                 del d[f.name]
+        if self.arch != "stylegan1":   # likewise the v1 variant
+            del d["variant"]
         d["resample_filter"] = list(self.resample_filter)
         d["channels"] = None if self.channels is None else list(self.channels)
         return d

@@ -19,7 +19,7 @@ Per resolution r the synthesis network has two layers, each ending in the paper'
 Parameter names (our format):
     mapping.fc{i}.weight / .bias, mapping.w_avg      the StyleGAN2 mapping network, unchanged
     synthesis.b4.const                               [C, 4, 4]
-    synthesis.b{r}.layer{0,1}.weight / .bias         [O, I, 3, 3] / [O] (b4.layer0 has none)
+    synthesis.b{r}.layer{0,1}.weight / .bias         [O, I, 3, 3] / [O] (b4.layer0: a bias only for variant "nvidia")
     synthesis.b{r}.layer{0,1}.noise_strength         [O] per-channel noise strength
     synthesis.b{r}.layer{0,1}.noise_const            [r, r] fixed noise for noise_mode="const"
     synthesis.b{r}.layer{0,1}.affine.weight / .bias  [2*O, w_dim] / [2*O]: AdaIN scale (rows :O,
@@ -33,15 +33,25 @@ renormalises right after it). `noise_strength`, `const` and the biases are used 
 The up-sampling layer's weight is the kernel of "nearest 2x up, then 3x3 conv" whether or not the
 layer runs fused: from `cfg.fused_upsample_from` on it runs as one stride-2 transposed convolution
 with the equivalent 4x4 kernel (the official code's fused upscale), which is the same function, so
-the flag only picks the faster computation. The bias is added before the blur (as rosinality; the
-official TF code adds it after the blur, which differs only in the border pixels). Blur is the fixed
-[1, 2, 1] filter of the paper (`cfg.resample_filter` is StyleGAN2's and is not used here); AdaIN's
-instance norm uses eps 1e-5 (torch's InstanceNorm2d, as rosinality; the official TF code uses 1e-8).
+the flag only picks the faster computation (NVIDIA's TF files store the fused layers' kernels rotated
+180 degrees; the importer turns them into this form). Blur is the fixed [1, 2, 1] filter of the paper
+(`cfg.resample_filter` is StyleGAN2's and is not used here).
+
+Two sources of v1 weights compute slightly differently; `cfg.variant` names which (V1_NUMERICS):
+    "rosinality"  rosinality's port (and our own training): instance-norm eps 1e-5 (torch's
+                  InstanceNorm2d), the conv bias added before the blur, no bias on the 4x4 constant;
+    "nvidia"      NVIDIA's TensorFlow code: eps 1e-8, the layer epilogue conv -> blur -> noise -> bias
+                  -> lrelu -> instance norm -> style (the bias after the blur: different border pixels),
+                  and a bias on the 4x4 constant layer (`synthesis.b4.layer0.bias`).
+Differences that are only a change of parameterisation are taken care of by the importers: NVIDIA's
+style modulation x * (s0 + 1) + s1 (our AdaIN scale bias includes the +1), its mapping gain sqrt 2
+inside the leaky ReLU (lrelu is positively homogeneous: our mapping's bias is NVIDIA's / sqrt 2).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +64,23 @@ BLUR_FILTER = (1, 2, 1)     # the paper's low-pass filter after every up-samplin
 ADAIN_EPS = 1e-5            # instance-norm epsilon (torch InstanceNorm2d default, as rosinality)
 LRELU_SLOPE = 0.2
 
+
+@dataclass(frozen=True)
+class V1Numerics:
+    """How one source of StyleGAN v1 weights computes (cfg.variant)."""
+
+    adain_eps: float            # instance-norm epsilon
+    bias_after_blur: bool       # up-sampling layers add the conv bias after the blur (else before it)
+    const_bias: bool            # the 4x4 constant layer has a bias
+
+
+V1_NUMERICS = {
+    "rosinality": V1Numerics(adain_eps=ADAIN_EPS, bias_after_blur=False, const_bias=False),
+    "nvidia": V1Numerics(adain_eps=1e-8, bias_after_blur=True, const_bias=True),
+}
+
 __all__ = ["Generator", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer", "ToRGBLayer", "MappingNetwork",
-           "instance_norm", "upsample_nearest", "fused_upsample_kernel"]
+           "V1Numerics", "V1_NUMERICS", "instance_norm", "upsample_nearest", "fused_upsample_kernel"]
 
 # ----------------------------------------------------------------------------
 # Small ops
@@ -89,7 +114,7 @@ def fused_upsample_kernel(weight: torch.Tensor) -> torch.Tensor:
 
 
 class SynthesisLayer(torch.nn.Module):
-    """[3x3 conv (+ 2x up-sampling and blur)], then noise, bias, leaky ReLU and AdaIN."""
+    """[3x3 conv (+ 2x up-sampling and blur)], then noise, bias, leaky ReLU and AdaIN (order: see V1Numerics)."""
 
     def __init__(
         self,
@@ -101,9 +126,11 @@ class SynthesisLayer(torch.nn.Module):
         up: int = 1,                    # up-sampling factor (1 or 2)
         fused: bool = False,            # up-sample with one transposed conv (same function, faster)
         use_noise: bool = True,         # add per-pixel noise
+        numerics: V1Numerics = V1_NUMERICS["rosinality"],  # epsilon, bias placement, constant bias
     ) -> None:
         super().__init__()
         assert up in (1, 2), f"up must be 1 or 2, got {up}"
+        self.numerics = numerics
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.resolution = resolution
@@ -115,6 +142,8 @@ class SynthesisLayer(torch.nn.Module):
             self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
             self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
             self.weight_gain = math.sqrt(2 / (in_channels * kernel_size**2))
+        elif numerics.const_bias:
+            self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
         if up > 1:
             self.register_buffer("blur_filter", setup_filter(BLUR_FILTER), persistent=False)
         if use_noise:
@@ -132,10 +161,11 @@ class SynthesisLayer(torch.nn.Module):
         noise_mode: str = "const",          # "const" | "random" | "none"
         noise: torch.Tensor | None = None,  # [N, 1, res, res] unit noise for "random" (None: draw it)
     ) -> torch.Tensor:
-        # Convolution (+ up-sampling), bias, blur.
+        # Convolution (+ up-sampling and blur); the bias goes in here unless it comes after the blur.
+        late_bias = self.numerics.bias_after_blur or self.in_channels == 0
         if self.in_channels > 0:
             weight = (self.weight * self.weight_gain).to(x.dtype)
-            bias = self.bias.to(x.dtype)
+            bias = None if late_bias else self.bias.to(x.dtype)
             if self.up == 1:
                 x = F.conv2d(x, weight, bias, padding=self.padding)
             else:
@@ -153,12 +183,14 @@ class SynthesisLayer(torch.nn.Module):
             else:
                 noise = self.noise_const.reshape(1, 1, self.resolution, self.resolution)
             x = x + self.noise_strength.to(x.dtype).reshape(1, -1, 1, 1) * noise.to(x.dtype)
+        if late_bias and hasattr(self, "bias"):
+            x = x + self.bias.to(x.dtype).reshape(1, -1, 1, 1)
         # Leaky ReLU, then AdaIN.
         x = F.leaky_relu(x, LRELU_SLOPE)
         styles = self.affine(w.to(x.dtype))  # [N, 2 * O]
         scale = styles[:, : self.out_channels].reshape(-1, self.out_channels, 1, 1)
         shift = styles[:, self.out_channels:].reshape(-1, self.out_channels, 1, 1)
-        return scale * instance_norm(x) + shift
+        return scale * instance_norm(x, self.numerics.adain_eps) + shift
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
@@ -196,6 +228,7 @@ class SynthesisBlock(torch.nn.Module):
         img_channels: int,              # image channels
         fused: bool = False,            # up-sample with a transposed conv (same function, faster)
         use_noise: bool = True,         # per-layer noise
+        numerics: V1Numerics = V1_NUMERICS["rosinality"],  # epsilon, bias placement, constant bias
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -203,11 +236,12 @@ class SynthesisBlock(torch.nn.Module):
         self.num_layers = 2
         if in_channels == 0:
             self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
-            self.layer0 = SynthesisLayer(0, out_channels, w_dim, resolution, use_noise=use_noise)
+            self.layer0 = SynthesisLayer(0, out_channels, w_dim, resolution, use_noise=use_noise, numerics=numerics)
         else:
             self.layer0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2, fused=fused,
-                                         use_noise=use_noise)
-        self.layer1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, use_noise=use_noise)
+                                         use_noise=use_noise, numerics=numerics)
+        self.layer1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, use_noise=use_noise,
+                                     numerics=numerics)
         self.torgb = ToRGBLayer(out_channels, img_channels)
 
     def forward(
@@ -248,6 +282,7 @@ class SynthesisNetwork(torch.nn.Module):
                 img_channels=cfg.img_channels,
                 fused=cfg.fused_upsample_from is not None and res >= cfg.fused_upsample_from,
                 use_noise=cfg.use_noise,
+                numerics=V1_NUMERICS[cfg.variant],
             )
             self.num_ws += block.num_layers
             setattr(self, f"b{res}", block)
