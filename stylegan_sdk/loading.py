@@ -2,8 +2,12 @@
 
 Sources, told apart by their first bytes, never by running anything in them:
 - our checkpoint (safetensors + JSON config header),
-- an official NVlabs network pickle (`network-snapshot-*.pkl`), through the allow-list unpickler,
-- a rosinality/style-based-gan-pytorch StyleGAN v1 checkpoint (torch.load with weights_only=True),
+- an official NVlabs PyTorch network pickle (`network-snapshot-*.pkl`, StyleGAN2-ADA / StyleGAN3),
+  through the allow-list unpickler,
+- an NVIDIA TensorFlow pickle (`karras2019stylegan-*.pkl`, `stylegan2-*-config-f.pkl`), through its
+  own allow-list unpickler (the TF source inside is never run),
+- a rosinality checkpoint: style-based-gan-pytorch (StyleGAN v1) or stylegan2-pytorch (`550000.pt`,
+  converted `stylegan2-ffhq-config-f.pt`), torch.load with weights_only=True,
 - an exported folder (model.json + ONNX graphs / TensorRT engines), run without torch.
 """
 
@@ -34,26 +38,32 @@ def resolve_model(path: str | os.PathLike, backend: str = "auto") -> str:
 
 
 def sniff(path: str) -> str:
-    """'checkpoint' | 'rosinality' | 'nvlabs-pkl'; ValueError for anything else."""
+    """'checkpoint' | 'rosinality' | 'nvidia-tf' | 'nvlabs-pkl'; ValueError for anything else."""
     from .importers.rosinality import is_torch_file  # no torch import at module level
+    from .importers.tf_pkl import is_tf_pickle
 
     if is_checkpoint(path):
         return "checkpoint"
     if is_torch_file(path):
         return "rosinality"
+    if is_tf_pickle(path):
+        return "nvidia-tf"
     with open(path, "rb") as f:
         head = f.read(2)
     if head[:1] == PICKLE_MAGIC:
         return "nvlabs-pkl"
-    raise ValueError(f"path: {path!r} is neither a stylegan-sdk checkpoint (.safetensors), an official "
-                     f"NVlabs network pickle (.pkl) nor a rosinality StyleGAN v1 checkpoint")
+    raise ValueError(f"path: {path!r} is not a model file this SDK reads: a stylegan-sdk checkpoint "
+                     f"(.safetensors), an NVlabs network pickle (PyTorch or TensorFlow .pkl) or a rosinality "
+                     f"checkpoint (.pt / .model)")
 
 
 def read_model(path: str | os.PathLike, key: str = "G_ema", step: int | None = None) -> Checkpoint:
     """Config + weights (+ metadata) from any supported model file, in our format.
 
-    key: the network in an NVlabs snapshot (G_ema, G) or a rosinality checkpoint (g_running,
-    generator; G_ema means g_running). step: rosinality output resolution 4 * 2**step (None: deepest).
+    key: the network in an NVlabs snapshot (G_ema, G) or a rosinality StyleGAN v1 checkpoint
+    (g_running, generator; G_ema means g_running). TensorFlow pickles always give Gs and rosinality
+    StyleGAN2 files g_ema (the weights' moving averages): key G_ema (or Gs / g_ema). step: rosinality
+    v1 output resolution 4 * 2**step (None: deepest).
     """
     path = resolve_model(path, backend="torch")
     if not os.path.exists(path):
@@ -65,9 +75,18 @@ def read_model(path: str | os.PathLike, key: str = "G_ema", step: int | None = N
     if kind == "checkpoint":
         return load_checkpoint(path)
     if kind == "rosinality":
-        from .importers.rosinality import import_checkpoint
+        from .importers.rosinality import import_torch_checkpoint
 
-        return import_checkpoint(path, key="g_running" if key == "G_ema" else key, step=step)
+        return import_torch_checkpoint(path, key=key, step=step)
+    if kind == "nvidia-tf":
+        from .importers.nvidia_tf import import_tf_pickle
+
+        if key not in ("G_ema", "Gs"):
+            raise ValueError(f"key: a TensorFlow pickle is read for its Gs (the generator's moving average), "
+                             f"not {key!r}; use key='G_ema' or 'Gs'")
+        if step is not None:
+            raise ValueError("step: only for rosinality StyleGAN v1 checkpoints")
+        return import_tf_pickle(path)
     from .importers.nvlabs import import_pickle
 
     return import_pickle(path, key=key)
