@@ -49,7 +49,8 @@ def cmd_info(args: argparse.Namespace) -> None:
     info = ModelInfo.from_config(ckpt.config).to_dict()
     info.pop("backend")
     info.pop("device")
-    out = {"info": info, "config": ckpt.config.to_dict(), "metadata": ckpt.metadata,
+    # "source": what the weights were converted from (format, file, network); {} for models trained here.
+    out = {"source": ckpt.config.source, "info": info, "config": ckpt.config.to_dict(), "metadata": ckpt.metadata,
            "num_parameters": int(sum(np.asarray(v).size for v in ckpt.tensors.values()))}
     print(json.dumps(out, indent=2, default=str))
 

@@ -408,3 +408,46 @@ def test_malformed_state_dicts_are_refused(g_ema):
     with pytest.raises(ValueError, match="not a rosinality StyleGAN2 Generator state dict"):
         import_state({"fc.weight": torch.zeros(2, 2)}, "x.pt")
     assert W_AVG_KEY in import_state(sd, "x.pt").tensors  # the unmodified dict still imports
+
+
+# ----------------------------------------------------------------------------
+# Through the rest of the product: convert + info, ONNX export, serving
+
+
+def test_convert_cli_then_info_says_where_it_came_from(tmp_path, ref):
+    import json
+    import subprocess
+    import sys
+
+    import stylegan_sdk as sg
+
+    out = tmp_path / "ros.safetensors"
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "stylegan_sdk", "convert", str(ROS2 / "checkpoint.pt"), "--out",
+                          str(out)], capture_output=True, text=True, cwd=root, timeout=120)
+    assert run.returncode == 0, run.stderr
+    info = subprocess.run([sys.executable, "-m", "stylegan_sdk", "info", str(out)], capture_output=True, text=True,
+                          cwd=root, timeout=120)
+    assert info.returncode == 0, info.stderr
+    doc = json.loads(info.stdout)
+    assert doc["source"]["format"] == "rosinality-stylegan2"
+    assert doc["metadata"]["imported_from"] == "checkpoint.pt"
+    G = sg.load(out)
+    img = G.synthesize(ref["latent_const"], noise_mode="const")
+    assert np.abs(img - ref["img_const"]).max() <= IMG_TOL
+
+
+def test_onnx_export_and_serving_match_the_fixture(tmp_path, ckpts, ref):
+    import stylegan_sdk as sg
+    from serving import serve_in_thread
+    from stylegan_sdk.onnx_export import export_onnx
+
+    export_onnx(ckpts["checkpoint_converted_layout.pt"], tmp_path / "onnx")
+    G = sg.load(tmp_path / "onnx")
+    assert G.info.backend == "onnxruntime"
+    err = float(np.abs(G.synthesize(ref["latent_const"], noise_mode="const") - ref["img_const"]).max())
+    report("onnx", "img_const", err)
+    assert err <= IMG_TOL
+    with serve_in_thread({"ros": G}) as bg, sg.Client(bg.target, timeout=60) as C:
+        served = C.synthesize(ref["latent_const"], noise_mode="const", output="float")
+    assert np.abs(served - ref["img_const"]).max() <= IMG_TOL
