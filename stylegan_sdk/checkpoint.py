@@ -40,6 +40,29 @@ class Checkpoint:
         return self.tensors[W_AVG_KEY]
 
 
+def few(items: list[str], n: int = 6) -> str:
+    """The first n items, comma-separated, and how many more (for one-line errors)."""
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def tensor_mismatches(found: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
+                      noun: str = "tensors") -> list[str]:
+    """What differs between tensors by name (anything with .shape) and the names and shapes expected:
+    ["missing tensors a, b", "unexpected tensors c", "wrong shapes d [3] (expected [4])"], [] if none."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(f"{k} {list(found[k].shape)} (expected {list(expected[k])})"
+                   for k in set(expected) & set(found) if tuple(found[k].shape) != tuple(expected[k]))
+    problems = []
+    if missing:
+        problems.append(f"missing {noun} {few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {noun} {few(unexpected)}")
+    if wrong:
+        problems.append(f"wrong shapes {few(wrong)}")
+    return problems
+
+
 # ----------------------------------------------------------------------------
 # Writing
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pickle_crafting import call_pickle, inst_call, stack_global_call
 
 from stylegan_sdk.importers import nvlabs_pkl
 from stylegan_sdk.importers.nvlabs_pkl import (
@@ -31,26 +32,6 @@ SNAPSHOT = FIXTURE_DIR / "network-snapshot.pkl"
 
 
 # --- Helpers that craft pickles -----------------------------------------------------------------
-
-
-def _call_pickle(module: str, name: str, args: tuple = ()) -> bytes:
-    """A protocol-3 pickle of ``module.name(*args)`` written with a GLOBAL opcode."""
-    body = pickle.dumps(args, protocol=3)[2:-1]  # drop PROTO header and STOP
-    return b"\x80\x03c" + f"{module}\n{name}\n".encode() + body + b"R."
-
-
-def _stack_global_call(module: str, name: str) -> bytes:
-    """A protocol-4 style ``module.name()`` written with STACK_GLOBAL."""
-
-    def unicode(text: str) -> bytes:
-        return b"\x8c" + bytes([len(text)]) + text.encode()
-
-    return b"\x80\x04" + unicode(module) + unicode(name) + b"\x93)R."
-
-
-def _inst_call(module: str, name: str) -> bytes:
-    """``module.name()`` written with the protocol-0 INST opcode after a protocol-2 header."""
-    return b"\x80\x02(i" + f"{module}\n{name}\n".encode() + b"."
 
 
 def _write(tmp_path: Path, data: bytes, name: str = "crafted.pkl") -> Path:
@@ -238,9 +219,9 @@ def test_dangerous_globals_are_refused(tmp_path: Path, module: str, name: str) -
     marker = tmp_path / "ran"
     code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
     payloads = {
-        "global": _call_pickle(module, name, (code,)),
-        "stack_global": _stack_global_call(module, name),
-        "inst": _inst_call(module, name),
+        "global": call_pickle(module, name, (code,)),
+        "stack_global": stack_global_call(module, name),
+        "inst": inst_call(module, name),
     }
     for opcode, payload in payloads.items():
         path = _write(tmp_path, payload, f"{opcode}.pkl")
@@ -276,7 +257,7 @@ def test_malicious_storage_payload_is_refused(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = tmp_path / "storage_pwned"
     payload = pickle.dumps(_System(f"touch {marker}"), protocol=2)
-    path = _write(tmp_path, _call_pickle("torch.storage", "_load_from_bytes", (payload,)))
+    path = _write(tmp_path, call_pickle("torch.storage", "_load_from_bytes", (payload,)))
     with pytest.raises(UnsafePickleError, match=r"refused to load a tensor storage payload from .*crafted\.pkl"):
         read_network_pickle(path)
     assert not marker.exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-import pickle
 import pickletools
 import random
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_without_torch
+from pickle_crafting import call_pickle, inst_call, stack_global_call
 from tf_pickles import Global, Reduce, TFNet, as_spec, dumps_tf, network, write_tf_pickle
 
 from stylegan_sdk.importers import tf_pkl
@@ -270,23 +270,6 @@ def test_reader_needs_neither_torch_nor_tensorflow() -> None:
 # --- (4) Globals outside the allow-list, persistent ids, BUILD ----------------------------------
 
 
-def _call_pickle(module: str, name: str, args: tuple = ()) -> bytes:
-    """A protocol-3 pickle of ``module.name(*args)`` written with a GLOBAL opcode."""
-    body = pickle.dumps(args, protocol=3)[2:-1]
-    return b"\x80\x03c" + f"{module}\n{name}\n".encode() + body + b"R."
-
-
-def _stack_global_call(module: str, name: str) -> bytes:
-    def unicode(text: str) -> bytes:
-        return b"\x8c" + bytes([len(text)]) + text.encode()
-
-    return b"\x80\x04" + unicode(module) + unicode(name) + b"\x93)R."
-
-
-def _inst_call(module: str, name: str) -> bytes:
-    return b"\x80\x02(i" + f"{module}\n{name}\n".encode() + b"."
-
-
 DANGEROUS_GLOBALS = [
     ("posix", "system"),
     ("os", "system"),
@@ -321,8 +304,8 @@ DANGEROUS_GLOBALS = [
 def test_globals_outside_the_allow_list_are_refused(tmp_path: Path, module: str, name: str) -> None:
     marker = tmp_path / "ran"
     code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
-    payloads = {"global": _call_pickle(module, name, (code,)), "stack_global": _stack_global_call(module, name),
-                "inst": _inst_call(module, name)}
+    payloads = {"global": call_pickle(module, name, (code,)), "stack_global": stack_global_call(module, name),
+                "inst": inst_call(module, name)}
     for opcode, payload in payloads.items():
         path = _write(tmp_path, payload, f"{opcode}.pkl")
         _raises(path, rf"refused to load '{re.escape(module)}\.{re.escape(name)}' from .*{opcode}\.pkl: "

@@ -41,7 +41,3 @@ def json_safe(value: Any) -> Any:
         return value
     return repr(value)
 
-
-def few(items: list[str], n: int = 6) -> str:
-    """The first n items, comma-separated, and how many more."""
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

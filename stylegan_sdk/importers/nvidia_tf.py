@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import W_AVG_KEY, Checkpoint
+from ..checkpoint import W_AVG_KEY, Checkpoint, few, tensor_mismatches
 from ..config import GeneratorConfig, check_config_sizes
-from .common import few, json_safe, stylegan2_filter_buffers
+from .common import json_safe, stylegan2_filter_buffers
 
 V1, V2 = "stylegan1", "stylegan2"
 FAMILIES = {
@@ -246,17 +246,7 @@ def _block_channels(variables: Mapping[str, np.ndarray], resolutions: list[int],
 
 def _check_names_and_shapes(variables: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]],
                             source: str) -> None:
-    missing = sorted(set(expected) - set(variables))
-    unexpected = sorted(set(variables) - set(expected))
-    wrong = sorted(f"{k} {list(variables[k].shape)} (expected {list(expected[k])})"
-                   for k in set(expected) & set(variables) if tuple(variables[k].shape) != tuple(expected[k]))
-    problems = []
-    if missing:
-        problems.append(f"missing variables {few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected variables {few(unexpected)}")
-    if wrong:
-        problems.append(f"wrong shapes {few(wrong)}")
+    problems = tensor_mismatches(variables, expected, noun="variables")
     if problems:
         raise ValueError(f"{source}: the Gs variables do not match its kwargs: " + "; ".join(problems))
     lod = float(variables["lod"])
@@ -309,13 +299,7 @@ def _convert_v1(kwargs: Mapping[str, Any], variables: Mapping[str, np.ndarray],
     cfg = GeneratorConfig(
         arch=V1,
         variant="nvidia",
-        z_dim=sizes["latent_size"],
-        w_dim=w_dim,
-        img_resolution=res,
-        img_channels=img_channels,
-        mapping_layers=sizes["mapping_layers"],
-        mapping_lr_multiplier=float(kwargs.get("mapping_lrmul", 0.01)),
-        layer_features=None if sizes["mapping_fmaps"] == w_dim else sizes["mapping_fmaps"],
+        **_common_fields(kwargs, sizes),
         channels=tuple(channels),
         fused_upsample_from=fused_from,
         use_noise=use_noise,
@@ -394,13 +378,7 @@ def _convert_v2(kwargs: Mapping[str, Any], variables: Mapping[str, np.ndarray],
     schedule_fits = all(min(base // r, cmax) == c for r, c in zip(resolutions, channels))
     cfg = GeneratorConfig(
         arch=V2,
-        z_dim=sizes["latent_size"],
-        w_dim=w_dim,
-        img_resolution=res,
-        img_channels=img_channels,
-        mapping_layers=sizes["mapping_layers"],
-        mapping_lr_multiplier=float(kwargs.get("mapping_lrmul", 0.01)),
-        layer_features=None if sizes["mapping_fmaps"] == w_dim else sizes["mapping_fmaps"],
+        **_common_fields(kwargs, sizes),
         channel_base=base if schedule_fits else 32768,
         channel_max=cmax if schedule_fits else 512,
         channels=None if schedule_fits else tuple(channels),
@@ -444,6 +422,14 @@ def _convert_v2(kwargs: Mapping[str, Any], variables: Mapping[str, np.ndarray],
 
 def _float32(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.array(v, dtype=np.float32, order="C") for k, v in tensors.items()}  # keeps 0-d arrays 0-d
+
+
+def _common_fields(kwargs: Mapping[str, Any], sizes: Mapping[str, int]) -> dict[str, Any]:
+    """GeneratorConfig fields both families take from the kwargs and sizes: latents, image, mapping."""
+    return dict(z_dim=sizes["latent_size"], w_dim=sizes["dlatent_size"], img_resolution=sizes["resolution"],
+                img_channels=sizes["num_channels"], mapping_layers=sizes["mapping_layers"],
+                mapping_lr_multiplier=float(kwargs.get("mapping_lrmul", 0.01)),
+                layer_features=None if sizes["mapping_fmaps"] == sizes["dlatent_size"] else sizes["mapping_fmaps"])
 
 
 def _mapping_tensors(variables: Mapping[str, np.ndarray], n: int, bias_scale: float) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..config import GeneratorConfig
+from .common import json_safe
 
 STYLEGAN2, STYLEGAN3 = "stylegan2", "stylegan3"
 
@@ -158,7 +159,7 @@ def import_state(
     metadata: dict[str, Any] = {"imported_from": os.path.basename(source), "key": key}
     if family == STYLEGAN3:
         cfg = stylegan3_config_from_init_kwargs(init_kwargs)
-        provenance = {"format": "nvlabs-stylegan3", **where, "init_kwargs": _json_safe(init_kwargs),
+        provenance = {"format": "nvlabs-stylegan3", **where, "init_kwargs": json_safe(init_kwargs),
                       "precision": f"float32: {FLOAT32_NOTE} (num_fp16_res={cfg.num_fp16_res})"}
         metadata["precision"] = provenance["precision"]
     else:
@@ -177,19 +178,6 @@ def import_pickle(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
     if record.init_args:
         raise ValueError(f"{os.fspath(path)}: network {key!r} was built with positional args; expected kwargs")
     return import_state(record.init_kwargs, record.state_dict, os.fspath(path), key, record.module_classes)
-
-
-def _json_safe(value: Any) -> Any:
-    """Constructor arguments as plain JSON values (numpy scalars and arrays -> numbers and lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.ndarray, np.generic)):
-        return value.tolist()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 def _as_float32(v: Any) -> np.ndarray:

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import W_AVG_KEY, Checkpoint
+from ..checkpoint import W_AVG_KEY, Checkpoint, few
 from ..config import GeneratorConfig
 
 W_AVG_SAMPLES = 10_000      # z drawn to estimate w_avg
@@ -204,7 +204,7 @@ def import_state(
         need += [f"{_GEN}to_rgb.{i}.conv.weight_orig", f"{_GEN}to_rgb.{i}.conv.bias"]
     missing = [k for k in need if k not in sd]
     if missing:
-        raise ValueError(f"{source}: missing tensors {_few(missing)} (not a complete rosinality StyledGenerator?)")
+        raise ValueError(f"{source}: missing tensors {few(missing)} (not a complete rosinality StyledGenerator?)")
     _check_blur(sd, step, source)
 
     channels = [int(sd[f"{_PROG}{i}.conv2.conv.weight_orig"].shape[0]) for i in range(step + 1)]
@@ -263,7 +263,7 @@ def _select_state(obj: Any, key: str, path: str) -> tuple[Mapping[str, Any], str
     keys = sorted(str(k) for k in obj)
     raise ValueError(f"{path}: not a rosinality checkpoint: no {key!r} entry and no generator.progression.* "
                      f"tensors (StyleGAN v1), no 'g_ema' or style.1.weight + input.input (StyleGAN2); "
-                     f"top-level keys: {_few(keys)}")
+                     f"top-level keys: {few(keys)}")
 
 
 def _load_failure(e: Exception) -> str:
@@ -360,5 +360,3 @@ def _as_float32(v: Any, name: str, source: str) -> np.ndarray:
         raise ValueError(f"{source}: entry {name!r} is a {type(v).__name__}, not a tensor") from None
 
 
-def _few(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

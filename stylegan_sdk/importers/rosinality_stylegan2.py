@@ -65,9 +65,9 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import W_AVG_KEY, Checkpoint
+from ..checkpoint import W_AVG_KEY, Checkpoint, few, tensor_mismatches
 from ..config import GeneratorConfig, check_config_sizes
-from .common import few, stylegan2_filter_buffers
+from .common import stylegan2_filter_buffers
 
 FORMAT = "rosinality-stylegan2"
 MAPPING_LR_MULTIPLIER = 0.01    # rosinality's lr_mlp default: EqualLinear(lr_mul=0.01) in the mapping
@@ -481,17 +481,7 @@ def _dim(sd: Mapping[str, Any], name: str, ndim: int, axis: int, source: str) ->
 
 
 def _check_names_and_shapes(sd: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], source: str) -> None:
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    wrong = sorted(f"{k} {list(sd[k].shape)} (expected {list(expected[k])})"
-                   for k in set(expected) & set(sd) if tuple(sd[k].shape) != expected[k])
-    problems = []
-    if missing:
-        problems.append(f"missing tensors {few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensors {few(unexpected)}")
-    if wrong:
-        problems.append(f"wrong shapes {few(wrong)}")
+    problems = tensor_mismatches(sd, expected)
     if problems:
         raise ValueError(f"{source}: not a complete rosinality StyleGAN2 Generator: " + "; ".join(problems))
 

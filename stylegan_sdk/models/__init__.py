@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ..checkpoint import few, tensor_mismatches
 from ..config import GeneratorConfig
 from . import stylegan1, stylegan2, stylegan3
 
@@ -28,25 +29,12 @@ def build_generator(cfg: GeneratorConfig) -> torch.nn.Module:
 def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, np.ndarray | torch.Tensor], source: str) -> None:
     """Raise ValueError naming missing, unexpected and wrongly shaped tensors, and NaN/Inf weights."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(
-        f"{k} {list(tensors[k].shape)} (expected {list(expected[k])})"
-        for k in set(expected) & set(tensors)
-        if tuple(tensors[k].shape) != expected[k]
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing tensors {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensors {_few(unexpected)}")
-    if wrong:
-        problems.append(f"wrong shapes {_few(wrong)}")
+    problems = tensor_mismatches(tensors, expected)
     if problems:
         raise ValueError(f"{source}: weights do not match the config: " + "; ".join(problems))
     bad = sorted(k for k, v in tensors.items() if not bool(np.all(np.isfinite(np.asarray(v)))))
     if bad:
-        raise ValueError(f"{source}: NaN or Inf in weights {_few(bad)}")
+        raise ValueError(f"{source}: NaN or Inf in weights {few(bad)}")
 
 
 def build_with_weights(
@@ -59,6 +47,3 @@ def build_with_weights(
     model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False)
 
-
-def _few(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
