@@ -102,7 +102,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(ValueError, match="folder"):
         sg.load(tmp_path)
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(ValueError, match="neither"):
+    with pytest.raises(ValueError, match="not a model file this SDK reads"):
         sg.load(tmp_path / "notes.txt")
 
 
