@@ -29,6 +29,7 @@ from typing import Any
 
 from stylegan_sdk._cli import OneLineParser
 from stylegan_sdk.backends.registry import BACKEND_CHOICES
+from stylegan_sdk.config import PRECISIONS
 from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
 
 MIB = 1 << 20
@@ -45,6 +46,8 @@ def setting(default: Any, help: str, type: Callable[[str], Any] = str, **argpars
 class ServerSettings:
     backend: str = setting("auto", "backend for models given as paths", choices=BACKEND_CHOICES)
     device: str = setting("cpu", "cpu | cuda | cuda:N | auto")
+    precision: str | None = setting(None, "fp32 (default) | fp16 (CUDA: torch, TensorRT) | bf16 (CPUs with bf16: "
+                                          "OpenVINO) for models given as paths", choices=PRECISIONS)
     max_batch: int = setting(32, "rows per backend call (the backend's own limit may be lower)", int)
     max_delay_ms: float = setting(2.0, "how long a request waits for others to batch with", float)
     max_queue: int = setting(64, "generation requests admitted at once; beyond it RESOURCE_EXHAUSTED", int)

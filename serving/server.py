@@ -37,14 +37,15 @@ Models = Mapping[str, ModelSource] | Sequence[tuple[str, ModelSource]]
 HEALTH_SERVICES = ("", SERVICE_NAME)
 
 
-def resolve_model(source: ModelSource, backend: str, device: str) -> Generator:
-    """A path (sg.load), a Generator, or a zero-argument callable returning one."""
+def resolve_model(source: ModelSource, settings: ServerSettings) -> Generator:
+    """A path (sg.load with the settings' backend, device and precision), a Generator, or a zero-argument
+    callable returning one."""
     if isinstance(source, Generator):
         return source
     if isinstance(source, (str, os.PathLike)):
         from stylegan_sdk.loading import load
 
-        return load(source, backend=backend, device=device)
+        return load(source, backend=settings.backend, device=settings.device, precision=settings.precision)
     if callable(source):
         G = source()
         if not isinstance(G, Generator):
@@ -143,7 +144,7 @@ class StyleGANServer:
         with self._lock:
             self._loading_threads += 1
         try:
-            return resolve_model(source, self.settings.backend, self.settings.device)
+            return resolve_model(source, self.settings)
         finally:
             with self._lock:
                 self._loading_threads -= 1

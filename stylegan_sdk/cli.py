@@ -131,7 +131,7 @@ def run_plugin(name: str, argv: Sequence[str], entry: EntryPoint | None) -> int:
 def _load(args: argparse.Namespace):
     from .loading import load
 
-    return load(args.model, backend=args.backend, device=args.device)
+    return load(args.model, backend=args.backend, device=args.device, precision=args.precision)
 
 
 def _class_vector(G, class_idx: int | None, n: int):
@@ -174,9 +174,15 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def model_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--model", required=True, help="checkpoint (.safetensors) or official .pkl")
-        sp.add_argument("--backend", default="auto", help="auto | torch")
+        from .backends.registry import BACKEND_CHOICES
+        from .config import PRECISIONS
+
+        sp.add_argument("--model", required=True, help="a model file (.safetensors, .pkl, .pt) or an exported folder")
+        sp.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                        help="auto: torch for model files, the fastest installed runtime for exported folders")
         sp.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+        sp.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="fp32 (default) | fp16 (CUDA: torch, TensorRT) | bf16 (CPUs with bf16: OpenVINO)")
         sp.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = none)")
         sp.add_argument("--cutoff", type=int, default=None, help="truncate only ws rows < cutoff")
         sp.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])

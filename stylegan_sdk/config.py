@@ -22,6 +22,9 @@ ARCHS = ("stylegan2", "stylegan1", "stylegan3")
 V1_VARIANTS = ("rosinality", "nvidia")
 SYNTHESIS_ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("const", "random", "none")
+# Numeric precision a backend computes the synthesis in: float32 everywhere; float16 on CUDA (torch,
+# TensorRT); bfloat16 on CPUs with bf16 instructions (OpenVINO). Inputs and outputs stay float32.
+PRECISIONS = ("fp32", "fp16", "bf16")
 LayerGroup = Literal["coarse", "middle", "fine"]
 
 
@@ -390,12 +393,13 @@ class ModelInfo:
     layers: tuple[dict[str, Any], ...]  # config.layer_table(): ws index -> resolution, group
     backend: str = ""           # which backend runs it
     device: str = ""            # where it runs
+    precision: str = ""         # what it computes in: "fp32" | "fp16" | "bf16" (PRECISIONS)
 
     @classmethod
-    def from_config(cls, cfg: GeneratorConfig, backend: str = "", device: str = "") -> ModelInfo:
+    def from_config(cls, cfg: GeneratorConfig, backend: str = "", device: str = "", precision: str = "") -> ModelInfo:
         return cls(arch=cfg.arch, z_dim=cfg.z_dim, w_dim=cfg.w_dim, c_dim=cfg.c_dim, num_ws=cfg.num_ws,
                    img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-                   layers=tuple(cfg.layer_table()), backend=backend, device=device)
+                   layers=tuple(cfg.layer_table()), backend=backend, device=device, precision=precision)
 
     def layers_in_group(self, group: LayerGroup) -> list[int]:
         return [row["index"] for row in self.layers if row["group"] == group]

@@ -34,7 +34,8 @@ class Generator:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo.from_config(self.config, backend=self.backend.name, device=self.backend.device)
+        return ModelInfo.from_config(self.config, backend=self.backend.name, device=self.backend.device,
+                                     precision=self.backend.precision)
 
     @property
     def w_avg(self) -> np.ndarray:

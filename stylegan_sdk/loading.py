@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from .checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+from .config import PRECISIONS, GeneratorConfig
 from .exported import is_exported_folder, read_exported
 from .generator import Generator
 
@@ -24,6 +25,9 @@ DEFAULT_MODEL = "default"
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 DEFAULT_CHECKPOINT = os.path.join(DEFAULT_DIR, "emoji.safetensors")
 DEFAULT_EXPORT = os.path.join(DEFAULT_DIR, "emoji_onnx")
+# backend="auto" on the CPU: OpenVINO from this resolution up (when installed), ONNX Runtime below it,
+# from the side-by-side measurements in benchmarks/RESULTS.md ("Choosing the CPU backend").
+OPENVINO_FROM_RESOLUTION = 256
 
 
 def resolve_model(path: str | os.PathLike, backend: str = "auto") -> str:
@@ -99,35 +103,76 @@ def load(
     key: str = "G_ema",
     batch_size: int = 16,
     step: int | None = None,
-    fp16: bool = False,
+    precision: str | None = None,
     compile: bool = False,
+    fp16: bool = False,
 ) -> Generator:
-    """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / tensorrt);
-    "default" is the bundled emoji model.
+    """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / openvino /
+    tensorrt); "default" is the bundled emoji model.
 
-    backend "auto": torch for model files, onnxruntime for exported folders. device: "cpu", "cuda",
-    "cuda:N" or "auto". fp16 / compile: the torch backend's float16 synthesis (CUDA) and
-    torch.compile fast path; exported models fix their precision when the engine is built.
+    backend "auto": torch for model files; for exported folders on the CPU the fastest fp32 runtime
+    installed for the model's size (`auto_backend`), OpenVINO for precision "bf16", ONNX Runtime on CUDA.
+    `G.info.backend` says which. device: "cpu", "cuda", "cuda:N" or "auto".
+    precision: "fp32" (None: the backend's default, fp32; TensorRT: what its engines were built with),
+    "fp16" (CUDA: torch, TensorRT engines built with --fp16), "bf16" (CPUs with bf16 instructions:
+    OpenVINO); `G.info.precision` says what runs. fp16=True is precision="fp16". compile: the torch
+    backend's torch.compile fast path.
     """
     from .backends.registry import REGISTRY, backend_class
 
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
+    precision = check_precision(precision, fp16)
     path = resolve_model(path, backend)
     if os.path.isdir(path) and is_exported_folder(path):
-        name = "onnxruntime" if backend == "auto" else backend
-        if name == "torch":
-            raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); "
-                             f"use backend='onnxruntime' or 'tensorrt', or load the checkpoint it came from")
-        if fp16 or compile:
-            raise ValueError("fp16/compile: options of the torch backend; an exported folder's precision is set "
-                             "when its TensorRT engines are built (export/to_trt.py --fp16)")
+        if backend == "torch":
+            raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); use backend="
+                             f"'onnxruntime', 'openvino' or 'tensorrt', or load the checkpoint it came from")
+        if compile:
+            raise ValueError("compile: an option of the torch backend (exported folders are compiled by their runtime)")
         exported = read_exported(path)
-        return Generator(backend_class(name)(exported, device=device), batch_size=batch_size)
+        name = auto_backend(exported.config, device, precision) if backend == "auto" else backend
+        return Generator(backend_class(name)(exported, device=device, precision=precision), batch_size=batch_size)
     ckpt = read_model(path, key=key, step=step)
     if backend not in ("auto", "torch"):
         raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
                          f"use backend='torch', or export it first (python export/to_onnx.py)")
     cls = backend_class("torch")
-    backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, fp16=fp16, compile=compile)
+    backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, precision=precision, compile=compile)
     return Generator(backend_obj, batch_size=batch_size)
+
+
+def check_precision(precision: str | None, fp16: bool = False) -> str | None:
+    """precision (None = the backend's default) with the fp16=True alias folded in; ValueError if unknown."""
+    if fp16:
+        if precision not in (None, "fp16"):
+            raise ValueError(f"fp16: fp16=True means precision='fp16', but precision={precision!r} was given")
+        precision = "fp16"
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision: must be one of {PRECISIONS} (or None for the backend's default), "
+                         f"got {precision!r}")
+    return precision
+
+
+def auto_backend(config: GeneratorConfig, device: str, precision: str | None) -> str:
+    """The backend "auto" picks for an exported folder (no surprises: `G.info.backend` reports it).
+
+    bf16 -> openvino (the one that has it); fp16 -> tensorrt (engines built with --fp16); other devices
+    than the CPU -> onnxruntime (CUDA); CPU fp32 -> openvino from OPENVINO_FROM_RESOLUTION px up when it
+    is installed (as fast or faster there), onnxruntime below it (faster on small models) or without it.
+    """
+    if precision == "bf16":
+        return "openvino"
+    if precision == "fp16":
+        return "tensorrt"
+    if device != "cpu":
+        return "onnxruntime"
+    if config.img_resolution >= OPENVINO_FROM_RESOLUTION and _installed("openvino"):
+        return "openvino"
+    return "onnxruntime"
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

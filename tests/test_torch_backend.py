@@ -50,7 +50,7 @@ def test_cuda_fp32_reproduces_fixtures(name):
 def test_cuda_fp16_close_to_fp32():
     ckpt = nvlabs_checkpoint("sg2_resnet_16_cond")
     fp32 = TorchBackend(ckpt.config, ckpt.tensors, device="cuda")
-    fp16 = TorchBackend(ckpt.config, ckpt.tensors, device="cuda", fp16=True, compile=True)
+    fp16 = TorchBackend(ckpt.config, ckpt.tensors, device="cuda", precision="fp16", compile=True)
     ws = np.random.RandomState(0).randn(4, ckpt.config.num_ws, ckpt.config.w_dim).astype(np.float32)
     a, b = fp32.synthesize(ws, "const", None), fp16.synthesize(ws, "const", None)
     assert b.dtype == np.float32

@@ -22,6 +22,8 @@ class Backend(abc.ABC):
     # (min, max) rows one call accepts, or None for any number (an engine built for a batch range sets it);
     # callers that batch (Generator, the server's batcher) split their work to fit.
     batch_range: tuple[int, int] | None = None
+    # What the synthesis is computed in (config.PRECISIONS); a backend that offers more sets it in __init__.
+    precision: str = "fp32"
 
     def __init__(self, config: GeneratorConfig, w_avg: np.ndarray, device: str) -> None:
         self.config = config

@@ -55,7 +55,11 @@ def providers_for(device: str) -> list[str]:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, exported: ExportedModel | str | os.PathLike, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, exported: ExportedModel | str | os.PathLike, device: str = "cpu", threads: int = 0,
+                 precision: str | None = None) -> None:
+        if precision not in (None, "fp32"):
+            raise ValueError(f"precision: ONNX Runtime runs the exported graphs in 'fp32', not {precision!r}; 'bf16' "
+                             f"runs on backend='openvino', 'fp16' on 'tensorrt' (engines built with --fp16)")
         model = exported if isinstance(exported, ExportedModel) else read_exported(exported)
         providers = providers_for(device)
         opts = ort.SessionOptions()

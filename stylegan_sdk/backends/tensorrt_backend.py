@@ -130,9 +130,18 @@ def _check_io(cfg: GeneratorConfig, mapping: _Engine, synthesis: _Engine) -> Non
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, exported: ExportedModel | str | os.PathLike, device: str = "cuda") -> None:
+    def __init__(self, exported: ExportedModel | str | os.PathLike, device: str = "cuda",
+                 precision: str | None = None) -> None:
+        """precision: None = what the engines were built with; "fp32" / "fp16" must match it."""
         model = exported if isinstance(exported, ExportedModel) else read_exported(exported)
         info = model.engines
+        built = "fp16" if info.get("fp16") else "fp32"
+        if precision is not None and precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision: TensorRT runs 'fp32' or 'fp16' engines, got {precision!r}")
+        if precision is not None and precision != built:
+            flag = " --fp16" if precision == "fp16" else ""
+            raise ValueError(f"precision: {model.folder}'s TensorRT engines were built for {built!r}, not "
+                             f"{precision!r}; rebuild them (python export/to_trt.py{flag})")
         plans = info.get("plans") or {}
         if not plans.get("mapping") or not plans.get("synthesis"):
             raise ValueError(f"{model.folder}: no TensorRT engines in model.json; build them with: "
@@ -166,7 +175,8 @@ class TensorRTBackend(Backend):
         super().__init__(model.config, model.w_avg, str(self._device))
         self.exported = model
         self._noise_names = noise_input_names(model.config)
-        self.fp16 = bool(info.get("fp16"))
+        self.fp16 = built == "fp16"
+        self.precision = built
         self.batch_range = (max(self._mapping.min_batch, self._synthesis.min_batch),
                             min(self._mapping.max_batch, self._synthesis.max_batch))
         self._zeros: dict[int, Any] = {}  # resolution -> zero noise [n_max, 1, r, r] on the GPU

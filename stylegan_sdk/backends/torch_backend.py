@@ -40,14 +40,22 @@ class TorchBackend(Backend):
         tensors: Mapping[str, np.ndarray | torch.Tensor],  # weights by official name
         device: str = "cpu",                               # "cpu" | "cuda" | "cuda:N" | "mps" | "auto"
         source: str = "weights",                           # for error messages
-        fp16: bool = False,                                # synthesis in float16 (CUDA only)
+        precision: str | None = None,                      # "fp32" (None) | "fp16" (synthesis in float16, CUDA)
         compile: bool = False,                             # torch.compile the synthesis network
     ) -> None:
         dev = resolve_device(device)
+        precision = precision or "fp32"
+        if precision == "bf16":
+            raise ValueError("precision: 'bf16' runs on the OpenVINO backend: export the model (python "
+                             "export/to_onnx.py MODEL --out DIR) and load DIR with precision='bf16'")
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision: the torch backend computes in 'fp32' or 'fp16' (CUDA), got {precision!r}")
+        fp16 = precision == "fp16"
         if fp16 and dev.type != "cuda":
-            raise ValueError(f"fp16: float16 synthesis needs a CUDA device, got device {str(dev)!r}")
+            raise ValueError(f"precision: 'fp16' (float16 synthesis) needs a CUDA device, got device {str(dev)!r}")
         if fp16 and config.arch == "stylegan3":
-            raise ValueError("fp16: StyleGAN3 networks are computed in float32 (float16 synthesis is not supported)")
+            raise ValueError("precision: StyleGAN3 networks are computed in float32 ('fp16' is not supported)")
+        self.precision = precision
         self.model = build_with_weights(config, tensors, source).to(dev)
         super().__init__(config, self.model.mapping.w_avg.detach().cpu().numpy(), str(dev))
         self.torch_device = dev

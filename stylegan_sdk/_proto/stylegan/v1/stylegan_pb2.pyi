@@ -244,7 +244,7 @@ class ServerLimits(_message.Message):
     def __init__(self, max_seeds: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits")
+    __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
     Z_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +259,7 @@ class ModelInfo(_message.Message):
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     W_AVG_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     arch: str
     z_dim: int
@@ -273,7 +274,8 @@ class ModelInfo(_message.Message):
     config_json: str
     w_avg: Tensor
     limits: ServerLimits
-    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., z_dim: _Optional[int] = ..., w_dim: _Optional[int] = ..., c_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., img_resolution: _Optional[int] = ..., img_channels: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., config_json: _Optional[str] = ..., w_avg: _Optional[_Union[Tensor, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., z_dim: _Optional[int] = ..., w_dim: _Optional[int] = ..., c_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., img_resolution: _Optional[int] = ..., img_channels: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., config_json: _Optional[str] = ..., w_avg: _Optional[_Union[Tensor, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
