@@ -84,6 +84,19 @@ def skip32_generator():
 
 
 @pytest.fixture(scope="session")
+def sg3_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Both StyleGAN3 fixture networks exported once (each export is verified against torch before it appears)."""
+    from stylegan_sdk.onnx_export import export_onnx
+
+    out = {}
+    for name in ("sg3t_32", "sg3r_32_cond"):
+        folder = tmp_path_factory.getbasetemp() / f"{name}-onnx"
+        export_onnx(FIXTURES / "nvlabs-stylegan3" / name / "network-snapshot.pkl", folder)
+        out[name] = folder
+    return out
+
+
+@pytest.fixture(scope="session")
 def skip32_dir(tmp_path_factory) -> Path:
     """sg2_skip_32 exported to ONNX once per session (client, serving and demo tests share it)."""
     from stylegan_sdk.onnx_export import export_onnx

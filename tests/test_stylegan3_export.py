@@ -29,19 +29,6 @@ def condition(name: str, ref: dict[str, np.ndarray]) -> np.ndarray | None:
     return ref.get("c") if "c" in ref else None
 
 
-@pytest.fixture(scope="session")
-def sg3_dirs(tmp_path_factory) -> dict[str, Path]:
-    """Both fixture networks exported once (each export is verified against torch before it appears)."""
-    from stylegan_sdk.onnx_export import export_onnx
-
-    out = {}
-    for name in CONFIGS:
-        folder = tmp_path_factory.getbasetemp() / f"{name}-onnx"
-        export_onnx(FIXTURES / name / "network-snapshot.pkl", folder)
-        out[name] = folder
-    return out
-
-
 @pytest.mark.parametrize("name", CONFIGS)
 def test_synthesis_graph_takes_ws_and_the_transform_with_a_dynamic_batch(sg3_dirs, name):
     import onnx

@@ -49,6 +49,12 @@ def _load_onnxruntime() -> type[Backend]:
     return OnnxRuntimeBackend
 
 
+def _load_openvino() -> type[Backend]:
+    from .openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend
+
+
 def _load_tensorrt() -> type[Backend]:
     from .tensorrt_backend import TensorRTBackend
 
@@ -57,6 +63,7 @@ def _load_tensorrt() -> type[Backend]:
 
 register("torch", _load_torch, "pip install 'stylegan-sdk[torch]'")
 register("onnxruntime", _load_onnxruntime, "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
+register("openvino", _load_openvino, "pip install 'stylegan-sdk[openvino]'")
 register("tensorrt", _load_tensorrt,
          "pip install 'stylegan-sdk[tensorrt]' (tensorrt + a CUDA build of torch; needs an NVIDIA GPU)")
 
