@@ -17,16 +17,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ..exported import (
-    NOISE_GAIN_INPUT,
-    TRANSFORM_INPUT,
     ExportedModel,
     check_graph_io,
-    has_input_transform,
-    noise_input_names,
-    onnx_uses_external_data,
     read_exported,
 )
 from .base import Backend
+from .host_feed import SynthesisFeed, self_contained_graph
 
 # Where ONNX Runtime looks for the external data of a graph loaded from bytes.
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
@@ -76,8 +72,7 @@ class OnnxRuntimeBackend(Backend):
         used = self.synthesis.get_providers()[0]
         super().__init__(model.config, model.w_avg, "cuda" if used == "CUDAExecutionProvider" else "cpu")
         self.exported = model
-        self._noise_names = noise_input_names(model.config)
-        self._zeros: dict[int, np.ndarray] = {}
+        self._feed = SynthesisFeed(model.config)
 
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         feed = {"z": np.ascontiguousarray(z, np.float32)}
@@ -87,24 +82,7 @@ class OnnxRuntimeBackend(Backend):
 
     def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
                    transform: np.ndarray | None = None) -> np.ndarray:
-        n = ws.shape[0]
-        feed = {"ws": np.ascontiguousarray(ws, np.float32)}
-        if has_input_transform(self.config):  # StyleGAN3: no noise; the input transform (identity if None)
-            feed[TRANSFORM_INPUT] = (np.ascontiguousarray(transform, np.float32) if transform is not None
-                                     else np.repeat(np.eye(3, dtype=np.float32)[np.newaxis], n, axis=0))
-            return self.synthesis.run(None, feed)[0]
-        feed[NOISE_GAIN_INPUT] = np.array([1.0 if noise_mode == "const" else 0.0], np.float32)
-        for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
-            feed[name] = (np.ascontiguousarray(noise[k], np.float32) if noise_mode == "random" and noise is not None
-                          else self._zero_noise(n, res))
-        return self.synthesis.run(None, feed)[0]
-
-    def _zero_noise(self, n: int, res: int) -> np.ndarray:
-        """Zero noise [n, 1, res, res]: a view of one buffer per resolution, grown to the largest batch seen."""
-        buf = self._zeros.get(res)
-        if buf is None or buf.shape[0] < n:
-            buf = self._zeros[res] = np.zeros([n, 1, res, res], np.float32)
-        return buf[:n]
+        return self.synthesis.run(None, self._feed(ws, noise_mode, noise, transform))[0]
 
     def close(self) -> None:
         self.mapping = self.synthesis = None  # type: ignore[assignment]
@@ -113,16 +91,7 @@ class OnnxRuntimeBackend(Backend):
 def _session(model: ExportedModel, graph: str, opts: ort.SessionOptions, providers: list[str],
              provider_options: list[dict[str, Any]] | None) -> ort.InferenceSession:
     """A session on the graph's hash-checked bytes whose inputs/outputs match the config; ValueError otherwise."""
-    name = model.graph_file(graph)
-    where = os.path.join(model.folder, name)
-    data = model.read_bytes(name)
-    try:
-        external = onnx_uses_external_data(data)
-    except ValueError as e:
-        raise ValueError(f"{where}: not a readable ONNX graph ({e})") from None
-    if external:
-        raise ValueError(f"{where}: the graph keeps tensors in external data files; exported graphs must be "
-                         f"self-contained (re-export with python export/to_onnx.py)")
+    where, data = self_contained_graph(model, graph)
     try:
         session = ort.InferenceSession(data, sess_options=opts, providers=providers, provider_options=provider_options)
     except GRAPH_ERRORS as e:

@@ -26,17 +26,13 @@ import openvino.properties as ov_props
 import openvino.properties.hint as ov_hints
 
 from ..exported import (
-    NOISE_GAIN_INPUT,
-    TRANSFORM_INPUT,
     ExportedModel,
     check_graph_io,
     graph_io,
-    has_input_transform,
-    noise_input_names,
-    onnx_uses_external_data,
     read_exported,
 )
 from .base import Backend
+from .host_feed import SynthesisFeed, self_contained_graph
 
 PRECISIONS = ("fp32", "bf16")                  # what `precision=` accepts on this backend
 _OV_TYPE = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}
@@ -109,8 +105,7 @@ class OpenVinoBackend(Backend):
         self.synthesis = _Network(model, "synthesis", properties)
         super().__init__(model.config, model.w_avg, device)
         self.exported = model
-        self._noise_names = noise_input_names(model.config)
-        self._zeros: dict[int, np.ndarray] = {}
+        self._feed = SynthesisFeed(model.config)
 
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         feed = {"z": np.ascontiguousarray(z, np.float32)}
@@ -120,24 +115,7 @@ class OpenVinoBackend(Backend):
 
     def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
                    transform: np.ndarray | None = None) -> np.ndarray:
-        n = ws.shape[0]
-        feed = {"ws": np.ascontiguousarray(ws, np.float32)}
-        if has_input_transform(self.config):  # StyleGAN3: no noise; the input transform (identity if None)
-            feed[TRANSFORM_INPUT] = (np.ascontiguousarray(transform, np.float32) if transform is not None
-                                     else np.repeat(np.eye(3, dtype=np.float32)[np.newaxis], n, axis=0))
-            return self.synthesis.run(feed)
-        feed[NOISE_GAIN_INPUT] = np.array([1.0 if noise_mode == "const" else 0.0], np.float32)
-        for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
-            feed[name] = (np.ascontiguousarray(noise[k], np.float32) if noise_mode == "random" and noise is not None
-                          else self._zero_noise(n, res))
-        return self.synthesis.run(feed)
-
-    def _zero_noise(self, n: int, res: int) -> np.ndarray:
-        """Zero noise [n, 1, res, res]: a view of one buffer per resolution, grown to the largest batch seen."""
-        buf = self._zeros.get(res)
-        if buf is None or buf.shape[0] < n:
-            buf = self._zeros[res] = np.zeros([n, 1, res, res], np.float32)
-        return buf[:n]
+        return self.synthesis.run(self._feed(ws, noise_mode, noise, transform))
 
     def close(self) -> None:
         self.mapping = self.synthesis = None  # type: ignore[assignment]
@@ -147,8 +125,7 @@ class _Network:
     """One graph compiled for the CPU, with one infer request (any batch: the batch axis stays dynamic)."""
 
     def __init__(self, model: ExportedModel, graph: str, properties: dict) -> None:
-        where = os.path.join(model.folder, model.graph_file(graph))
-        compiled = _compile(model, graph, where, properties)
+        compiled = _compile(model, graph, properties)
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self.lock = threading.Lock()  # an infer request runs one call at a time
@@ -173,16 +150,9 @@ def _port_name(port: ov.Output, wanted: set[str]) -> str:
     return min(names & wanted) if names & wanted else (min(names) if names else "")
 
 
-def _compile(model: ExportedModel, graph: str, where: str, properties: dict) -> ov.CompiledModel:
+def _compile(model: ExportedModel, graph: str, properties: dict) -> ov.CompiledModel:
     """The graph's hash-checked bytes, read as ONNX in memory, checked against the config, compiled for the CPU."""
-    data = model.read_bytes(model.graph_file(graph))
-    try:
-        external = onnx_uses_external_data(data)
-    except ValueError as e:
-        raise ValueError(f"{where}: not a readable ONNX graph ({e})") from None
-    if external:
-        raise ValueError(f"{where}: the graph keeps tensors in external data files; exported graphs must be "
-                         f"self-contained (re-export with python export/to_onnx.py)")
+    where, data = self_contained_graph(model, graph)
     try:
         frontend = ov_frontend.FrontEndManager().load_by_framework("onnx")
         network = frontend.convert(frontend.load(io.BytesIO(data)))  # the ONNX frontend only; no path anywhere
