@@ -169,3 +169,51 @@ def test_sample_indices_is_a_function_of_position():
     b = np.concatenate([sample_indices(10, 3, 0, 7), sample_indices(10, 3, 7, 18)])
     assert np.array_equal(a, b)                                          # resuming mid-epoch continues it
     assert not np.array_equal(a, sample_indices(10, seed=4, start=0, count=25))
+
+
+def _emoji_like(tmp_path: Path) -> tuple[Path, Path]:
+    """Four images in a sub-folder and a labels file with one record per image (emoji64_labels.json's layout)."""
+    src = tmp_path / "emoji"
+    records = {}
+    for i, (cat, tone) in enumerate([("Flags", None), ("Smileys & Emotion", "1F3FB"), ("Flags", None),
+                                     ("Animals & Nature", "1F3FF")]):
+        _save(src / "noto", f"e{i}.png", Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)))
+        records[f"noto/e{i}.png"] = {"name": f"E{i}", "category": cat, "subcategory": "x", "skin_tone": tone}
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"categories": ["Activities", "Animals & Nature", "Flags", "Smileys & Emotion"],
+                                  "labels": records}))
+    return src, labels
+
+
+def test_labels_file_becomes_class_labels(tmp_path):
+    src, labels = _emoji_like(tmp_path)
+    out = tmp_path / "cat.zip"
+    summary = dataset_tool.convert_dataset(str(src), str(out), resolution=8, labels_file=str(labels))
+    doc = json.loads(zipfile.ZipFile(out).read("dataset.json"))
+    # The file's own class list (its order) is kept: Flags = 2, Smileys = 3, Animals = 1; 4 classes.
+    assert doc["classes"] == ["Activities", "Animals & Nature", "Flags", "Smileys & Emotion"]
+    assert [label for _, label in doc["labels"]] == [2, 3, 2, 1]
+    assert summary["labels"] == 4
+    ds = ImageDataset(str(out))
+    assert ds.label_dim == 4 and ds.get_label(1).tolist() == [0, 0, 0, 1]
+    # Another field, with nulls: the sorted distinct values, null as "none".
+    out2 = tmp_path / "tone.zip"
+    dataset_tool.convert_dataset(str(src), str(out2), resolution=8, labels_file=str(labels), label_field="skin_tone")
+    doc2 = json.loads(zipfile.ZipFile(out2).read("dataset.json"))
+    assert doc2["classes"] == ["1F3FB", "1F3FF", "none"]
+    assert [label for _, label in doc2["labels"]] == [2, 0, 2, 1]
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--label-field", "colour"], "no field 'colour'"),
+    (["--no-labels"], "contradict"),
+])
+def test_labels_file_errors_are_one_line_before_writing(tmp_path, capsys, args, match):
+    src, labels = _emoji_like(tmp_path)
+    out = tmp_path / "out.zip"
+    code = dataset_tool.main(["--source", str(src), "--dest", str(out), "--resolution", "8", "--labels", str(labels),
+                              *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and match in err[0] and not out.exists()
+    code = dataset_tool.main(["--source", str(src), "--dest", str(out), "--labels", str(tmp_path / "nope.json")])
+    assert code == 2 and "no such file" in capsys.readouterr().err and not out.exists()

@@ -2,10 +2,16 @@
 
     python -m training.dataset_tool --source DIR|ZIP --dest OUT.zip --resolution 64 \\
         [--background white] [--channels auto|1|3] [--max-images N] [--no-labels]
+        [--labels LABELS.json [--label-field category]]
 
 Every image goes through `training.dataset.convert_image` (transparency composited on the
 background, grayscale kept or expanded, centre crop, Lanczos down-sampling). The output follows
 the NVlabs layout: `00000/img00000000.png`, ... plus `dataset.json` with the labels (or null).
+Labels come from the source's own `dataset.json`, or from `--labels FILE`: either that same NVlabs
+layout, or one record per image path (`{"labels": {"noto/1f600.png": {"category": "Smileys & Emotion",
+...}}}`, as `emoji64_labels.json`), whose `--label-field` becomes a class index (the file's list of that
+field's values when it has one, e.g. "categories", else the sorted distinct values; a null value is the
+class "none"); the class names are written to `dataset.json` under "classes".
 Unreadable files are reported on stderr and skipped, with a count. The zip (or folder) appears
 whole or not at all. A user error prints one line and exits 2.
 """
@@ -57,6 +63,8 @@ def convert_dataset(
     channels: int | str = "auto",       # 1, 3 or "auto" (1 if every image is gray)
     max_images: int | None = None,      # convert only the first N files (sorted by name)
     use_labels: bool = True,            # carry dataset.json labels over
+    labels_file: str | None = None,     # labels from this file instead of the source's dataset.json
+    label_field: str = "category",      # the per-image record field that becomes the class (labels_file)
     log=print,                          # progress / summary lines
 ) -> dict:
     """Convert; returns a summary {images, skipped, resolution, channels, labels}."""
@@ -75,10 +83,15 @@ def convert_dataset(
     if not to_zip and os.path.exists(dest):
         raise DatasetError(f"dest: {dest!r} already exists (give a new folder, or a .zip file to replace)")
 
+    classes: list[str] | None = None
+    if labels_file is not None:
+        if not use_labels:
+            raise DatasetError("labels: --labels and --no-labels contradict each other")
+        external, classes = read_labels_file(labels_file, label_field)
     scan = scan_images(source, max_images)
     res = choose_resolution(scan, resolution, source_path)
     ch = choose_channels(scan, channels)
-    table = read_raw_labels(source) if use_labels else None
+    table = external if labels_file is not None else read_raw_labels(source) if use_labels else None
     skipped = list(scan.skipped)
 
     count = 0
@@ -94,7 +107,7 @@ def convert_dataset(
                 continue
             if table is not None:
                 if name not in table:
-                    raise DatasetError(f"source: {LABELS_FILE} has no label for {name!r}")
+                    raise DatasetError(f"source: {labels_file or LABELS_FILE} has no label for {name!r}")
                 labels.append([archive_name(count), table[name]])
             hwc = arr.transpose(1, 2, 0)
             buf = io.BytesIO()
@@ -105,7 +118,10 @@ def convert_dataset(
                 log(f"converted {n + 1}/{len(scan.names)}")
         if count == 0:
             raise DatasetError(f"source: none of the {len(scan.names) + len(scan.skipped)} files could be read")
-        write(LABELS_FILE, json.dumps({"labels": labels if table is not None else None}).encode())
+        doc: dict = {"labels": labels if table is not None else None}
+        if classes is not None:
+            doc["classes"] = classes
+        write(LABELS_FILE, json.dumps(doc).encode())
 
     for name, why in skipped[:MAX_LISTED]:
         print(f"skipped unreadable file {name}: {why}", file=sys.stderr)
@@ -116,6 +132,37 @@ def convert_dataset(
     log(f"wrote {dest}: {count} images, {res}x{res}, {'gray' if ch == 1 else 'RGB'}, "
         f"labels: {'none' if table is None else summary['labels']}; skipped {len(skipped)} unreadable files")
     return summary
+
+
+def read_labels_file(path: str, field: str) -> tuple[dict[str, int | list[float]], list[str] | None]:
+    """--labels FILE -> (label by image path, class names or None). DatasetError naming the problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise DatasetError(f"labels: no such file {path!r}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"labels: {path!r} is not a readable JSON file ({e})") from None
+    entries = doc.get("labels") if isinstance(doc, dict) else None
+    if isinstance(entries, list):  # the NVlabs dataset.json layout: [[path, label], ...]
+        if not all(isinstance(e, list) and len(e) == 2 for e in entries):
+            raise DatasetError(f"labels: {path!r}: 'labels' must be a list of [file name, label] pairs")
+        return {str(name).replace("\\", "/"): label for name, label in entries}, None
+    if not isinstance(entries, dict) or not all(isinstance(r, dict) for r in entries.values()):
+        raise DatasetError(f"labels: {path!r} has no 'labels' list of [path, label] pairs or mapping of path -> record")
+    missing = sorted(name for name, record in entries.items() if field not in record)
+    if missing:
+        raise DatasetError(f"labels: the records of {len(missing)} image(s) have no field {field!r}, "
+                           f"e.g. {missing[0]!r}")
+    values = {name: "none" if record[field] is None else str(record[field]) for name, record in entries.items()}
+    plural = field[:-1] + "ies" if field.endswith("y") else field + "s"   # "category" -> "categories"
+    listed = doc.get(plural)
+    if isinstance(listed, list) and set(values.values()) <= {str(v) for v in listed}:
+        classes = [str(v) for v in listed]          # the file's own order of the classes
+    else:
+        classes = sorted(set(values.values()))
+    index = {c: i for i, c in enumerate(classes)}
+    return {name.replace("\\", "/"): index[v] for name, v in values.items()}, classes
 
 
 def _label_dim(labels: list[list]) -> int:
@@ -167,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="1 = gray, 3 = RGB, auto = gray only if every image is gray (default)")
     p.add_argument("--max-images", type=int, default=None, help="convert only the first N files (sorted by name)")
     p.add_argument("--no-labels", action="store_true", help="ignore dataset.json labels")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="labels from FILE instead of the source's dataset.json: NVlabs [[path, label], ...] or "
+                        "{path: record} (e.g. emoji64_labels.json)")
+    p.add_argument("--label-field", default="category",
+                   help="with --labels FILE of per-image records: the field that becomes the class (default category)")
     return p
 
 
@@ -179,7 +231,8 @@ def convert(args: argparse.Namespace) -> None:
     if args.max_images is not None and args.max_images < 1:
         raise DatasetError(f"max-images: must be >= 1, got {args.max_images}")
     convert_dataset(args.source, args.dest, resolution=args.resolution, background=args.background,
-                    channels=args.channels, max_images=args.max_images, use_labels=not args.no_labels)
+                    channels=args.channels, max_images=args.max_images, use_labels=not args.no_labels,
+                    labels_file=args.labels, label_field=args.label_field)
 
 
 if __name__ == "__main__":
