@@ -161,11 +161,9 @@ def official_checkout(path: str | None) -> str | None:
     return DEFAULT_OFFICIAL if os.path.isdir(DEFAULT_OFFICIAL) else None
 
 
-def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
-    """The official StyleGAN2 networks module from a checkout (imported, never copied): NVlabs/stylegan3's
-    training.networks_stylegan2, or stylegan2-ada-pytorch's training.networks; (module, is_stylegan3).
-    Shims where the checkout's imports need them: `pkg_resources` (gone from recent setuptools;
-    parse_version only) and `requests` (dnnlib downloads, none made here)."""
+def shim_official_imports() -> None:
+    """What the official checkouts import that this environment may lack: `pkg_resources` (gone from recent
+    setuptools; parse_version only) and `requests` (dnnlib's downloads, none made here)."""
     try:
         import pkg_resources  # noqa: F401
     except ImportError:
@@ -178,6 +176,14 @@ def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
         import requests  # noqa: F401
     except ImportError:
         sys.modules["requests"] = types.ModuleType("requests")
+
+
+def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
+    """The official StyleGAN2 networks module from a checkout (imported, never copied): NVlabs/stylegan3's
+    training.networks_stylegan2, or stylegan2-ada-pytorch's training.networks; (module, is_stylegan3).
+    Shims where the checkout's imports need them: `pkg_resources` (gone from recent setuptools;
+    parse_version only) and `requests` (dnnlib downloads, none made here)."""
+    shim_official_imports()
     root = os.path.abspath(checkout)
     sg3 = os.path.isfile(os.path.join(root, "training", "networks_stylegan2.py"))
     if not sg3 and not os.path.isfile(os.path.join(root, "training", "networks.py")):

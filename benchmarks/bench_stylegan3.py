@@ -46,7 +46,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_backends import machine  # noqa: E402
+from bench_backends import machine, shim_official_imports  # noqa: E402
 
 from stylegan_sdk.checkpoint import Checkpoint  # noqa: E402
 from stylegan_sdk.importers.nvlabs import import_state  # noqa: E402
@@ -70,18 +70,7 @@ def official_kwargs(cfg: str, resolution: int, batch: int = 32) -> dict:
 
 def import_official(path: str) -> types.ModuleType:
     """training.networks_stylegan3 from the checkout, with the shims its imports need here."""
-    try:
-        import pkg_resources  # noqa: F401
-    except ImportError:
-        from packaging.version import parse
-
-        shim = types.ModuleType("pkg_resources")
-        shim.parse_version = parse  # type: ignore[attr-defined]
-        sys.modules["pkg_resources"] = shim
-    try:
-        import requests  # noqa: F401 - dnnlib.util imports it for downloads, which are never made here
-    except ImportError:
-        sys.modules["requests"] = types.ModuleType("requests")
+    shim_official_imports()
     sys.path.insert(0, os.path.abspath(path))
     with contextlib.redirect_stdout(io.StringIO()):
         from training import networks_stylegan3  # the official module, from the checkout
