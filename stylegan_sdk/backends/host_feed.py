@@ -33,6 +33,14 @@ def self_contained_graph(model: ExportedModel, graph: str) -> tuple[str, bytes]:
     return where, data
 
 
+def mapping_feed(config: GeneratorConfig, z: np.ndarray, c: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The mapping graph's inputs: z, and c for a conditional model."""
+    feed = {"z": np.ascontiguousarray(z, np.float32)}
+    if config.c_dim > 0:
+        feed["c"] = np.ascontiguousarray(c, np.float32)
+    return feed
+
+
 class SynthesisFeed:
     """The synthesis graph's inputs for one call: ws, then StyleGAN3's transform (identity if None) or the
     const-noise gain and one noise image per convolution (zeros from one reused buffer per resolution)."""

@@ -22,7 +22,7 @@ from ..exported import (
     read_exported,
 )
 from .base import Backend
-from .host_feed import SynthesisFeed, self_contained_graph
+from .host_feed import SynthesisFeed, mapping_feed, self_contained_graph
 
 # Where ONNX Runtime looks for the external data of a graph loaded from bytes.
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
@@ -75,10 +75,7 @@ class OnnxRuntimeBackend(Backend):
         self._feed = SynthesisFeed(model.config)
 
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
-        feed = {"z": np.ascontiguousarray(z, np.float32)}
-        if self.config.c_dim > 0:
-            feed["c"] = np.ascontiguousarray(c, np.float32)
-        return self.mapping.run(None, feed)[0]
+        return self.mapping.run(None, mapping_feed(self.config, z, c))[0]
 
     def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
                    transform: np.ndarray | None = None) -> np.ndarray:

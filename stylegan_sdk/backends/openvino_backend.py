@@ -32,7 +32,7 @@ from ..exported import (
     read_exported,
 )
 from .base import Backend
-from .host_feed import SynthesisFeed, self_contained_graph
+from .host_feed import SynthesisFeed, mapping_feed, self_contained_graph
 
 PRECISIONS = ("fp32", "bf16")                  # what `precision=` accepts on this backend
 _OV_TYPE = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}
@@ -108,10 +108,7 @@ class OpenVinoBackend(Backend):
         self._feed = SynthesisFeed(model.config)
 
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
-        feed = {"z": np.ascontiguousarray(z, np.float32)}
-        if self.config.c_dim > 0:
-            feed["c"] = np.ascontiguousarray(c, np.float32)
-        return self.mapping.run(feed)
+        return self.mapping.run(mapping_feed(self.config, z, c))
 
     def synthesize(self, ws: np.ndarray, noise_mode: str, noise: list[np.ndarray] | None,
                    transform: np.ndarray | None = None) -> np.ndarray:
