@@ -1,8 +1,8 @@
 """An exported model folder and its `model.json` (read without torch).
 
     DIR/mapping.onnx      z [batch, z_dim] (+ c [batch, c_dim]) -> w [batch, w_dim]
-    DIR/synthesis.onnx    ws [batch, num_ws, w_dim], noise_const_gain [1], noise_k [noise_batch, 1, r_k, r_k]
-                          -> img [batch, C, H, W]
+    DIR/synthesis.onnx    ws [batch, num_ws, w_dim], noise_const_gain [batch, 1], noise_k [batch, 1, r_k, r_k]
+                          -> img [batch, C, H, W]   (StyleGAN3: ws, transform [batch, 3, 3] -> img)
     DIR/model.json        config, w_avg, layer table, noise inputs, graph I/O, opset, exporter
                           versions, sha256 of every file; TensorRT engines once built
     DIR/*.plan            TensorRT engines (export/to_trt.py), optional; model.json "engines" then holds
@@ -11,7 +11,11 @@
 
 Noise at run time, without re-export: each convolution adds
 (noise_const_k * noise_const_gain + noise_k) * strength_k, so "const" feeds gain 1 and zero
-noise [1, 1, r, r], "none" gain 0 and zero noise, "random" gain 0 and unit Gaussian noise [N, 1, r, r].
+noise, "none" gain 0 and zero noise, "random" gain 0 and unit Gaussian noise [N, 1, r, r].
+
+Every input has the batch axis first (Triton's batched models require it). Folders of format_version
+"1" (stylegan-sdk 0.1) have one noise_const_gain [1] for the whole batch; they still load and run
+(`ExportedModel.gain_per_row` is False), but cannot become Triton models: re-export them.
 
 Containment. A folder never makes the loader read outside it: every file it uses (the graphs in
 `graphs.*.file`, the plans in `engines.plans`) is a plain file name (letters, digits, '.', '_', '-';
@@ -40,7 +44,8 @@ import numpy as np
 from .config import GeneratorConfig, check_config_sizes
 
 FORMAT = "stylegan-sdk.exported"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"                  # "2": noise_const_gain [batch, 1]
+READ_VERSIONS = ("1", "2")            # "1": noise_const_gain [1], one gain per call
 MANIFEST = "model.json"
 MAPPING_FILE = "mapping.onnx"
 SYNTHESIS_FILE = "synthesis.onnx"
@@ -87,8 +92,9 @@ def is_exported_folder(path: str | os.PathLike) -> bool:
 # Graph inputs / outputs the config implies
 
 
-def graph_io(cfg: GeneratorConfig) -> dict[str, tuple[dict[str, tuple], dict[str, tuple]]]:
-    """graph -> (inputs, outputs) that `cfg` implies: name -> shape, BATCH for the dynamic batch axis."""
+def graph_io(cfg: GeneratorConfig, gain_per_row: bool = True) -> dict[str, tuple[dict[str, tuple], dict[str, tuple]]]:
+    """graph -> (inputs, outputs) that `cfg` implies: name -> shape, BATCH for the dynamic batch axis.
+    gain_per_row False: format_version "1"'s noise_const_gain [1]."""
     mapping_in: dict[str, tuple] = {"z": (BATCH, cfg.z_dim)}
     if cfg.c_dim > 0:
         mapping_in["c"] = (BATCH, cfg.c_dim)
@@ -96,7 +102,7 @@ def graph_io(cfg: GeneratorConfig) -> dict[str, tuple[dict[str, tuple], dict[str
     if has_input_transform(cfg):
         synthesis_in[TRANSFORM_INPUT] = (BATCH, 3, 3)
     else:
-        synthesis_in[NOISE_GAIN_INPUT] = (1,)
+        synthesis_in[NOISE_GAIN_INPUT] = (BATCH, 1) if gain_per_row else (1,)
         synthesis_in.update({name: (BATCH, 1, r, r) for name, r in zip(noise_input_names(cfg), cfg.noise_resolutions)})
     res = cfg.img_resolution
     return {"mapping": (mapping_in, {"w": (BATCH, cfg.w_dim)}),
@@ -115,15 +121,17 @@ def _shape_matches(want: tuple, have: object) -> bool:
 
 
 def check_graph_io(where: str, graph: str, cfg: GeneratorConfig, inputs: Mapping[str, Sequence[Any]],
-                   outputs: Mapping[str, Sequence[Any]], optional_noise: bool = False) -> None:
+                   outputs: Mapping[str, Sequence[Any]], optional_noise: bool = False,
+                   gain_per_row: bool = True) -> None:
     """The inputs and outputs a graph declares (name -> shape) must be exactly those `cfg` implies.
 
     Names and static dims must agree; the batch axis must be dynamic (str / None / negative dim).
     optional_noise: the noise inputs and noise_const_gain may be absent (an engine may drop unused
-    inputs). Backend-independent: ONNX Runtime sessions, TensorRT engines and model.json's record of
-    the graphs all go through it. ValueError naming `where`, one line.
+    inputs). Backend-independent: ONNX Runtime sessions, OpenVINO models, TensorRT engines, Triton's model
+    metadata and model.json's record of the graphs all go through it. gain_per_row: see `graph_io`.
+    ValueError naming `where`, one line.
     """
-    want_in, want_out = graph_io(cfg)[graph]
+    want_in, want_out = graph_io(cfg, gain_per_row)[graph]
     optional = {NOISE_GAIN_INPUT, *noise_input_names(cfg)} if optional_noise else set()
     for kind, want, have, needed in (("input", want_in, inputs, set(want_in) - optional),
                                      ("output", want_out, outputs, set(want_out))):
@@ -307,7 +315,7 @@ def _check_recorded(path: str, manifest: dict[str, Any], cfg: GeneratorConfig) -
         inputs, outputs = entry.get("inputs"), entry.get("outputs")
         if not isinstance(inputs, dict) or not isinstance(outputs, dict):
             raise ValueError(f"{path}: graphs.{graph} records no inputs / outputs")
-        check_graph_io(path, graph, cfg, inputs, outputs)
+        check_graph_io(path, graph, cfg, inputs, outputs, gain_per_row=manifest["format_version"] != "1")
     noise = manifest.get("noise")
     if not isinstance(noise, dict):
         raise ValueError(f"{path}: model.json has no noise entry")
@@ -358,6 +366,11 @@ class ExportedModel:
     def engines(self) -> dict[str, Any]:
         return self.manifest.get("engines") or {}
 
+    @property
+    def gain_per_row(self) -> bool:
+        """noise_const_gain is [batch, 1] (format_version "2"), not format_version "1"'s [1]."""
+        return self.manifest["format_version"] != "1"
+
 
 def _read_manifest(folder: str) -> dict[str, Any]:
     path = os.path.join(folder, MANIFEST)
@@ -374,7 +387,7 @@ def _read_manifest(folder: str) -> dict[str, Any]:
         raise ValueError(f"{path}: unreadable model.json: {' '.join(str(e).split())[:200]}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{path}: not a stylegan-sdk export (format must be {FORMAT!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READ_VERSIONS:
         raise ValueError(f"{path}: format_version {_REPR.repr(manifest.get('format_version'))} not supported")
     return manifest
 

@@ -71,7 +71,7 @@ class MappingGraph(torch.nn.Module):
 
 
 class SynthesisGraph(torch.nn.Module):
-    """ws [B, num_ws, w_dim], noise_const_gain [1], noise_k [B, 1, r, r] -> img [B, C, H, W]."""
+    """ws [B, num_ws, w_dim], noise_const_gain [B, 1], noise_k [B, 1, r, r] -> img [B, C, H, W]."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
@@ -79,7 +79,8 @@ class SynthesisGraph(torch.nn.Module):
 
     def forward(self, ws: torch.Tensor, noise_const_gain: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
         consts = self.synthesis.noise_consts()
-        mixed = [const * noise_const_gain + n for const, n in zip(consts, noise)]
+        gain = noise_const_gain[:, :, None, None]  # [B, 1, 1, 1]: each row's own const-noise gain
+        mixed = [const * gain + n for const, n in zip(consts, noise)]
         return self.synthesis(ws, noise_mode="random", noise=mixed or None)
 
 
@@ -186,8 +187,9 @@ def _write_graphs(model: torch.nn.Module, cfg: GeneratorConfig, folder: str, ops
     else:
         noise = tuple(torch.randn([n, 1, r, r]) for r in cfg.noise_resolutions)
         syn_names = ["ws", NOISE_GAIN_INPUT, *noise_input_names(cfg)]
-        dynamic = ({0: batch}, None, tuple({0: batch} for _ in noise))
-        _export_graph(SynthesisGraph(model), (ws, torch.ones([1]), *noise), syn_names, dynamic, "img",
+        dynamic = ({0: batch}, {0: batch}, tuple({0: batch} for _ in noise))
+        gain = torch.tensor([[1.0], [0.0]])  # one row const noise, one not
+        _export_graph(SynthesisGraph(model), (ws, gain, *noise), syn_names, dynamic, "img",
                       os.path.join(folder, SYNTHESIS_FILE), opset)
     synthesis_ops = check_graph(os.path.join(folder, SYNTHESIS_FILE))
 

@@ -1,8 +1,8 @@
 """Build TensorRT engines from an exported folder: DIR/mapping.plan, DIR/synthesis.plan. Needs tensorrt + a GPU.
 
 Each ONNX graph is parsed by TensorRT's ONNX parser and built with one optimisation profile over the
-batch axis (every input whose first axis is dynamic: z, c, ws and the noise inputs; the static
-`noise_const_gain` [1] needs none). With fp16 the layers may run in half precision while the inputs
+batch axis (every input whose first axis is dynamic: z, c, ws, noise_const_gain, the noise inputs and
+StyleGAN3's transform; format_version "1" folders' static `noise_const_gain` [1] needs none). With fp16 the layers may run in half precision while the inputs
 and outputs stay float32. A timing cache in the output folder makes rebuilds fast. The plans are
 written atomically and recorded, with their sha256, in model.json under `engines` and `files`.
 
@@ -231,7 +231,7 @@ def _build_plan(trt: Any, builder: Any, logger: Any, onnx_path: str, fp16: bool,
         if tensor.dtype != trt.float32:
             raise ValueError(f"{onnx_path}: input {tensor.name!r} is {tensor.dtype}, expected float32")
         if not any(d < 0 for d in shape):
-            continue  # static input (noise_const_gain)
+            continue  # static input (format_version "1"'s noise_const_gain)
         if shape[0] >= 0 or any(d < 0 for d in shape[1:]):
             raise ValueError(f"{onnx_path}: input {tensor.name!r} has shape {shape}; "
                              f"only the first (batch) axis may be dynamic")

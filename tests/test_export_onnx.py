@@ -227,3 +227,58 @@ def test_cli_makes_missing_folders_above_out(tmp_path):
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("to_onnx.py: error:") and needle in lines[0], bad.stderr
     assert sorted(os.listdir(tmp_path)) == ["a", "file"]
+
+
+# ----------------------------------------------------------------------------
+# Every synthesis input has a batch axis; format_version "1" folders (noise_const_gain [1]) still run
+
+LEGACY = Path(__file__).parent / "fixtures" / "exported-format-1" / "emoji_onnx"
+
+
+def test_noise_gain_has_a_batch_axis_and_is_per_row(exported):
+    name, folder = exported
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["format_version"] == "2"
+    cfg = nvlabs_checkpoint(name).config
+    inputs = manifest["graphs"]["synthesis"]["inputs"]
+    assert all(shape[0] == "batch" for shape in inputs.values()), inputs
+    assert inputs["noise_const_gain"] == ["batch", 1]
+    graph = onnx.load(folder / "synthesis.onnx")
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input}
+    assert dims["noise_const_gain"][0] == dims["ws"][0] and isinstance(dims["ws"][0], str)
+    # The gain is per row: row 0 const noise, row 1 none, in one call, equal to the two calls apart.
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(folder / "synthesis.onnx"))
+    rng = np.random.RandomState(3)
+    ws = rng.randn(2, cfg.num_ws, cfg.w_dim).astype(np.float32)
+    zeros = {f"noise_{k}": np.zeros([2, 1, r, r], np.float32) for k, r in enumerate(cfg.noise_resolutions)}
+    both = sess.run(None, {"ws": ws, "noise_const_gain": np.array([[1.0], [0.0]], np.float32), **zeros})[0]
+    G = sg.load(folder, backend="onnxruntime")
+    np.testing.assert_allclose(both[0], G.synthesize(ws[:1], noise_mode="const", output="float")[0], atol=1e-5)
+    np.testing.assert_allclose(both[1], G.synthesize(ws[1:], noise_mode="none", output="float")[0], atol=1e-5)
+    assert np.abs(both[0] - both[1]).max() > 1e-3  # the gain changed something
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_format_version_1_folders_still_run(backend):
+    old = sg.load(LEGACY, backend=backend)
+    new = sg.load("default", backend="onnxruntime")  # the same weights, re-exported with the per-row gain
+    assert json.loads((LEGACY / "model.json").read_text())["format_version"] == "1"
+    assert not read_exported(LEGACY).gain_per_row
+    for mode in ("const", "none", "random"):
+        a = old.generate([1, 2, 3], psi=0.7, noise_mode=mode, noise_seed=5, output="float")
+        b = new.generate([1, 2, 3], psi=0.7, noise_mode=mode, noise_seed=5, output="float")
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_recorded_gain_shape_must_match_the_format_version(tmp_path):
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(LEGACY, folder)
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest["format_version"] = "2"  # claims per-row gain, records [1]
+    (folder / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"noise_const_gain.*\[1\].*\['batch', 1\]"):
+        read_exported(folder)

@@ -363,7 +363,7 @@ def test_build_flow_with_stand_in_tensorrt(onnx32, tmp_path, fake_trt):
     synthesis = json.loads((out / "synthesis.plan").read_bytes())
     assert mapping["profiles"] == [{"z": [[2, cfg.z_dim], [4, cfg.z_dim], [16, cfg.z_dim]]}]
     profile = synthesis["profiles"][0]
-    assert "noise_const_gain" not in profile, "the static input needs no profile"
+    assert profile["noise_const_gain"] == [[2, 1], [4, 1], [16, 1]], "per-row gain: batched like the rest"
     assert profile["ws"] == [[2, cfg.num_ws, cfg.w_dim], [4, cfg.num_ws, cfg.w_dim], [16, cfg.num_ws, cfg.w_dim]]
     for k, r in enumerate(cfg.noise_resolutions):
         assert profile[f"noise_{k}"] == [[2, 1, r, r], [4, 1, r, r], [16, 1, r, r]]

@@ -43,10 +43,12 @@ def mapping_feed(config: GeneratorConfig, z: np.ndarray, c: np.ndarray | None) -
 
 class SynthesisFeed:
     """The synthesis graph's inputs for one call: ws, then StyleGAN3's transform (identity if None) or the
-    const-noise gain and one noise image per convolution (zeros from one reused buffer per resolution)."""
+    const-noise gain (per row, or one [1] for format_version "1" folders) and one noise image per
+    convolution (zeros from one reused buffer per resolution)."""
 
-    def __init__(self, config: GeneratorConfig) -> None:
+    def __init__(self, config: GeneratorConfig, gain_per_row: bool = True) -> None:
         self.config = config
+        self.gain_per_row = gain_per_row
         self._noise_names = noise_input_names(config)
         self._zeros: dict[int, np.ndarray] = {}
 
@@ -58,7 +60,8 @@ class SynthesisFeed:
             feed[TRANSFORM_INPUT] = (np.ascontiguousarray(transform, np.float32) if transform is not None
                                      else np.repeat(np.eye(3, dtype=np.float32)[np.newaxis], n, axis=0))
             return feed
-        feed[NOISE_GAIN_INPUT] = np.array([1.0 if noise_mode == "const" else 0.0], np.float32)
+        gain = 1.0 if noise_mode == "const" else 0.0
+        feed[NOISE_GAIN_INPUT] = np.full([n, 1] if self.gain_per_row else [1], gain, np.float32)
         for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
             feed[name] = (np.ascontiguousarray(noise[k], np.float32) if noise_mode == "random" and noise is not None
                           else self._zero_noise(n, res))

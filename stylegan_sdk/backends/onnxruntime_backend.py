@@ -72,7 +72,7 @@ class OnnxRuntimeBackend(Backend):
         used = self.synthesis.get_providers()[0]
         super().__init__(model.config, model.w_avg, "cuda" if used == "CUDAExecutionProvider" else "cpu")
         self.exported = model
-        self._feed = SynthesisFeed(model.config)
+        self._feed = SynthesisFeed(model.config, model.gain_per_row)
 
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         return self.mapping.run(None, mapping_feed(self.config, z, c))[0]
@@ -95,7 +95,8 @@ def _session(model: ExportedModel, graph: str, opts: ort.SessionOptions, provide
         reason = " ".join(str(e).split())[:300]
         raise ValueError(f"{where}: ONNX Runtime cannot load this graph ({reason})") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    check_graph_io(where, graph, model.config, {i.name: i.shape for i in inputs}, {o.name: o.shape for o in outputs})
+    check_graph_io(where, graph, model.config, {i.name: i.shape for i in inputs}, {o.name: o.shape for o in outputs},
+                   gain_per_row=model.gain_per_row)
     for arg in (*inputs, *outputs):
         if arg.type != FLOAT:
             raise ValueError(f"{where}: {graph} graph tensor {arg.name!r} is {arg.type}, expected {FLOAT}")

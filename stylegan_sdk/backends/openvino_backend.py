@@ -105,7 +105,7 @@ class OpenVinoBackend(Backend):
         self.synthesis = _Network(model, "synthesis", properties)
         super().__init__(model.config, model.w_avg, device)
         self.exported = model
-        self._feed = SynthesisFeed(model.config)
+        self._feed = SynthesisFeed(model.config, model.gain_per_row)
 
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         return self.mapping.run(mapping_feed(self.config, z, c))
@@ -162,7 +162,7 @@ def _compile(model: ExportedModel, graph: str, properties: dict) -> ov.CompiledM
     if len(inputs) != len(network.inputs) or len(outputs) != len(network.outputs):
         raise ValueError(f"{where}: the {graph} graph has unnamed or repeated input / output names")
     check_graph_io(where, graph, model.config, {k: _shape(p) for k, p in inputs.items()},
-                   {k: _shape(p) for k, p in outputs.items()})
+                   {k: _shape(p) for k, p in outputs.items()}, gain_per_row=model.gain_per_row)
     for name, port in (*inputs.items(), *outputs.items()):
         if port.get_element_type() != ov.Type.f32:
             raise ValueError(f"{where}: {graph} graph tensor {name!r} is {port.get_element_type().get_type_name()}, "

@@ -116,13 +116,13 @@ def _engine(trt: Any, runtime: Any, model: ExportedModel, name: str, built_on: s
     return _Engine(trt, runtime, model.read_bytes(name), os.path.join(model.folder, name), built_on)
 
 
-def _check_io(cfg: GeneratorConfig, mapping: _Engine, synthesis: _Engine) -> None:
+def _check_io(cfg: GeneratorConfig, mapping: _Engine, synthesis: _Engine, gain_per_row: bool = True) -> None:
     """The engines must take and give what the config implies (names, static dims; unused noise inputs may be gone)."""
     for graph, engine in (("mapping", mapping), ("synthesis", synthesis)):
         shapes = engine.shapes
         try:
             check_graph_io(engine.path, graph, cfg, {n: shapes[n] for n in engine.inputs},
-                           {n: shapes[n] for n in engine.outputs}, optional_noise=True)
+                           {n: shapes[n] for n in engine.outputs}, optional_noise=True, gain_per_row=gain_per_row)
         except ValueError as e:
             raise ValueError(f"{e}; rebuild with export/to_trt.py") from None
 
@@ -167,11 +167,7 @@ class TensorRTBackend(Backend):
             self._runtime = trt.Runtime(trt_logger(trt))
             self._mapping = _engine(trt, self._runtime, model, plans["mapping"], built_on)
             self._synthesis = _engine(trt, self._runtime, model, plans["synthesis"], built_on)
-            _check_io(model.config, self._mapping, self._synthesis)
-            with torch.cuda.stream(self._stream):
-                self._gain = {True: torch.ones([1], dtype=torch.float32, device=self._device),
-                              False: torch.zeros([1], dtype=torch.float32, device=self._device)}
-            self._stream.synchronize()
+            _check_io(model.config, self._mapping, self._synthesis, model.gain_per_row)
         super().__init__(model.config, model.w_avg, str(self._device))
         self.exported = model
         self._noise_names = noise_input_names(model.config)
@@ -179,7 +175,9 @@ class TensorRTBackend(Backend):
         self.precision = built
         self.batch_range = (max(self._mapping.min_batch, self._synthesis.min_batch),
                             min(self._mapping.max_batch, self._synthesis.max_batch))
+        self._gain_per_row = model.gain_per_row
         self._zeros: dict[int, Any] = {}  # resolution -> zero noise [n_max, 1, r, r] on the GPU
+        self._gains: dict[bool, Any] = {}  # const? -> noise_const_gain [n_max, 1] (or [1]) of ones / zeros
 
     # -- the two calls ----------------------------------------------------------
     def map(self, z: np.ndarray, c: np.ndarray | None) -> np.ndarray:
@@ -202,7 +200,7 @@ class TensorRTBackend(Backend):
                 return self._run(self._synthesis, host, {})
         random = noise_mode == "random" and noise is not None
         with self._lock:
-            resident: dict[str, Any] = {NOISE_GAIN_INPUT: self._gain[noise_mode == "const"]}
+            resident: dict[str, Any] = {NOISE_GAIN_INPUT: self._gain(n, noise_mode == "const")}
             for k, (name, res) in enumerate(zip(self._noise_names, self.config.noise_resolutions)):
                 if random:
                     host[name] = noise[k]
@@ -233,6 +231,17 @@ class TensorRTBackend(Backend):
                                                            device=self._device)
         return buf[:n]
 
+    def _gain(self, n: int, const: bool) -> Any:
+        """noise_const_gain on the GPU: [n, 1] (format_version "1" folders: [1]) of ones for "const", else zeros."""
+        rows = n if self._gain_per_row else 1
+        buf = self._gains.get(const)
+        if buf is None or buf.shape[0] < rows:
+            with self._torch.cuda.device(self._device), self._torch.cuda.stream(self._stream):
+                shape = [rows, 1] if self._gain_per_row else [1]
+                buf = self._gains[const] = self._torch.full(shape, float(const), dtype=self._torch.float32,
+                                                            device=self._device)
+        return buf[:rows]
+
     def close(self) -> None:
         if getattr(self, "_synthesis", None) is None:
             return
@@ -243,4 +252,4 @@ class TensorRTBackend(Backend):
             self._mapping = self._synthesis = None  # type: ignore[assignment]
             self._runtime = None
             self._zeros.clear()
-            self._gain.clear()
+            self._gains.clear()

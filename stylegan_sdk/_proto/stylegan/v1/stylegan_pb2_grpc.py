@@ -5,7 +5,7 @@ import warnings
 
 from . import stylegan_pb2 as stylegan_dot_v1_dot_stylegan__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
