@@ -1,10 +1,11 @@
 """Build TensorRT engines from an exported folder: DIR/mapping.plan, DIR/synthesis.plan. Needs tensorrt + a GPU.
 
 Each ONNX graph is parsed by TensorRT's ONNX parser and built with one optimisation profile over the
-batch axis (every input whose first axis is dynamic: z, c, ws, noise_const_gain, the noise inputs and
-StyleGAN3's transform; format_version "1" folders' static `noise_const_gain` [1] needs none). With fp16 the layers may run in half precision while the inputs
-and outputs stay float32. A timing cache in the output folder makes rebuilds fast. The plans are
-written atomically and recorded, with their sha256, in model.json under `engines` and `files`.
+batch axis (every input whose first axis is dynamic: z, c, ws, noise_const_gain, the noise inputs
+and StyleGAN3's transform; format_version "1" folders' static `noise_const_gain` [1] needs none).
+With fp16 the layers may run in half precision while the inputs and outputs stay float32. A timing
+cache in the output folder makes rebuilds fast. The plans are written atomically and recorded, with
+their sha256, in model.json under `engines` and `files`.
 
 An engine runs only on the GPU model and TensorRT version that built it; `engines` records both.
 """
