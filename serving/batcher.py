@@ -50,6 +50,10 @@ class BatcherClosed(Exception):
     """The server is shutting down."""
 
 
+# A remote backend (triton://) unreachable or too slow: answered UNAVAILABLE / DEADLINE_EXCEEDED, not INTERNAL.
+REMOTE_ERRORS = (ConnectionError, TimeoutError)
+
+
 class InvalidRequest(ValueError):
     """A request's own arguments failed on its rows in the worker (generate: a truncation that leaves
     float32's range); answered as the ValueError it is, not as a backend failure."""
@@ -276,17 +280,12 @@ class Batcher:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            if len(batch) > 1:  # find the culprit: every job alone
+            if len(batch) > 1 and not isinstance(e, REMOTE_ERRORS):  # find the culprit: every job alone
                 for job in batch:
                     await self._run_alone(job)
                 return
-            if isinstance(e, InvalidRequest):
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(e)
-                return
-            log.exception("backend call failed (model %r, %s, %d rows)", self.model, kind, batch[0].n)
-            if not batch[0].future.done():
-                batch[0].future.set_exception(BackendFailed("the backend failed on this request"))
+            for job in batch:
+                self._fail(job, e)
             return
         finally:
             self._dispatched -= 1
@@ -306,17 +305,22 @@ class Batcher:
         try:
             out = await asyncio.get_running_loop().run_in_executor(self._executor, self._compute, job.key,
                                                                    job.arrays, [(job.n, job.to_ws)])
-        except InvalidRequest as e:
-            if not job.future.done():
-                job.future.set_exception(e)
-            return
-        except Exception:
-            log.exception("backend call failed (model %r, %s, %d rows)", self.model, job.key[0], job.n)
-            if not job.future.done():
-                job.future.set_exception(BackendFailed("the backend failed on this request"))
+        except Exception as e:
+            self._fail(job, e)
             return
         if not job.future.done():
             job.future.set_result(out)
+
+    def _fail(self, job: _Job, e: Exception) -> None:
+        """Answer a job whose backend call raised: its own bad arguments (InvalidRequest) and an unreachable or
+        slow remote backend (REMOTE_ERRORS) as themselves, anything else as BackendFailed (details logged)."""
+        if isinstance(e, REMOTE_ERRORS):
+            log.warning("backend of model %r unavailable (%s, %d rows): %s", self.model, job.key[0], job.n, e)
+        elif not isinstance(e, InvalidRequest):
+            log.error("backend call failed (model %r, %s, %d rows)", self.model, job.key[0], job.n, exc_info=e)
+            e = BackendFailed("the backend failed on this request")
+        if not job.future.done():
+            job.future.set_exception(e)
 
     def _compute(self, key: tuple[Any, ...], arrays: tuple[Any, ...],
                  to_ws: list[tuple[int, Callable[[np.ndarray], np.ndarray] | None]]) -> Any:

@@ -31,6 +31,7 @@ from stylegan_sdk._cli import OneLineParser
 from stylegan_sdk.backends.registry import BACKEND_CHOICES
 from stylegan_sdk.config import PRECISIONS
 from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
+from stylegan_sdk.triton_repo import is_triton_url, parse_url
 
 MIB = 1 << 20
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -120,6 +121,11 @@ class ServeConfig:
                     resolve_model(path, self.settings.backend)
                 except FileNotFoundError as e:
                     raise ValueError(f"model: {e}") from None
+            elif is_triton_url(path):
+                try:
+                    parse_url(path)
+                except ValueError as e:
+                    raise ValueError(f"model: {name}: {e}") from None
             elif not os.path.exists(path):
                 raise ValueError(f"model: {name}: no such file or folder {path!r}")
         if not 0 <= self.port < 65536:
@@ -135,6 +141,8 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"model: bad model name {name!r} (letters, digits, '_', '.', '-')")
         return name, path
+    if is_triton_url(spec):  # triton://HOST:PORT/NAME is served as NAME
+        return parse_url(spec).name, spec
     base = os.path.basename(os.path.normpath(spec))
     name = os.path.splitext(base)[0] if os.path.isfile(spec) else base
     if not NAME_RE.fullmatch(name or ""):

@@ -71,6 +71,10 @@ def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
     if isinstance(exc, BatcherClosed):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, ConnectionError):  # a remote backend (triton://) unreachable, after grpc's retries
+        return grpc.StatusCode.UNAVAILABLE, "the model's backend is unavailable; retry later (see the server log)"
+    if isinstance(exc, TimeoutError):  # a remote backend slower than its timeout
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the model's backend did not answer in time (see the server log)"
     if isinstance(exc, BackendFailed):
         return grpc.StatusCode.INTERNAL, f"{exc} (see the server log)"
     log.error("%s failed", method, exc_info=exc)

@@ -29,6 +29,7 @@ INSTALL_HINTS = {
     "tensorrt": "pip install 'stylegan-sdk[tensorrt]'",
     "tensorboard": "pip install tensorboard",
     "scipy": "pip install scipy",
+    "tritonclient": "pip install 'stylegan-sdk[triton]'",
 }
 
 

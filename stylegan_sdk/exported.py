@@ -392,7 +392,7 @@ def _read_manifest(folder: str) -> dict[str, Any]:
     return manifest
 
 
-def _w_avg(path: str, raw: object, w_dim: int) -> np.ndarray:
+def check_w_avg(path: str, raw: object, w_dim: int) -> np.ndarray:
     """model.json w_avg: exactly w_dim finite numbers."""
     error = ValueError(f"{path}: w_avg must be {w_dim} finite numbers")
     if not isinstance(raw, list) or len(raw) != w_dim or not all(type(v) in (int, float) for v in raw):
@@ -426,7 +426,7 @@ def read_exported(folder: str | os.PathLike, verify_hashes: bool = True) -> Expo
     except (TypeError, OverflowError) as e:  # from_dict converts its lists with int()
         raise ValueError(f"{path}: config: {e}") from None
     check_config_sizes(config, path)
-    w_avg = _w_avg(path, manifest.get("w_avg"), config.w_dim)
+    w_avg = check_w_avg(path, manifest.get("w_avg"), config.w_dim)
     files = _listed_files(folder, manifest)
     _check_used_files(folder, manifest, files)
     _check_recorded(path, manifest, config)

@@ -8,7 +8,8 @@ Sources, told apart by their first bytes, never by running anything in them:
   own allow-list unpickler (the TF source inside is never run),
 - a rosinality checkpoint: style-based-gan-pytorch (StyleGAN v1) or stylegan2-pytorch (`550000.pt`,
   converted `stylegan2-ffhq-config-f.pt`), torch.load with weights_only=True,
-- an exported folder (model.json + ONNX graphs / TensorRT engines), run without torch.
+- an exported folder (model.json + ONNX graphs / TensorRT engines), run without torch,
+- `triton://HOST[:PORT]/NAME`: a model pair on a Triton Inference Server (export/to_triton.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .checkpoint import Checkpoint, is_checkpoint, load_checkpoint
 from .config import PRECISIONS, GeneratorConfig
 from .exported import is_exported_folder, read_exported
 from .generator import Generator
+from .triton_repo import is_triton_url
 
 PICKLE_MAGIC = b"\x80"
 DEFAULT_MODEL = "default"
@@ -107,8 +109,8 @@ def load(
     compile: bool = False,
     fp16: bool = False,
 ) -> Generator:
-    """Load a generator from a model file (torch backend) or an exported folder (onnxruntime / openvino /
-    tensorrt); "default" is the bundled emoji model.
+    """Load a generator from a model file (torch backend), an exported folder (onnxruntime / openvino /
+    tensorrt) or a Triton address `triton://HOST[:PORT]/NAME` (triton); "default" is the bundled emoji model.
 
     backend "auto": torch for model files; for exported folders on the CPU the fastest fp32 runtime
     installed for the model's size (`auto_backend`), OpenVINO for precision "bf16", ONNX Runtime on CUDA.
@@ -123,6 +125,14 @@ def load(
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
     precision = check_precision(precision, fp16)
+    if is_triton_url(path):
+        if backend not in ("auto", "triton") or compile:
+            raise ValueError(f"backend: {path!r} is a Triton address: use backend='triton' or 'auto'"
+                             + (" (compile is an option of the torch backend)" if compile else ""))
+        return Generator(backend_class("triton")(path, device=device, precision=precision), batch_size=batch_size)
+    if backend == "triton":
+        raise ValueError(f"backend: 'triton' runs models on a Triton server: pass a triton://HOST:PORT/NAME address "
+                         f"(export/to_triton.py makes the models), not {os.fspath(path)!r}")
     path = resolve_model(path, backend)
     if os.path.isdir(path) and is_exported_folder(path):
         if backend == "torch":

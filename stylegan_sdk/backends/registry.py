@@ -61,11 +61,18 @@ def _load_tensorrt() -> type[Backend]:
     return TensorRTBackend
 
 
+def _load_triton() -> type[Backend]:
+    from .triton_backend import TritonBackend
+
+    return TritonBackend
+
+
 register("torch", _load_torch, "pip install 'stylegan-sdk[torch]'")
 register("onnxruntime", _load_onnxruntime, "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
 register("openvino", _load_openvino, "pip install 'stylegan-sdk[openvino]'")
 register("tensorrt", _load_tensorrt,
          "pip install 'stylegan-sdk[tensorrt]' (tensorrt + a CUDA build of torch; needs an NVIDIA GPU)")
+register("triton", _load_triton, "pip install 'stylegan-sdk[triton]' (tritonclient[grpc])")
 
 
 BACKEND_CHOICES = ("auto", *REGISTRY)   # what a `backend=` argument or --backend option accepts

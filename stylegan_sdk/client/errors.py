@@ -70,6 +70,11 @@ def translate_error(err: grpc.RpcError, target: str, method: str) -> ClientError
     """A grpc.RpcError -> the matching ClientError (INVALID_ARGUMENT keeps the server's text unchanged)."""
     code = err.code() if callable(getattr(err, "code", None)) else grpc.StatusCode.UNKNOWN
     details = (err.details() if callable(getattr(err, "details", None)) else "") or ""
+    return error_for_status(code, details, target, method)
+
+
+def error_for_status(code: grpc.StatusCode, details: str, target: str, method: str) -> ClientError:
+    """The ClientError for a failed call's status and details (also what the triton backend raises)."""
     cls = _ERRORS.get(code, ServerError)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         # grpc's own message size check (either side), not a busy server.

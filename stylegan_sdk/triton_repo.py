@@ -1,0 +1,311 @@
+"""A Triton Inference Server model repository from an exported folder (export/to_triton.py). No torch needed
+for an exported folder; a model file is exported first (torch + onnx).
+
+    REPO/NAME_mapping/config.pbtxt        z [-1, z_dim] (+ c) -> w [-1, w_dim]
+    REPO/NAME_mapping/1/model.onnx        (model.plan with engine "tensorrt")
+    REPO/NAME_synthesis/config.pbtxt      ws, noise_const_gain, noise_k (StyleGAN3: ws, transform) -> img
+    REPO/NAME_synthesis/1/model.onnx
+    REPO/NAME.model.json                  the exported folder's model.json, for people and tools
+
+Each config.pbtxt names the platform ("onnxruntime_onnx" or "tensorrt_plan"), `max_batch_size`,
+`dynamic_batching`, an `instance_group`, and the inputs / outputs with their dims without the batch
+axis (every input of a format "2" export has one, as Triton requires of a batched model). Both configs
+carry the parameter `stylegan_sdk_model`: the generator's config and w_avg as JSON, which is how the
+`triton` backend (`sg.load("triton://host:8001/NAME")`) learns the model over the network; Triton
+scans only the repository's sub-folders, so NAME.model.json beside them is not taken for a model.
+
+Truncation, mixing, seeds and image conversion stay in the SDK: Triton runs only the two graphs.
+The models appear whole or not at all (built beside REPO, then renamed into it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import PRECISIONS, GeneratorConfig
+from .exported import BATCH, GRAPHS, MANIFEST, ExportedModel, graph_io, is_exported_folder, read_exported
+from .fileio import atomic_write_bytes, default_dir_mode
+
+ENGINES = ("onnx", "tensorrt")
+PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
+MODEL_FILES = {"onnx": "model.onnx", "tensorrt": "model.plan"}   # Triton's default file names
+INSTANCE_KINDS = {"auto": "KIND_AUTO", "cpu": "KIND_CPU", "gpu": "KIND_GPU"}
+VERSION = "1"                               # the one model version written
+PARAMETER = "stylegan_sdk_model"            # config.pbtxt parameter (JSON): format, graph, precision, config, w_avg
+PARAMETER_FORMAT = "stylegan-sdk.triton/1"
+MAX_BATCH = 4096                            # the exported graphs' batch axis goes up to this
+MAX_INSTANCES = 256
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+SCHEME = "triton"                           # sg.load("triton://host:8001/NAME")
+DEFAULT_PORT = 8001                         # Triton's gRPC port
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def model_names(name: str) -> dict[str, str]:
+    """graph -> Triton model name: NAME_mapping, NAME_synthesis."""
+    return {graph: f"{name}_{graph}" for graph in GRAPHS}
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """A model name prefix: letters, digits, '_' and '-' (a folder name in the repository and a URL segment)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"{what}: {name!r} is not a model name (1-100 letters, digits, '_' or '-', "
+                         f"starting with a letter or digit)")
+    return name
+
+
+def check_repository_args(name: str, max_batch: int, instances: int, engine: str, device: str,
+                          max_queue_delay_us: int) -> None:
+    """The arguments of `write_repository`, checked before anything is read or written; ValueError naming one."""
+    check_name(name)
+    if type(max_batch) is not int or not 1 <= max_batch <= MAX_BATCH:
+        raise ValueError(f"max_batch: must be an int in 1..{MAX_BATCH}, got {max_batch!r}")
+    if type(instances) is not int or not 1 <= instances <= MAX_INSTANCES:
+        raise ValueError(f"instances: must be an int in 1..{MAX_INSTANCES}, got {instances!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"engine: must be one of {ENGINES}, got {engine!r}")
+    if device not in INSTANCE_KINDS:
+        raise ValueError(f"device: must be one of {tuple(INSTANCE_KINDS)}, got {device!r}")
+    if engine == "tensorrt" and device == "cpu":
+        raise ValueError("device: TensorRT plans run on the GPU only (use --device gpu or auto)")
+    if type(max_queue_delay_us) is not int or not 0 <= max_queue_delay_us <= 10_000_000:
+        raise ValueError(f"max_queue_delay_us: must be an int in 0..10000000, got {max_queue_delay_us!r}")
+
+
+# ----------------------------------------------------------------------------
+# config.pbtxt (protobuf text format of Triton's ModelConfig)
+
+
+def _text_string(value: str) -> str:
+    """A protobuf text-format string literal (the value is ASCII: JSON with ensure_ascii)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def model_parameter(graph: str, config: GeneratorConfig, w_avg: np.ndarray, precision: str) -> str:
+    """The `stylegan_sdk_model` parameter: what a client needs to run the pair (config, w_avg), as JSON."""
+    record = {"format": PARAMETER_FORMAT, "graph": graph, "precision": precision, "config": config.to_dict(),
+              "w_avg": np.asarray(w_avg, np.float32).tolist()}
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+
+
+def _tensor_entries(tensors: dict[str, tuple]) -> str:
+    rows = []
+    for name, shape in tensors.items():
+        assert shape[0] == BATCH, f"{name}: a batched Triton model needs the batch axis first, got {shape}"
+        dims = ", ".join(str(d) for d in shape[1:])
+        rows.append(f'  {{ name: "{name}" data_type: TYPE_FP32 dims: [ {dims} ] }}')
+    return ",\n".join(rows)
+
+
+def config_pbtxt(model_name: str, graph: str, config: GeneratorConfig, w_avg: np.ndarray, engine: str,
+                 max_batch: int, instances: int, device: str, max_queue_delay_us: int, precision: str = "fp32") -> str:
+    """One model's config.pbtxt (ModelConfig in protobuf text format)."""
+    inputs, outputs = graph_io(config)[graph]
+    return (
+        f"# Written by stylegan-sdk (export/to_triton.py): the {graph} graph of a "
+        f"{config.arch} {config.img_resolution}px generator.\n"
+        f'name: "{model_name}"\n'
+        f'platform: "{PLATFORMS[engine]}"\n'
+        f"max_batch_size: {max_batch}\n"
+        f"input [\n{_tensor_entries(inputs)}\n]\n"
+        f"output [\n{_tensor_entries(outputs)}\n]\n"
+        f"dynamic_batching {{ max_queue_delay_microseconds: {max_queue_delay_us} }}\n"
+        f"instance_group [ {{ count: {instances} kind: {INSTANCE_KINDS[device]} }} ]\n"
+        f"version_policy {{ latest {{ num_versions: 1 }} }}\n"
+        f'parameters {{ key: "{PARAMETER}" value {{ string_value: '
+        f"{_text_string(model_parameter(graph, config, w_avg, precision))} }} }}\n"
+    )
+
+
+# ----------------------------------------------------------------------------
+# The repository
+
+
+def write_repository(
+    source: str | os.PathLike,        # an exported folder (export/to_onnx.py), or a model file to export first
+    out: str | os.PathLike,           # the model repository (created if missing; its parent must exist)
+    name: str = "stylegan",           # models NAME_mapping and NAME_synthesis
+    max_batch: int = 8,               # max_batch_size: the most rows Triton batches into one execution
+    instances: int = 1,               # instance_group count: model copies per device
+    engine: str = "onnx",             # "onnx" (onnxruntime_onnx) or "tensorrt" (the folder's engines)
+    device: str = "auto",             # instance kind: "auto", "cpu" or "gpu"
+    max_queue_delay_us: int = 500,    # dynamic_batching: how long a request waits for others
+    force: bool = False,              # replace NAME_mapping / NAME_synthesis if they exist
+) -> dict[str, str]:
+    """Write NAME_mapping and NAME_synthesis (+ NAME.model.json) into `out`; returns graph -> model folder."""
+    check_repository_args(name, max_batch, instances, engine, device, max_queue_delay_us)
+    out = os.path.abspath(os.fspath(out))
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"out: folder {parent!r} does not exist")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out: {out!r} exists and is not a folder")
+    names = model_names(name)
+    targets = {graph: os.path.join(out, model) for graph, model in names.items()}
+    existing = [t for t in (*targets.values(), os.path.join(out, f"{name}.{MANIFEST}")) if os.path.lexists(t)]
+    if existing and not force:
+        raise ValueError(f"out: {existing[0]!r} already exists (use force=True / --force to replace it)")
+
+    with _exported(source) as model:
+        _check_source(model, engine, max_batch)
+        os.makedirs(out, mode=default_dir_mode(), exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)  # beside, not in, the repository
+        try:
+            for graph, model_name in names.items():
+                folder = os.path.join(staging, model_name)
+                os.makedirs(os.path.join(folder, VERSION), mode=default_dir_mode())
+                data = model.read_bytes(_graph_file(model, graph, engine))  # sha256 checked in the same read
+                atomic_write_bytes(os.path.join(folder, VERSION, MODEL_FILES[engine]), data)
+                precision = "fp16" if engine == "tensorrt" and model.engines.get("fp16") else "fp32"
+                text = config_pbtxt(model_name, graph, model.config, model.w_avg, engine, max_batch, instances,
+                                    device, max_queue_delay_us, precision)
+                atomic_write_bytes(os.path.join(folder, "config.pbtxt"), text.encode("ascii"))
+            atomic_write_bytes(os.path.join(staging, f"{name}.{MANIFEST}"),
+                               json.dumps(model.manifest, indent=1).encode())
+            for entry in sorted(os.listdir(staging)):
+                _replace(os.path.join(staging, entry), os.path.join(out, entry), parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return targets
+
+
+@contextmanager
+def _exported(source: str | os.PathLike) -> Iterator[ExportedModel]:
+    """The exported folder `source` ("default": the bundled model's), or a model file exported into a
+    temporary one (torch + onnx)."""
+    from .loading import resolve_model
+
+    source = resolve_model(source, backend="onnxruntime")
+    if os.path.isdir(source) and is_exported_folder(source):
+        yield read_exported(source)
+        return
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"model: no such model file or exported folder {source!r}")
+    from .onnx_export import export_onnx  # needs torch + onnx
+
+    with tempfile.TemporaryDirectory(prefix="stylegan-sdk-triton-") as tmp:
+        yield export_onnx(source, os.path.join(tmp, "exported"))
+
+
+def _check_source(model: ExportedModel, engine: str, max_batch: int) -> None:
+    """What a Triton model needs of the exported folder: batched inputs, and engines that fit for TensorRT."""
+    if not model.gain_per_row:
+        raise ValueError(f"model: {model.folder!r} was exported by stylegan-sdk 0.1 (format_version 1: its "
+                         f"noise_const_gain has no batch axis, which Triton's batched models need); re-export it "
+                         f"with python export/to_onnx.py")
+    if engine == "tensorrt":
+        engines = model.engines
+        if not engines.get("plans"):
+            raise ValueError(f"engine: {model.folder!r} has no TensorRT engines; build them first with "
+                             f"python export/to_trt.py {model.folder} --out {model.folder} --max-batch {max_batch}")
+        if engines.get("min_batch") != 1 or not isinstance(engines.get("max_batch"), int) \
+                or engines["max_batch"] < max_batch:
+            raise ValueError(f"max_batch: the TensorRT engines take batches {engines.get('min_batch')}.."
+                             f"{engines.get('max_batch')}; Triton sends any batch from 1 to max_batch {max_batch} "
+                             f"(rebuild with --min-batch 1 --max-batch {max_batch}, or lower --max-batch)")
+
+
+def _graph_file(model: ExportedModel, graph: str, engine: str) -> str:
+    return model.engines["plans"][graph] if engine == "tensorrt" else model.graph_file(graph)
+
+
+def _replace(src: str, dst: str, parent: str) -> None:
+    """Rename src over dst (a folder or file of the repository); an old dst is moved aside, then removed."""
+    if os.path.lexists(dst):
+        old = tempfile.mkdtemp(prefix=".old.", dir=parent)
+        os.replace(dst, os.path.join(old, "entry"))
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+    if os.path.isdir(dst):
+        os.chmod(dst, default_dir_mode())
+
+
+def read_parameter(text: str, graph: str, where: str) -> tuple[GeneratorConfig, np.ndarray, str]:
+    """(config, w_avg, precision) from a model's `stylegan_sdk_model` parameter, checked like model.json."""
+    from .config import check_config_sizes
+    from .exported import check_w_avg
+
+    try:
+        record: Any = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: unreadable {PARAMETER} parameter ({' '.join(str(e).split())[:120]})") from None
+    if not isinstance(record, dict) or record.get("format") != PARAMETER_FORMAT or record.get("graph") != graph:
+        raise ValueError(f"{where}: the {PARAMETER} parameter is not a stylegan-sdk {graph} model's "
+                         f"(format {PARAMETER_FORMAT!r}; re-export with export/to_triton.py)")
+    if record.get("precision") not in PRECISIONS:
+        raise ValueError(f"{where}: {PARAMETER} precision must be one of {PRECISIONS}")
+    try:
+        config = GeneratorConfig.from_dict(record.get("config"))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ValueError(f"{where}: {PARAMETER} config: {e}") from None
+    check_config_sizes(config, where)
+    return config, check_w_avg(where, record.get("w_avg"), config.w_dim), record["precision"]
+
+
+# ----------------------------------------------------------------------------
+# triton://HOST[:PORT]/NAME
+
+
+@dataclass(frozen=True)
+class TritonAddress:
+    target: str        # host:port of Triton's gRPC endpoint
+    name: str          # the model pair NAME_mapping / NAME_synthesis
+    timeout_s: float   # per call
+
+    @property
+    def url(self) -> str:
+        return f"{SCHEME}://{self.target}/{self.name}"
+
+
+def is_triton_url(path: object) -> bool:
+    return isinstance(path, str) and path.startswith(f"{SCHEME}://")
+
+
+def parse_url(url: str) -> TritonAddress:
+    """triton://HOST[:PORT]/NAME[?timeout=SECONDS] -> TritonAddress; ValueError naming `path` otherwise."""
+    bad = f"path: {url!r} is not a Triton address (expected triton://HOST[:PORT]/NAME[?timeout=SECONDS])"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = DEFAULT_PORT if parts.port is None else parts.port
+    except ValueError:
+        raise ValueError(bad) from None
+    if parts.scheme != SCHEME or not 0 < port < 65536 or not parts.hostname or parts.fragment \
+            or parts.username or parts.password:
+        raise ValueError(bad)
+    name = parts.path[1:] if parts.path.startswith("/") else ""
+    if not name:
+        raise ValueError(bad)
+    check_name(name, "path")
+    try:
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        query = {"": []}
+    if set(query) - {"timeout"} or any(len(v) != 1 for v in query.values()):
+        raise ValueError(f"path: {url!r}: the only option is ?timeout=SECONDS")
+    timeout = DEFAULT_TIMEOUT_S
+    if "timeout" in query:
+        try:
+            timeout = float(query["timeout"][0])
+        except ValueError:
+            timeout = float("nan")
+        if not 0 < timeout <= 3600:
+            raise ValueError(f"path: {url!r}: timeout must be a number of seconds in (0, 3600]")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return TritonAddress(f"{host}:{port}", name, timeout)
+
+
+__all__ = ["ENGINES", "PARAMETER", "SCHEME", "TritonAddress", "check_name", "config_pbtxt", "is_triton_url",
+           "model_names", "parse_url", "read_parameter", "write_repository"]
