@@ -20,10 +20,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[torch,export,dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The real Triton Inference Server for tests/test_triton_server.py, in its own environment (.venv-triton):
+# the `tritonserver` binary and its python backend from NVIDIA's nvidia-pytriton wheel (--no-deps: only
+# the server is used), with numpy < 2, which the wheel's python-backend stub needs, and onnxruntime, which
+# the tests' python-backend model runs. The wheel is manylinux_2_35 x86_64; where pip cannot install it,
+# this says so and those tests skip with the reason.
+PYTRITON ?= nvidia-pytriton==0.7.0
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+
+$(TRITON_STAMP):
+	@test -x $(TRITON_VENV)/bin/python || $(PY) -m venv $(TRITON_VENV)
+	@$(TRITON_VENV)/bin/python -m pip install -q --upgrade pip
+	@$(TRITON_VENV)/bin/python -m pip install -q "numpy<2" "onnxruntime>=1.17" \
+		&& $(TRITON_VENV)/bin/python -m pip install -q --no-deps "$(PYTRITON)" \
+		|| echo "make: $(PYTRITON) could not be installed here: the Triton server tests will skip"
+	@touch $(TRITON_STAMP)
+
+install: $(STAMP) $(TRITON_STAMP)
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.
-test: $(STAMP)
+test: $(STAMP) $(TRITON_STAMP)
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -31,7 +48,7 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check stylegan_sdk serving training protos benchmarks export tests
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache out
+	rm -rf $(VENV) $(DEMO_VENV) $(TRITON_VENV) .pytest_cache out
 
 # The main job, on a fresh clone: a torch-free environment (.venv-demo) with the package installed,
 # then serve the bundled emoji model and write pictures through the gRPC client into ./out/.

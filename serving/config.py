@@ -136,13 +136,13 @@ class ServeConfig:
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
     """'NAME=PATH' or 'PATH' (named after the folder / file, without extension)."""
+    if is_triton_url(spec):  # triton://HOST:PORT/NAME[?timeout=S] is served as NAME
+        return parse_url(spec).name, spec
     if "=" in spec and not os.path.exists(spec):
         name, path = spec.split("=", 1)
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"model: bad model name {name!r} (letters, digits, '_', '.', '-')")
         return name, path
-    if is_triton_url(spec):  # triton://HOST:PORT/NAME is served as NAME
-        return parse_url(spec).name, spec
     base = os.path.basename(os.path.normpath(spec))
     name = os.path.splitext(base)[0] if os.path.isfile(spec) else base
     if not NAME_RE.fullmatch(name or ""):

@@ -56,8 +56,7 @@ def resolve_model(source: ModelSource, settings: ServerSettings) -> Generator:
 
 def batch_limit(G: Generator, max_batch: int) -> int:
     """max_batch, clamped to the rows the backend accepts in one call (Backend.batch_range)."""
-    batch_range = G.backend.batch_range
-    return max_batch if batch_range is None else max(1, min(max_batch, int(batch_range[1])))
+    return G.backend.rows_per_call(max_batch)
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -27,6 +27,11 @@ class Generator:
         self.backend = backend
         self.batch_size = batch_size
 
+    @property
+    def _rows_per_call(self) -> int:
+        """batch_size, capped by the most rows the backend takes in one call (Backend.batch_range)."""
+        return self.backend.rows_per_call(self.batch_size)
+
     # -- description ----------------------------------------------------------
     @property
     def config(self) -> GeneratorConfig:
@@ -141,7 +146,7 @@ class Generator:
             ws_keys = self._ws(call.key_z(self.config), call.mapping)
         z_keys = call.key_z(self.config) if call.space == "z" else None
         noise = call.noise(self.config)
-        for _, part in call.batches(self.batch_size):
+        for _, part in call.batches(self._rows_per_call):
             if call.space == "w":
                 frame_ws = call.between(ws_keys, part)
             else:
@@ -150,10 +155,10 @@ class Generator:
                                         call.transform.along(part))
             yield from call.render.convert(x)
 
-    # -- the two networks, in chunks of batch_size rows ---------------------------
+    # -- the two networks, in chunks of batch_size rows (at most batch_range's) ---
     def _ws(self, z: np.ndarray, mapping: calls.Mapping) -> np.ndarray:
         """z [N, z_dim] -> truncated ws [N, num_ws, w_dim]."""
-        step = self.batch_size
+        step = self._rows_per_call
         w = np.concatenate([self.backend.map(z[i: i + step], mapping.rows(slice(i, i + step)).c)
                             for i in range(0, z.shape[0], step)])
         return mapping.to_ws(w, self.config, self.w_avg)
@@ -162,7 +167,7 @@ class Generator:
         """ws [N, num_ws, w_dim] (+ per-row transforms [N, 3, 3] or None) -> float images [N, C, H, W];
         random noise is one draw for all N rows."""
         noise = render.noise(self.config, ws.shape[0])
-        step = self.batch_size
+        step = self._rows_per_call
         return np.concatenate([
             self.backend.synthesize(ws[i: i + step], render.noise_mode,
                                     None if noise is None else [n[i: i + step] for n in noise],

@@ -45,5 +45,9 @@ class Backend(abc.ABC):
         input's transform; None = identity); always None for families without one.
         """
 
+    def rows_per_call(self, wanted: int) -> int:
+        """`wanted` rows per call, capped by batch_range: how Generator and the server's batcher split work."""
+        return wanted if self.batch_range is None else max(1, min(wanted, int(self.batch_range[1])))
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions / device memory."""

@@ -81,11 +81,10 @@ class TritonBackend(Backend):
         """(config, w_avg, precision, max_batch_size) of one model, with its I/O checked against the config."""
         model = self.names[graph]
         where = f"{self.address.url} ({model})"
+        config = self._call(f"{model}: get_model_config", self._client.get_model_config, model).config  # NOT_FOUND
         if not self._call(f"{model}: is_model_ready", self._client.is_model_ready, model):
             raise error_for_status(grpc.StatusCode.UNAVAILABLE, f"model {model!r} is not ready on the server",
                                    self.address.target, "load")
-        response = self._call(f"{model}: get_model_config", self._client.get_model_config, model)
-        config = response.config
         if PARAMETER not in config.parameters:
             raise ValueError(f"{where}: the model has no {PARAMETER} parameter (not written by "
                              f"export/to_triton.py)")
