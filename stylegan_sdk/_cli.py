@@ -5,7 +5,8 @@
         return run_command("prog", lambda: body(args))  # UserError, ValueError, ... -> one line, exit 2
 
 A user error prints `prog: error: <argument>: <problem>` on stderr and exits 2 (EXIT_USAGE), with no
-traceback; Ctrl-C exits 130; a closed stdout (`... | head`) ends quietly.
+traceback; a server that cannot answer (unreachable, too slow, no such model) one line and exit 1
+(EXIT_FAILURE); Ctrl-C exits 130; a closed stdout (`... | head`) ends quietly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 from .fileio import make_folders, remove_empty_folders, why_not_creatable
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -67,10 +69,22 @@ def run_command(prog: str, body: Callable[[], int | None],
         return EXIT_USAGE if quiet else report(prog, str(e))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as e:
+        if not _remote_error(e):
+            raise
+        report(prog, str(e))  # a server that is down, slow, or lacks the model: one line, exit 1
+        return EXIT_FAILURE
     except BrokenPipeError:  # e.g. `stylegan info M | head`: stop writing, exit quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return 0 if code is None else code
+
+
+def _remote_error(e: Exception) -> bool:
+    """A failed call to a server (the client's ClientError: our gRPC server or Triton). Its module is only
+    looked up, never imported: if nothing imported it, nothing raised one."""
+    errors = sys.modules.get("stylegan_sdk.client.errors")
+    return errors is not None and isinstance(e, errors.ClientError)
 
 
 def report(prog: str, message: str) -> int:
@@ -106,5 +120,5 @@ def writing(path: str, flag: str, folder: bool = False) -> Iterator[None]:
         raise
 
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "INSTALL_HINTS", "OneLineParser", "UserError", "check_output",
-           "import_error_message", "report", "run_command", "writing"]
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USAGE", "INSTALL_HINTS", "OneLineParser", "UserError",
+           "check_output", "import_error_message", "report", "run_command", "writing"]

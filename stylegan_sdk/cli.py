@@ -177,7 +177,7 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
         from .backends.registry import BACKEND_CHOICES
         from .config import PRECISIONS
 
-        sp.add_argument("--model", required=True, help="a model file (.safetensors, .pkl, .pt) or an exported folder")
+        sp.add_argument("--model", required=True, help="a model file (.safetensors, .pkl, .pt), an exported folder or triton://HOST:PORT/NAME")
         sp.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                         help="auto: torch for model files, the fastest installed runtime for exported folders")
         sp.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")

@@ -160,3 +160,18 @@ def test_our_grpc_server_in_front_of_triton_and_triton_going_away(tmp_path, trit
 def test_server_log_shows_the_python_backend_models(triton):
     text = Path(triton["log"]).read_text()
     assert "emoji_synthesis" in text and "READY" in text
+
+
+def test_cli_generates_through_triton_and_reports_a_missing_model_in_one_line(triton, tmp_path):
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "stylegan_sdk", "generate", "--seeds", "0-3"]
+    url = f"triton://127.0.0.1:{triton['port']}"
+    r = subprocess.run([*base, "--model", f"{url}/emoji", "--outdir", str(tmp_path / "out")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and len(list((tmp_path / "out").glob("seed*.png"))) == 4, r.stderr
+    r = subprocess.run([*base, "--model", f"{url}/nope", "--outdir", str(tmp_path / "none")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and not (tmp_path / "none").exists()
+    assert len(r.stderr.strip().splitlines()) == 1 and "NOT_FOUND" in r.stderr, r.stderr
