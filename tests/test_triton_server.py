@@ -9,6 +9,7 @@ backends and GPU instance groups (not installable from the package registries).
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -35,6 +36,16 @@ def triton(tmp_path_factory, sg3_dirs):
     write_repository(DEFAULT_EXPORT, work / "exported", name="emoji", max_batch=MAX_BATCH, device="cpu",
                      max_queue_delay_us=20000)
     write_repository(sg3_dirs["sg3r_32_cond"], work / "exported", name="sg3", max_batch=8, device="cpu")
+    # Deployed wrongly: a pair whose halves are different generators, and one without our parameter.
+    for name, mapping, synthesis, keep_parameter in (("mixed", "emoji", "sg3", True),
+                                                     ("bare", "emoji", "emoji", False)):
+        for graph, source in (("mapping", mapping), ("synthesis", synthesis)):
+            folder = work / "exported" / f"{name}_{graph}"
+            shutil.copytree(work / "exported" / f"{source}_{graph}", folder)
+            text = (folder / "config.pbtxt").read_text().replace(f'name: "{source}_{graph}"', f'name: "{name}_{graph}"')
+            if not keep_parameter:
+                text = "\n".join(line for line in text.splitlines() if not line.startswith("parameters")) + "\n"
+            (folder / "config.pbtxt").write_text(text)
     repo = triton_server.python_backend_copy(work / "exported", work / "repo")
     with triton_server.tritonserver(repo, work) as (port, log):
         yield {"port": port, "log": log, "local": {"emoji": sg.load(DEFAULT_EXPORT, backend="onnxruntime"),
@@ -128,6 +139,13 @@ def test_missing_model_and_timeout_are_clear_errors(triton):
     assert isinstance(info.value, TimeoutError)
     with pytest.raises(ValueError, match="precision: the Triton models run in 'fp32'"):
         sg.load(f"triton://127.0.0.1:{triton['port']}/emoji", precision="bf16")
+
+
+def test_wrongly_deployed_pairs_are_refused(triton):
+    with pytest.raises(ValueError, match="mixed_mapping and mixed_synthesis describe different generators"):
+        sg.load(f"triton://127.0.0.1:{triton['port']}/mixed")
+    with pytest.raises(ValueError, match="bare_mapping.*no stylegan_sdk_model parameter.*to_triton.py"):
+        sg.load(f"triton://127.0.0.1:{triton['port']}/bare")
 
 
 def test_our_grpc_server_in_front_of_triton_and_triton_going_away(tmp_path, triton):
