@@ -73,11 +73,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_mix(args: argparse.Namespace) -> None:
-    from .images import grid, save_png
+    from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
     from .latents import parse_int_list, seed_to_z
 
     rows = parse_int_list(args.row_seeds, "row-seeds")
     cols = parse_int_list(args.col_seeds, "col-seeds")
+    if not 0 <= args.upscale <= 64:
+        raise UserError(f"--upscale: must be in 0..64 (0 = auto), got {args.upscale}")
     check_output(args.out, "out")
     G = _load(args)
     layers = args.layers
@@ -93,10 +95,18 @@ def cmd_mix(args: argparse.Namespace) -> None:
     cells: list[np.ndarray | None] = [None, *col_imgs]
     for i in range(len(rows)):
         cells += [row_imgs[i], *mixed[i * len(cols): (i + 1) * len(cols)]]
-    picture = grid(cells, cols=len(cols) + 1)
+    factor = args.upscale or display_factor(G.config.img_resolution)
+    if args.labels:
+        picture = labelled_grid(cells, cols=len(cols) + 1, factor=factor,
+                                title=f"style mixing, psi {args.psi:g}: layers {layers} from the column seeds into "
+                                      f"the row seeds ({scale_caption(factor)})",
+                                col_labels=["row seed", *(f"seed {s}" for s in cols)],
+                                row_labels=["", *(f"seed {s}" for s in rows)])
+    else:
+        picture = upscale(grid(cells, cols=len(cols) + 1), factor)
     with writing(args.out, "out"):
         save_png(picture, args.out)
-    print(f"wrote {args.out} ({len(rows)} rows x {len(cols)} columns, layers {layers})")
+    print(f"wrote {args.out} ({len(rows)} rows x {len(cols)} columns, layers {layers}, {scale_caption(factor)})")
 
 
 # ----------------------------------------------------------------------------
@@ -216,6 +226,11 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     sp.add_argument("--col-seeds", required=True, help="seeds across the top (their listed layers copied in)")
     sp.add_argument("--layers", required=True, help="ws rows taken from the columns, e.g. 0-3 (coarse)")
     sp.add_argument("--out", required=True, help="grid PNG path (missing folders are made)")
+    sp.add_argument("--upscale", type=int, default=0,
+                    help="tile scale for display, nearest neighbour (default 0 = auto: tiles of at least 128 px, "
+                         "4x for 32 px; 1 = actual size)")
+    sp.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True,
+                    help="write the title, seeds and layers on the picture (--no-labels: tiles only)")
     sp.set_defaults(func=cmd_mix)
 
     # Listed for --help only: main() hands a plugin's name and everything after it to the plugin.

@@ -3,10 +3,13 @@
     python -m stylegan_sdk.demo [--out out] [--model default] [--psi 0.7]    (make demo)
 
 Starts `python -m serving` on a free loopback port, waits until its health check says SERVING,
-then writes through `sg.Client`:
-    out/seed_grid.png        seeds 0-31, psi 0.7
-    out/truncation.png       rows: seeds; columns: psi 1.0 -> 0.5
-    out/style_mixing.png     the paper's figure: column seeds' coarse / middle / fine styles into row seeds
+then writes through `sg.Client`, each picture twice: NAME_Kx.png for people (tiles upscaled K times,
+nearest neighbour, so that a tile is at least 128 px: 4x for a 32 px model; with a title, the seeds,
+psi values and mixed layers written on it) and NAME.png (the tiles at the model's size, no text):
+    seed_grid        seeds 0-31, psi 0.7
+    truncation       rows: seeds; columns: psi 1.0 -> 0.5
+    style_mixing     the paper's figure: column seeds' coarse / middle / fine styles into row seeds
+    classes          conditional models only: one row per class (at most 16)
 and stops the server (SIGTERM, graceful). Needs no torch.
 """
 
@@ -20,13 +23,15 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from .images import grid, save_png
+from .images import display_factor, grid, labelled_grid, save_png, scale_caption
 
 LISTENING = re.compile(r"listening on (?P<host>\S+):(?P<port>\d+)")
 PSIS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+MAX_CLASS_ROWS = 16
 
 
 def start_server(model: str, timeout: float) -> tuple[subprocess.Popen, int, list[str]]:
@@ -67,36 +72,89 @@ def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> int:
     return proc.returncode
 
 
-def seed_grid(G, psi: float) -> np.ndarray:
-    return grid(G.generate("0-31", psi=psi, output="uint8"), cols=8, pad=2)
+@dataclass
+class Figure:
+    """One demo picture: its tiles (row by row) and what to write around them."""
+
+    name: str                                  # file stem
+    cells: list[np.ndarray | None]             # uint8 [H, W, C] tiles, None = blank
+    cols: int
+    title: str
+    col_labels: list[str] | None = None
+    row_labels: list[str] | None = None
+    cell_labels: list[str] | None = None
+
+    def raw(self) -> np.ndarray:
+        """The tiles at the model's resolution, 2 px apart, no text."""
+        return grid(self.cells, cols=self.cols, pad=2)
+
+    def display(self, factor: int) -> np.ndarray:
+        """Tiles upscaled `factor` times (nearest neighbour), with the title and labels."""
+        return labelled_grid(self.cells, self.cols, title=f"{self.title} ({scale_caption(factor)})",
+                             col_labels=self.col_labels, row_labels=self.row_labels,
+                             cell_labels=self.cell_labels, factor=factor)
 
 
-def truncation_sweep(G, seeds: list[int]) -> np.ndarray:
-    ws = G.map(_z(G, seeds))
+def seed_grid(G, psi: float, c: int | None = None) -> Figure:
+    seeds = list(range(32))
+    return Figure("seed_grid", list(G.generate(seeds, psi=psi, c=c, output="uint8")), cols=8,
+                  title=f"seeds 0-31, psi {psi:g}{_class(c)}", cell_labels=[f"seed {s}" for s in seeds])
+
+
+def truncation_sweep(G, seeds: list[int], c: int | None = None) -> Figure:
+    ws = G.map(_z(G, seeds), c=c)
     cells = []
     for row in range(len(seeds)):
         for psi in PSIS:
             w = G.w_avg + np.float32(psi) * (ws[row] - G.w_avg)  # same math as G.map(..., psi=psi)
             cells.append(G.synthesize(w, output="uint8"))
-    return grid(cells, cols=len(PSIS), pad=2)
+    return Figure("truncation", cells, cols=len(PSIS),
+                  title=f"truncation: each row one seed, psi from 1 to 0.5{_class(c)}",
+                  col_labels=[f"psi {psi:g}" for psi in PSIS], row_labels=[f"seed {s}" for s in seeds])
 
 
-def style_mixing(G, row_seeds: list[int], col_seeds: list[int], psi: float) -> np.ndarray:
+def style_mixing(G, row_seeds: list[int], col_seeds: list[int], psi: float, c: int | None = None) -> Figure:
     """Top row: column seeds (sources A); left column: row seeds (B); for each band of rows, cells take
     the coarse, then middle, then fine styles from their column's seed, the rest from their row's seed."""
     info = G.info
-    ws = G.map(_z(G, row_seeds + col_seeds), psi=psi)
+    ws = G.map(_z(G, row_seeds + col_seeds), c=c, psi=psi)
     w_rows, w_cols = ws[: len(row_seeds)], ws[len(row_seeds):]
     cells: list[np.ndarray | None] = [None, *G.synthesize(w_cols, output="uint8")]
+    row_labels = [""]
     for group in ("coarse", "middle", "fine"):
         layers = info.layers_in_group(group)
         if not layers:
             continue
-        for w_row in w_rows:
+        what = f"{group} {_layer_span(info, layers)}"
+        for w_row, seed in zip(w_rows, row_seeds):
             cells.append(G.synthesize(w_row, output="uint8"))
             mixed = G.mix(np.repeat(w_row[None], len(col_seeds), 0), w_cols, layers, output="uint8")
             cells.extend(mixed)
-    return grid(cells, cols=len(col_seeds) + 1, pad=2)
+            row_labels.append(f"seed {seed} + {what}")
+    return Figure("style_mixing", cells, cols=len(col_seeds) + 1,
+                  title=f"style mixing, psi {psi:g}{_class(c)}: each row's seed takes the labelled layers from the "
+                        f"column's seed",
+                  col_labels=["row seed", *(f"seed {s}" for s in col_seeds)], row_labels=row_labels)
+
+
+def class_rows(G, classes: int, psi: float, seeds: int = 8) -> Figure:
+    """A conditional model: one row per class (the same seeds in every row)."""
+    cells = []
+    for k in range(classes):
+        cells.extend(G.generate(list(range(seeds)), psi=psi, c=k, output="uint8"))
+    return Figure("classes", cells, cols=seeds, title=f"one row per class, seeds 0-{seeds - 1}, psi {psi:g}",
+                  col_labels=[f"seed {s}" for s in range(seeds)], row_labels=[f"class {k}" for k in range(classes)])
+
+
+def _class(c: int | None) -> str:
+    return "" if c is None else f", class {c}"
+
+
+def _layer_span(info, layers: list[int]) -> str:
+    """'layers 0-3 (4-8 px)' from the model's layer table."""
+    res = {row["index"]: row["resolution"] for row in info.layers}
+    lo, hi = min(layers), max(layers)
+    return f"layers {lo}-{hi} ({res[lo]}-{res[hi]} px)"
 
 
 def _z(G, seeds: list[int]) -> np.ndarray:
@@ -131,15 +189,18 @@ def main(argv: list[str] | None = None) -> int:
             G.wait_until_ready(timeout=args.timeout)
             info = G.info
             print(f"demo: model {info.arch} {info.img_resolution}px, num_ws {info.num_ws}, backend {info.backend}")
-            outputs = {
-                "seed_grid.png": seed_grid(G, args.psi),
-                "truncation.png": truncation_sweep(G, [1, 4, 7, 10, 13, 16]),
-                "style_mixing.png": style_mixing(G, [2, 5, 11, 23], [3, 9, 17, 29, 31], args.psi),
-            }
-            for name, img in outputs.items():
-                path = os.path.join(args.out, name)
-                save_png(img, path)
-                print(f"demo: wrote {path} ({img.shape[1]}x{img.shape[0]})")
+            c = 0 if info.c_dim > 0 else None  # a conditional model: class 0, and one row per class below
+            figures = [seed_grid(G, args.psi, c), truncation_sweep(G, [1, 4, 7, 10, 13, 16], c),
+                       style_mixing(G, [2, 5, 11, 23], [3, 9, 17, 29, 31], args.psi, c)]
+            if info.c_dim > 0:
+                figures.append(class_rows(G, min(info.c_dim, MAX_CLASS_ROWS), args.psi))
+            factor = display_factor(info.img_resolution)
+            for figure in figures:
+                for name, img in ((f"{figure.name}.png", figure.raw()),
+                                  (f"{figure.name}_{factor}x.png", figure.display(factor))):
+                    path = os.path.join(args.out, name)
+                    save_png(img, path)
+                    print(f"demo: wrote {path} ({img.shape[1]}x{img.shape[0]})")
     finally:
         code = stop_server(proc)
     if code != 0:

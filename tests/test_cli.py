@@ -201,7 +201,7 @@ def test_mix_grid(G, model_path, tmp_path, capsys, psi):
     rows, cols, layers = [1, 2, 3], [4, 5], [0, 1, 2, 3]
     out = tmp_path / "grid.png"
     code, stdout, err = run(capsys, "mix", "--model", model_path, "--row-seeds", "1,2,3", "--col-seeds", "4,5",
-                            "--layers", "0-3", "--psi", psi, "--out", out)
+                            "--layers", "0-3", "--psi", psi, "--out", out, "--upscale", "1", "--no-labels")
     assert code == 0, err
     assert os.listdir(tmp_path) == ["grid.png"]
     grid = read_png(out)
@@ -327,7 +327,19 @@ def test_mix_out_in_missing_folders_makes_them(model_path, tmp_path, capsys):
     assert code == 0, err
     assert err == "" and "g.png" in stdout
     assert os.listdir(out.parent) == ["g.png"]
-    assert read_png(out).shape == (2 * RES, 2 * RES, 3)
+    labelled = read_png(out)  # the default: tiles shown 4x (32 px model) with a title and seeds
+    assert labelled.shape[0] > 2 * 4 * RES and labelled.shape[1] > 2 * 4 * RES
+    assert "shown 4x, nearest neighbour" in stdout
+    raw = tmp_path / "raw.png"
+    assert run(capsys, "mix", "--model", model_path, "--row-seeds", "1", "--col-seeds", "2", "--layers", "0",
+               "--out", raw, "--upscale", "1", "--no-labels")[0] == 0
+    tiles = read_png(raw)
+    assert tiles.shape == (2 * RES, 2 * RES, 3)
+    # Somewhere in the labelled picture: the mixed cell, every pixel a 4x4 block.
+    mixed = cell(tiles, 1, 1).repeat(4, axis=0).repeat(4, axis=1)
+    found = [(y, x) for y in range(labelled.shape[0] - 4 * RES + 1) for x in range(labelled.shape[1] - 4 * RES + 1)
+             if labelled[y, x, 0] == mixed[0, 0, 0] and np.array_equal(labelled[y: y + 4 * RES, x: x + 4 * RES], mixed)]
+    assert len(found) == 1
 
 
 @pytest.mark.parametrize("option, value, word", [
@@ -465,7 +477,7 @@ def test_stylegan1_through_the_cli(tmp_path):
                                   G.generate(1, psi=0.7, output="uint8"))
     grid_path = tmp_path / "grid.png"
     assert cli_main(["mix", "--model", str(out), "--row-seeds", "1,2", "--col-seeds", "3,4,5",
-                     "--layers", "0-3", "--out", str(grid_path)]) == 0
+                     "--layers", "0-3", "--out", str(grid_path), "--upscale", "1", "--no-labels"]) == 0
     grid = np.asarray(Image.open(grid_path))
     assert grid.shape == (3 * 32, 4 * 32, 3)
     ws = G.map(sg.seed_to_z([1, 2, 3, 4, 5], G.info.z_dim))
