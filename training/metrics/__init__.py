@@ -8,8 +8,10 @@
     ppl2_wend       the same without the crop (StyleGAN2's PPL)
     pr50k3_full     precision and recall, k = 3: 50k generated against all real (VGG16 fc7)
     pr50k3          ... against at most 50k real
+    ls_z, ls_w      linear separability in Z / W (separability.py; the StyleGAN paper's Section 4.2):
+                    200k samples, an attribute classifier trained on the real images (--classifier)
 
-Counts are free: `fid10k`, `fid500` (500 images), `ppl_wend_1k` (1000 paths), `pr5k3`. The feature
+Counts are free: `fid10k`, `fid500` (500 images), `ppl_wend_1k` (1000 paths), `pr5k3`, `ls_w_20k`. The feature
 networks' weights come from feature_nets.find_weights (--feature-weights, the env variable, the
 cache, a download when online); without them a metric fails with one line naming what to get.
 """
@@ -33,21 +35,24 @@ __all__ = ["MetricError", "MetricSpec", "parse_metric", "check_metrics", "calc_m
 FID_RE = re.compile(r"^fid(\d+)(k?)(_full)?$")
 PPL_RE = re.compile(r"^(ppl2?)_([zw])(full|end)(?:_(\d+)(k?))?$")
 PR_RE = re.compile(r"^pr(\d+?)(k?)3(_full)?$")
+LS_RE = re.compile(r"^ls_([zw])(?:_(\d+)(k?))?$")
+LS_DEFAULT_SAMPLES = 200_000   # the paper's count
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    kind: str                       # "fid" | "ppl" | "pr"
+    kind: str                       # "fid" | "ppl" | "pr" | "ls"
     num_gen: int                    # generated images (fid, pr) or paths (ppl)
     max_real: int | None = None     # real images used (None = all)
-    space: str = "w"                # ppl: "z" | "w"
+    space: str = "w"                # ppl, ls: "z" | "w"
     sampling: str = "end"           # ppl: "full" | "end"
     crop: bool = False              # ppl: the paper's face crop
 
     @property
-    def weights(self) -> str:
-        return "inception" if self.kind == "fid" else "vgg16"
+    def weights(self) -> str | None:
+        """The feature network it needs (ls: none; its classifier comes from --classifier)."""
+        return {"fid": "inception", "ls": None}.get(self.kind, "vgg16")
 
 
 def parse_metric(name: str) -> MetricSpec:
@@ -60,15 +65,28 @@ def parse_metric(name: str) -> MetricSpec:
     if m := PR_RE.match(name):
         n = int(m.group(1)) * (1000 if m.group(2) else 1)
         return MetricSpec(name, "pr", n, None if m.group(3) else n)
+    if m := LS_RE.match(name):
+        n = LS_DEFAULT_SAMPLES if m.group(2) is None else int(m.group(2)) * (1000 if m.group(3) else 1)
+        if n < 2:
+            raise MetricError(f"metrics: {name} needs at least 2 samples")
+        return MetricSpec(name, "ls", n, space=m.group(1))
     raise MetricError(f"metrics: unknown metric {name!r} (e.g. fid50k_full, fid50k, ppl_wend, ppl_zfull, "
-                      f"ppl2_wend, pr50k3_full; counts are free: fid10k, fid500, ppl_wend_1k)")
+                      f"ppl2_wend, pr50k3_full, ls_z, ls_w; counts are free: fid10k, fid500, ppl_wend_1k, ls_w_20k)")
 
 
-def check_metrics(names: list[str], feature_weights: str | None, download: bool = True) -> list[MetricSpec]:
+def check_metrics(names: list[str], feature_weights: str | None, download: bool = True,
+                  classifier: str | None = None) -> list[MetricSpec]:
     """Parse every name and make sure the weights it needs are at hand (before hours of training)."""
     specs = [parse_metric(n) for n in names]
-    for kind in sorted({s.weights for s in specs}):
+    for kind in sorted({s.weights for s in specs} - {None}):
         find_weights(kind, feature_weights, download)
+    if any(s.kind == "ls" for s in specs):
+        from .separability import load_classifier
+
+        if classifier is None:
+            raise MetricError("classifier: ls_z / ls_w need the attribute classifier (--classifier DIR; train one "
+                              "with python -m training.metrics.separability train)")
+        load_classifier(classifier)
     return specs
 
 
@@ -123,6 +141,7 @@ def calc_metric(
     batch: int = 32,                        # images per forward pass
     seed: int = 0,                          # latents and noise of the generated images
     download: bool = True,                  # fetch missing weights when online
+    classifier: str | None = None,          # ls: folder of the attribute classifier (separability.py)
 ) -> dict[str, Any]:
     """{"metric": name, "results": {key: value}, "total_time": seconds}."""
     from .fid import FeatureStats, dataset_features, fid_from_features
@@ -157,6 +176,14 @@ def calc_metric(
         p, r = precision_recall(torch.from_numpy(real.features()).to(device),
                                 torch.from_numpy(fake.features()).to(device))
         results = {f"{name}_precision": p, f"{name}_recall": r}
+    elif spec.kind == "ls":
+        from .separability import compute_separability, load_classifier
+
+        if classifier is None:
+            raise MetricError(f"classifier: {name} needs the attribute classifier (--classifier DIR)")
+        net, info = load_classifier(classifier)
+        out = compute_separability(G, net.to(device), info, spec.num_gen, spec.space, batch=batch, seed=seed)
+        results = {name: out["score"], f"{name}_entropies": out["entropies"]}
     else:
         net = load_vgg16(feature_weights, device, download)
         results = {name: compute_ppl(G, net.lpips_embedding, sample_c, spec.num_gen, epsilon=1e-4,

@@ -35,7 +35,7 @@ from . import MetricError, calc_metric, check_metrics
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m training.metrics",
-                      description="Evaluate FID / PPL / precision-recall of a model.")
+                      description="Evaluate FID / PPL / precision-recall / linear separability of a model.")
     p.add_argument("--model", required=True, help="checkpoint (.safetensors), official .pkl or rosinality .pt")
     p.add_argument("--data", default=None, help="folder or zip of real images (FID, PR; labels for conditional models)")
     p.add_argument("--metrics", default="fid50k_full", help="comma-separated metric names")
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", default="white", help="colour under transparent pixels of the data")
     p.add_argument("--key", default="G_ema", help="network in an official snapshot (G_ema, G)")
     p.add_argument("--out", default=None, help="append the results to this JSONL file")
+    p.add_argument("--classifier", default=None,
+                   help="ls_z / ls_w: folder of the attribute classifier (python -m training.metrics.separability)")
     return p
 
 
@@ -73,7 +75,7 @@ def evaluate(args: argparse.Namespace) -> None:
         raise MetricError(f"device: not a device name: {args.device!r}") from None
     if args.out is not None:
         check_output(args.out, "out")
-    check_metrics(names, args.feature_weights, download=not args.no_download)
+    check_metrics(names, args.feature_weights, download=not args.no_download, classifier=args.classifier)
     ckpt = read_model(args.model, key=args.key)
     G = build_with_weights(ckpt.config, ckpt.tensors, args.model)
     dataset = None
@@ -83,7 +85,8 @@ def evaluate(args: argparse.Namespace) -> None:
                                use_labels=cfg.c_dim > 0, background=args.background)
     for name in names:
         result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
-                             batch=args.batch, seed=args.seed, download=not args.no_download)
+                             batch=args.batch, seed=args.seed, download=not args.no_download,
+                             classifier=args.classifier)
         result["model"] = args.model
         print(json.dumps(result), flush=True)
         if args.out is not None:

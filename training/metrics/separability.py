@@ -1,0 +1,348 @@
+"""Linear separability (Karras et al. 2019, "A Style-Based Generator Architecture for GANs", Section 4.2).
+
+The question: are the factors of variation of the images laid out linearly in a latent space? For each
+binary attribute (here: "is in emoji category K", one per category, and "has a skin tone"):
+
+    1. an attribute classifier trained on real images labels N generated images (sigmoid output p);
+    2. keep the half of them the classifier is most sure about (largest |p - 1/2|);
+    3. fit a linear SVM that predicts the label Y from the latent X the image came from (z, or w = the
+       mapping's output without truncation) and take the side of its hyperplane as X';
+    4. H(Y | X') in nats: how much is still unknown about the label once the side is known.
+
+The score is exp(sum over attributes of H(Y | X')): 1 when every attribute is linearly separable,
+2^attributes (in the nats' exp) when the sides say nothing. Lower is more separable. The paper finds W far
+more separable than Z (its Table 3: 165.7 in Z vs 3.79 in W for the style-based generator on FFHQ).
+
+The classifier is a small CNN trained here on the real images and their labels (`train_classifier`), saved
+as safetensors + a JSON sidecar with the attribute names and its held-out accuracy; no pickles.
+
+    python -m training.metrics.separability train --data emoji64.zip --labels emoji64_labels.json \\
+        --resolution 32 --out attribute_classifier
+    python -m training.metrics --model emoji.safetensors --metrics ls_z_20k,ls_w_20k --classifier attribute_classifier
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .feature_nets import MetricError
+
+WEIGHTS_FILE = "classifier.safetensors"
+INFO_FILE = "classifier.json"
+FORMAT = "stylegan-sdk.attribute-classifier/1"
+
+
+# ----------------------------------------------------------------------------
+# The measure (pure, NumPy)
+
+
+def conditional_entropy(labels: np.ndarray, sides: np.ndarray) -> float:
+    """H(Y | X) in nats of two binary arrays [N]: sum over x of p(x) * H(Y | X = x)."""
+    labels, sides = np.asarray(labels, bool), np.asarray(sides, bool)
+    if labels.shape != sides.shape or labels.ndim != 1 or labels.size == 0:
+        raise ValueError(f"labels, sides: need two equal 1-D arrays, got {labels.shape} and {sides.shape}")
+    total = 0.0
+    for side in (False, True):
+        members = labels[sides == side]
+        if members.size == 0:
+            continue
+        p = members.mean()
+        h = -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+        total += members.size / labels.size * h
+    return float(total)
+
+
+def most_confident_half(confidence: np.ndarray) -> np.ndarray:
+    """Indices of the half of the samples with the largest confidence (ties: the earlier sample)."""
+    confidence = np.asarray(confidence, np.float64)
+    order = np.argsort(-confidence, kind="stable")
+    return np.sort(order[: max(1, len(order) // 2)])
+
+
+def fit_linear_svm(x: np.ndarray, y: np.ndarray, c: float = 1.0, steps: int = 200) -> tuple[np.ndarray, float]:
+    """A linear SVM (L2-regularised squared hinge loss, C = c) on standardised features, by L-BFGS in float64;
+    returns (weight [D], bias) in the original feature space. Deterministic."""
+    x64 = torch.from_numpy(np.asarray(x, np.float64))
+    t = torch.from_numpy(np.where(np.asarray(y, bool), 1.0, -1.0))
+    mean, std = x64.mean(0), x64.std(0).clamp_min(1e-12)
+    xs = (x64 - mean) / std
+    w = torch.zeros(x64.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=steps, tolerance_grad=1e-10, tolerance_change=1e-12,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        margin = (1 - t * (xs @ w + b)).clamp_min(0)
+        loss = 0.5 * (w @ w) + c * (margin**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        weight = w / std
+        bias = b - (weight * mean).sum()
+    return weight.numpy(), float(bias)
+
+
+def linear_separability(latents: np.ndarray, labels: np.ndarray, confidence: np.ndarray) -> float:
+    """H(Y | side of a linear SVM's hyperplane), on the most confidently labelled half of the samples."""
+    keep = most_confident_half(confidence)
+    x, y = np.asarray(latents, np.float64)[keep], np.asarray(labels, bool)[keep]
+    if y.all() or not y.any():
+        return 0.0  # one class only: the label is known without the latent
+    weight, bias = fit_linear_svm(x, y)
+    return conditional_entropy(y, x @ weight + bias > 0)
+
+
+def separability_score(entropies: Sequence[float]) -> float:
+    """exp(sum of the attributes' conditional entropies)."""
+    return float(math.exp(sum(entropies)))
+
+
+# ----------------------------------------------------------------------------
+# The attribute classifier
+
+
+class AttributeClassifier(torch.nn.Module):
+    """uint8-valued images [N, C, R, R] -> one logit per attribute [N, A]: three conv stages, global average."""
+
+    def __init__(
+        self,
+        num_attributes: int,     # outputs (independent sigmoids)
+        channels: int = 3,       # image channels
+        width: int = 32,         # channels of the first stage (doubled per stage)
+    ) -> None:
+        super().__init__()
+        layers: list[torch.nn.Module] = []
+        cin = channels
+        for k in range(3):
+            cout = width << k
+            layers += [torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.LeakyReLU(0.2),
+                       torch.nn.Conv2d(cout, cout, 3, padding=1), torch.nn.LeakyReLU(0.2), torch.nn.AvgPool2d(2)]
+            cin = cout
+        self.features = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Linear(cin, num_attributes)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.features(img.float() / 127.5 - 1)          # [N, 4w, R/8, R/8]
+        return self.head(x.mean(dim=(2, 3)))                 # [N, A]
+
+
+@dataclass
+class ClassifierInfo:
+    format: str
+    attributes: list[str]            # attribute names, in output order
+    resolution: int
+    channels: int
+    width: int
+    accuracy: dict[str, float]       # held-out accuracy per attribute
+    balanced_accuracy: dict[str, float]  # held-out mean of the true-positive and true-negative rates
+    base_rate: dict[str, float]      # held-out share of positives per attribute (what always-majority scores)
+    training: dict                   # settings of the run
+
+
+def attribute_table(labels_file: str, names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """(attribute names, bool [N, A]) for image `names` from an emoji64_labels.json-style file: one attribute
+    per category ("category: K") and "has a skin tone"."""
+    from ..dataset_tool import read_labels_file
+
+    category, categories = read_labels_file(labels_file, "category")
+    tone, tones = read_labels_file(labels_file, "skin_tone")
+    missing = [n for n in names if n not in category]
+    if missing:
+        raise MetricError(f"labels: {labels_file!r} has no record for {len(missing)} image(s), e.g. {missing[0]!r}")
+    none = tones.index("none") if tones and "none" in tones else -1
+    table = np.zeros([len(names), len(categories) + 1], bool)
+    for i, name in enumerate(names):
+        table[i, category[name]] = True
+        table[i, -1] = tone[name] != none
+    return [f"category: {c}" for c in categories] + ["has a skin tone"], table
+
+
+def train_classifier(
+    images: np.ndarray,              # uint8 [N, C, R, R]
+    targets: np.ndarray,             # bool [N, A]
+    attributes: Sequence[str],       # A names
+    epochs: int = 12,
+    batch: int = 64,
+    lr: float = 2e-3,
+    holdout: float = 0.15,           # share of images kept out of training to measure accuracy
+    seed: int = 0,
+    xflip: bool = True,              # mirrored copies as augmentation
+    log=print,
+) -> tuple[AttributeClassifier, ClassifierInfo]:
+    """Train the CNN with a per-attribute binary cross-entropy; deterministic for a seed."""
+    if images.ndim != 4 or images.dtype != np.uint8 or targets.shape != (len(images), len(attributes)):
+        raise ValueError(f"images, targets: expected uint8 [N, C, R, R] and bool [N, {len(attributes)}], "
+                         f"got {images.dtype} {images.shape} and {targets.shape}")
+    torch.manual_seed(seed)
+    rng = np.random.RandomState(seed)
+    order = rng.permutation(len(images))
+    n_test = max(1, int(round(holdout * len(images))))
+    test, train = order[:n_test], order[n_test:]
+    net = AttributeClassifier(len(attributes), images.shape[1])
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    x_all = torch.from_numpy(images)
+    y_all = torch.from_numpy(targets.astype(np.float32))
+    for epoch in range(epochs):
+        net.train()
+        perm = torch.from_numpy(rng.permutation(train))
+        total = 0.0
+        for start in range(0, len(perm), batch):
+            idx = perm[start: start + batch]
+            x, y = x_all[idx], y_all[idx]
+            if xflip:
+                x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
+            logits = net(x)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)  # unweighted: calibrated p
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        log(f"classifier epoch {epoch + 1}/{epochs}: loss {total / len(train):.4f}")
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(x_all[test][s: s + 256]) for s in range(0, n_test, 256)]) > 0
+    truth = y_all[test] > 0.5
+    accuracy = {a: float((pred[:, k] == truth[:, k]).float().mean()) for k, a in enumerate(attributes)}
+    balanced = {a: balanced_accuracy(pred[:, k].numpy(), truth[:, k].numpy()) for k, a in enumerate(attributes)}
+    base = {a: float(truth[:, k].float().mean()) for k, a in enumerate(attributes)}
+    info = ClassifierInfo(FORMAT, list(attributes), images.shape[2], images.shape[1], 32, accuracy, balanced, base,
+                          {"images": len(train), "held_out": n_test, "epochs": epochs, "batch": batch, "lr": lr,
+                           "seed": seed, "xflip": xflip})
+    return net, info
+
+
+def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the true-positive and true-negative rates (0.5 for a constant guess); NaN-free."""
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    rates = [float((pred[truth == v] == v).mean()) for v in (True, False) if (truth == v).any()]
+    return float(np.mean(rates))
+
+
+def save_classifier(net: AttributeClassifier, info: ClassifierInfo, folder: str) -> None:
+    from safetensors.torch import save_file
+
+    from stylegan_sdk.fileio import atomic_path, atomic_write_bytes
+
+    os.makedirs(folder, exist_ok=True)
+    with atomic_path(os.path.join(folder, WEIGHTS_FILE)) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    atomic_write_bytes(os.path.join(folder, INFO_FILE), json.dumps(asdict(info), indent=1).encode())
+
+
+def load_classifier(folder: str) -> tuple[AttributeClassifier, ClassifierInfo]:
+    """The classifier in `folder` (safetensors + JSON; never a pickle). MetricError naming what is wrong."""
+    from safetensors.torch import load_file
+
+    info_path, weights_path = os.path.join(folder, INFO_FILE), os.path.join(folder, WEIGHTS_FILE)
+    if not (os.path.isfile(info_path) and os.path.isfile(weights_path)):
+        raise MetricError(f"classifier: no {INFO_FILE} + {WEIGHTS_FILE} in {folder!r}; train one with "
+                          f"python -m training.metrics.separability train --data ... --labels ... --out {folder}")
+    try:
+        with open(info_path, encoding="utf-8") as f:
+            info = ClassifierInfo(**json.load(f))
+    except (OSError, ValueError, TypeError) as e:
+        raise MetricError(f"classifier: unreadable {info_path!r} ({e})") from None
+    if info.format != FORMAT:
+        raise MetricError(f"classifier: {info_path!r} is not a {FORMAT} file")
+    net = AttributeClassifier(len(info.attributes), info.channels, info.width)
+    try:
+        net.load_state_dict(load_file(weights_path))
+    except (RuntimeError, OSError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MetricError(f"classifier: {weights_path!r} does not fit {info_path!r} ({reason})") from None
+    return net.eval(), info
+
+
+# ----------------------------------------------------------------------------
+# The metric on a generator
+
+
+@torch.no_grad()
+def compute_separability(
+    G: torch.nn.Module,              # generator module (mapping + synthesis), unconditional
+    classifier: AttributeClassifier,
+    info: ClassifierInfo,
+    num_samples: int,
+    space: str,                      # "z" | "w"
+    batch: int = 64,
+    seed: int = 0,
+) -> dict:
+    """{"score": exp(sum H), "entropies": {attribute: H in nats}, "samples": N}; the same samples for a seed
+    whatever the space, so ls_z and ls_w of one run see the same images."""
+    if space not in ("z", "w"):
+        raise ValueError(f"space: must be 'z' or 'w', got {space!r}")
+    if G.mapping.c_dim:
+        raise MetricError("metrics: linear separability is defined here for unconditional generators")
+    if G.cfg.img_resolution != info.resolution or G.cfg.img_channels != info.channels:
+        raise MetricError(f"classifier: trained on {info.resolution} px x{info.channels}, the model makes "
+                          f"{G.cfg.img_resolution} px x{G.cfg.img_channels}")
+    gen = torch.Generator().manual_seed(seed)
+    latents, probs = [], []
+    for start in range(0, num_samples, batch):
+        b = min(batch, num_samples - start)
+        z = torch.randn([b, G.mapping.z_dim], generator=gen)
+        w = G.mapping(z, None)
+        ws = w.unsqueeze(1).repeat([1, G.num_ws, 1])
+        img = (G.synthesis(ws, noise_mode="const") * 127.5 + 128).clamp(0, 255)
+        probs.append(torch.sigmoid(classifier(img)).numpy())
+        latents.append((z if space == "z" else w).numpy())
+    x, p = np.concatenate(latents), np.concatenate(probs)
+    entropies = {a: linear_separability(x, p[:, k] > 0.5, np.abs(p[:, k] - 0.5))
+                 for k, a in enumerate(info.attributes)}
+    return {"score": separability_score(list(entropies.values())), "entropies": entropies, "samples": num_samples}
+
+
+# ----------------------------------------------------------------------------
+# python -m training.metrics.separability train ...
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from stylegan_sdk._cli import OneLineParser, run_command
+
+    p = OneLineParser(prog="python -m training.metrics.separability",
+                      description="Train the attribute classifier of the linear separability metric.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train on real images and their labels")
+    t.add_argument("--data", required=True, help="zip or folder of the real images (e.g. emoji64.zip)")
+    t.add_argument("--labels", required=True, help="per-image records (emoji64_labels.json: category, skin_tone)")
+    t.add_argument("--resolution", type=int, required=True, help="the generators' resolution")
+    t.add_argument("--out", required=True, help="folder for classifier.safetensors + classifier.json")
+    t.add_argument("--epochs", type=int, default=12, help="passes over the training images (default 12)")
+    t.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    return run_command("training.metrics.separability", lambda: _train(args), user_errors=(MetricError,))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from ..dataset import ImageDataset
+
+    if args.epochs < 1:
+        raise MetricError(f"epochs: must be >= 1, got {args.epochs}")
+    if not os.path.isfile(args.labels):
+        raise MetricError(f"labels: no such file {args.labels!r}")
+    t0 = time.time()
+    data = ImageDataset(args.data, resolution=args.resolution, use_labels=False, preload=True)
+    attributes, table = attribute_table(args.labels, data.names)
+    images = np.stack([data.get_image(i) for i in range(data.num_images)])
+    net, info = train_classifier(images, table, attributes, epochs=args.epochs, seed=args.seed)
+    save_classifier(net, info, args.out)
+    print(json.dumps({"out": args.out, "accuracy": info.accuracy, "balanced_accuracy": info.balanced_accuracy,
+                      "base_rate": info.base_rate,
+                      "seconds": round(time.time() - t0, 1)}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
