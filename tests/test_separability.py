@@ -76,13 +76,16 @@ def _toy_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.RandomState(seed)
     bright, red = rng.rand(n) < 0.5, rng.rand(n) < 0.5
     img = rng.randint(0, 60, [n, 3, 8, 8]) + np.where(bright, 150, 0)[:, None, None, None]
-    img[:, 0] += np.where(red, 40, 0)[:, None, None]
+    img[:, 0] += np.where(red, 90, 0)[:, None, None]
     return np.clip(img, 0, 255).astype(np.uint8), np.stack([bright, red], 1)
 
 
 def test_classifier_learns_easy_attributes_and_round_trips(tmp_path):
     images, targets = _toy_images(600)
-    net, info = train_classifier(images, targets, ["bright", "red"], epochs=4, batch=32, lr=3e-3, log=lambda _: None)
+    groups = np.arange(600) // 2  # pairs held out together
+    net, info = train_classifier(images, targets, ["bright", "red"], groups, width=16, epochs=6, batch=32, lr=3e-3,
+                                 log=lambda _: None)
+    assert info.training["held_out"] % 2 == 0 and info.width == 16
     assert info.accuracy["bright"] > 0.95 and info.accuracy["red"] > 0.85
     assert info.balanced_accuracy["bright"] > 0.95
     save_classifier(net, info, str(tmp_path / "clf"))
@@ -98,12 +101,14 @@ def test_classifier_learns_easy_attributes_and_round_trips(tmp_path):
 
 def test_attribute_table_from_emoji_style_records(tmp_path):
     labels = {"categories": ["A", "B"], "labels": {
-        "x/1.png": {"category": "A", "skin_tone": None}, "x/2.png": {"category": "B", "skin_tone": "1F3FB"},
-        "x/3.png": {"category": "B", "skin_tone": None}}}
+        "x/1.png": {"category": "A", "skin_tone": None, "name": "one"},
+        "x/2.png": {"category": "B", "skin_tone": "1F3FB", "name": "two"},
+        "x/3.png": {"category": "B", "skin_tone": None, "name": "one"}}}
     path = tmp_path / "labels.json"
     path.write_text(json.dumps(labels))
-    names, table = attribute_table(str(path), ["x/1.png", "x/2.png", "x/3.png"])
+    names, table, groups = attribute_table(str(path), ["x/1.png", "x/2.png", "x/3.png"])
     assert names == ["category: A", "category: B", "has a skin tone"]
+    assert len(set(groups.tolist())) == 2 and groups[0] == groups[2]  # same emoji name: one group
     np.testing.assert_array_equal(table, [[1, 0, 0], [0, 1, 1], [0, 1, 0]])
     with pytest.raises(MetricError, match="no record"):
         attribute_table(str(path), ["x/4.png"])
