@@ -154,6 +154,11 @@ def test_separability_end_to_end_known_answers():
         assert out["samples"] == 4000
     with pytest.raises(ValueError, match="space"):
         compute_separability(G, _ThresholdClassifier(), info, 10, "x")
+    # An attribute the classifier cannot tell apart on real images is left out of the score, and said so.
+    info.balanced_accuracy = {"bright": 0.9, "far": 0.6}
+    out = compute_separability(G, _ThresholdClassifier(), info, 1000, "w", batch=1000)
+    assert list(out["entropies"]) == ["bright"] and out["left_out"] == ["far"]
+    assert 0.3 < out["positive_share"]["bright"] < 0.7
 
 
 def test_metric_names_and_missing_classifier():
@@ -164,3 +169,14 @@ def test_metric_names_and_missing_classifier():
         parse_metric("ls_q")
     with pytest.raises(MetricError, match="classifier"):
         calc_metric("ls_w_10", _LinearG())
+
+
+def test_the_bundled_models_classifier_loads():
+    from stylegan_sdk.loading import DEFAULT_DIR
+
+    net, info = load_classifier(f"{DEFAULT_DIR}/attribute_classifier")
+    assert info.resolution == 32 and info.channels == 3 and len(info.attributes) == 11
+    assert info.attributes[-1] == "has a skin tone" and info.training["held_out"] > 1000
+    assert all(0.5 <= v <= 1 for v in info.balanced_accuracy.values())
+    with torch.no_grad():
+        assert net(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 11)

@@ -183,7 +183,8 @@ def calc_metric(
             raise MetricError(f"classifier: {name} needs the attribute classifier (--classifier DIR)")
         net, info = load_classifier(classifier)
         out = compute_separability(G, net.to(device), info, spec.num_gen, spec.space, batch=batch, seed=seed)
-        results = {name: out["score"], f"{name}_entropies": out["entropies"]}
+        results = {name: out["score"], f"{name}_entropies": out["entropies"],
+                   f"{name}_positive_share": out["positive_share"], f"{name}_left_out": out["left_out"]}
     else:
         net = load_vgg16(feature_weights, device, download)
         results = {name: compute_ppl(G, net.lpips_embedding, sample_c, spec.num_gen, epsilon=1e-4,

@@ -43,6 +43,9 @@ import torch
 
 from .feature_nets import MetricError
 
+# Attributes the classifier cannot tell apart on held-out real images (balanced accuracy below this) are left
+# out of the score: they would measure the classifier, not the generator. The result lists what was used.
+MIN_BALANCED_ACCURACY = 0.75
 WEIGHTS_FILE = "classifier.safetensors"
 INFO_FILE = "classifier.json"
 FORMAT = "stylegan-sdk.attribute-classifier/1"
@@ -209,6 +212,8 @@ def train_classifier(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     x_all = torch.from_numpy(images)
     y_all = torch.from_numpy(targets.astype(np.float32))
+    pos = y_all[train].mean(0).clamp(1e-3, 1 - 1e-3)
+    pos_weight = ((1 - pos) / pos).sqrt().clamp(1, 10)   # rare attributes: positives count sqrt(neg/pos) times
     for epoch in range(epochs):
         net.train()
         perm = torch.from_numpy(rng.permutation(train))
@@ -219,7 +224,7 @@ def train_classifier(
             if xflip:
                 x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
             logits = net(x)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)  # unweighted: calibrated p
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -294,8 +299,9 @@ def compute_separability(
     batch: int = 64,
     seed: int = 0,
 ) -> dict:
-    """{"score": exp(sum H), "entropies": {attribute: H in nats}, "samples": N}; the same samples for a seed
-    whatever the space, so ls_z and ls_w of one run see the same images."""
+    """{"score": exp(sum H), "entropies": {attribute: H in nats}, "positive_share": {attribute: share of samples
+    labelled positive}, "samples": N, "left_out": attributes below MIN_BALANCED_ACCURACY}; the same samples for
+    a seed whatever the space, so ls_z and ls_w of one run see the same images."""
     if space not in ("z", "w"):
         raise ValueError(f"space: must be 'z' or 'w', got {space!r}")
     if G.mapping.c_dim:
@@ -315,9 +321,13 @@ def compute_separability(
         probs.append(torch.sigmoid(classifier(img)).numpy())
         latents.append((z if space == "z" else w).numpy())
     x, p = np.concatenate(latents), np.concatenate(probs)
-    entropies = {a: linear_separability(x, p[:, k] > 0.5, np.abs(p[:, k] - 0.5))
-                 for k, a in enumerate(info.attributes)}
-    return {"score": separability_score(list(entropies.values())), "entropies": entropies, "samples": num_samples}
+    used = [k for k, a in enumerate(info.attributes)
+            if info.balanced_accuracy.get(a, 1.0) >= MIN_BALANCED_ACCURACY]
+    entropies = {info.attributes[k]: linear_separability(x, p[:, k] > 0.5, np.abs(p[:, k] - 0.5)) for k in used}
+    positives = {info.attributes[k]: float((p[:, k] > 0.5).mean()) for k in used}
+    return {"score": separability_score(list(entropies.values())), "entropies": entropies,
+            "positive_share": positives, "samples": num_samples,
+            "left_out": [a for k, a in enumerate(info.attributes) if k not in used]}
 
 
 # ----------------------------------------------------------------------------
