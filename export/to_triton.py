@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stylegan_sdk._cli import OneLineParser, UserError, check_output, run_command
+from stylegan_sdk._cli import OneLineParser, UserError, check_output, flag_names, run_command
 from stylegan_sdk.fileio import made_parents
 from stylegan_sdk.triton_repo import ENGINES, INSTANCE_KINDS, check_repository_args, write_repository
 
@@ -43,7 +43,8 @@ def export(args: argparse.Namespace) -> None:
         check_repository_args(args.name, args.max_batch, args.instances, args.engine, args.device,
                               args.max_queue_delay_us)
     except ValueError as e:
-        raise UserError("--" + str(e).replace("_", "-", str(e).split(":")[0].count("_"))) from None
+        raise UserError(flag_names(str(e), ("name", "max_batch", "instances", "engine", "device",
+                                            "max_queue_delay_us"))) from None
     check_output(args.out, "out", folder=True)
     with made_parents(args.out):
         folders = write_repository(args.model, args.out, name=args.name, max_batch=args.max_batch,

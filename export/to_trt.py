@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from stylegan_sdk._cli import OneLineParser, UserError, check_output, report, run_command
+from stylegan_sdk._cli import OneLineParser, UserError, check_output, flag_names, report, run_command
 from stylegan_sdk.fileio import made_parents
 
 
@@ -43,7 +43,7 @@ def build(args: argparse.Namespace) -> int:
                                     opt_batch=args.opt_batch, max_batch=args.max_batch,
                                     workspace_gb=args.workspace_gb)
     except (ValueError, FileNotFoundError, NoGPUError) as e:
-        raise UserError(_flag_names(str(e))) from None
+        raise UserError(flag_names(str(e), ("min_batch", "opt_batch", "max_batch", "workspace_gb"))) from None
     except RuntimeError as e:  # TensorRT failed to build (its own messages are above)
         report("to_trt.py", str(e))
         return 1
@@ -56,14 +56,6 @@ def build(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command("to_trt.py", lambda: build(args))
-
-
-def _flag_names(message: str) -> str:
-    """'opt_batch: must be >= min_batch' -> '--opt-batch: must be >= --min-batch': the flags the user typed."""
-    if message.split(":", 1)[0] in ("min_batch", "opt_batch", "max_batch", "workspace_gb"):
-        for name in ("min_batch", "opt_batch", "max_batch", "workspace_gb"):
-            message = message.replace(name, "--" + name.replace("_", "-"))
-    return message
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 
@@ -80,6 +81,18 @@ def run_command(prog: str, body: Callable[[], int | None],
     return 0 if code is None else code
 
 
+def flag_names(message: str, fields: tuple[str, ...]) -> str:
+    """'opt_batch: must be >= min_batch' -> '--opt-batch: must be >= --min-batch' when the message is about one
+    of `fields` (a library argument's ValueError, reported with the flags the user typed)."""
+    head, sep, rest = message.partition(":")
+    if not sep or head not in fields:
+        return message
+    for name in fields:  # other fields named in the text: only the unmistakable ones (with an underscore)
+        if "_" in name:
+            rest = re.sub(rf"(?<![-\w]){name}(?!\w)", "--" + name.replace("_", "-"), rest)
+    return "--" + head.replace("_", "-") + ":" + rest
+
+
 def _remote_error(e: Exception) -> bool:
     """A failed call to a server (the client's ClientError: our gRPC server or Triton). Its module is only
     looked up, never imported: if nothing imported it, nothing raised one."""
@@ -121,4 +134,4 @@ def writing(path: str, flag: str, folder: bool = False) -> Iterator[None]:
 
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USAGE", "INSTALL_HINTS", "OneLineParser", "UserError",
-           "check_output", "import_error_message", "report", "run_command", "writing"]
+           "check_output", "flag_names", "import_error_message", "report", "run_command", "writing"]

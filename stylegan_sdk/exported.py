@@ -392,6 +392,18 @@ def _read_manifest(folder: str) -> dict[str, Any]:
     return manifest
 
 
+def check_config_record(path: str, raw: object) -> GeneratorConfig:
+    """A recorded config (model.json's, a Triton model's parameter): a GeneratorConfig within the SDK's limits."""
+    try:
+        config = GeneratorConfig.from_dict(raw)
+    except ValueError as e:  # "config.<field>: why"
+        raise ValueError(f"{path}: {e}") from None
+    except (TypeError, OverflowError) as e:  # from_dict converts its lists with int()
+        raise ValueError(f"{path}: config: {e}") from None
+    check_config_sizes(config, path)
+    return config
+
+
 def check_w_avg(path: str, raw: object, w_dim: int) -> np.ndarray:
     """model.json w_avg: exactly w_dim finite numbers."""
     error = ValueError(f"{path}: w_avg must be {w_dim} finite numbers")
@@ -419,13 +431,7 @@ def read_exported(folder: str | os.PathLike, verify_hashes: bool = True) -> Expo
     folder = os.fspath(folder)
     path = os.path.join(folder, MANIFEST)
     manifest = _read_manifest(folder)
-    try:
-        config = GeneratorConfig.from_dict(manifest.get("config"))
-    except ValueError as e:  # "config.<field>: why"
-        raise ValueError(f"{path}: {e}") from None
-    except (TypeError, OverflowError) as e:  # from_dict converts its lists with int()
-        raise ValueError(f"{path}: config: {e}") from None
-    check_config_sizes(config, path)
+    config = check_config_record(path, manifest.get("config"))
     w_avg = check_w_avg(path, manifest.get("w_avg"), config.w_dim)
     files = _listed_files(folder, manifest)
     _check_used_files(folder, manifest, files)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -81,6 +82,25 @@ def _fsync_dir(folder: str) -> None:
 
 # ----------------------------------------------------------------------------
 # Output paths: check first (touching nothing), make the missing folders only when there is something to write
+
+
+def move_into_place(src: str, dst: str, aside: str | None = None) -> None:
+    """Rename a finished file or folder `src` over `dst` (same file system): a folder gets the usual mode, an
+    old `dst` is renamed aside first (into folder `aside`, default dst's own) and removed after, so `dst` is
+    always whole: old or new."""
+    if os.path.isdir(src):
+        os.chmod(src, default_dir_mode())
+    if not os.path.lexists(dst):
+        os.replace(src, dst)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old.", dir=aside or os.path.dirname(os.path.abspath(dst)))
+    os.rmdir(old)
+    os.replace(dst, old)
+    os.replace(src, dst)
+    if os.path.isdir(old) and not os.path.islink(old):
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.unlink(old)
 
 
 def why_not_creatable(path: str | os.PathLike, folder: bool = False) -> str | None:

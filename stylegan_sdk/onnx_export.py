@@ -40,7 +40,7 @@ from .exported import (
     read_exported,
     write_manifest,
 )
-from .fileio import default_dir_mode
+from .fileio import move_into_place
 from .latents import input_transform
 from .models import build_with_weights
 
@@ -158,7 +158,7 @@ def export_onnx(
         write_manifest(tmp, manifest)
         if verify:
             verify_export(tmp, model)
-        _move_into_place(tmp, out_dir)
+        move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -227,18 +227,6 @@ def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], op
         "files": {MAPPING_FILE: {}, SYNTHESIS_FILE: {}},
         "engines": {},
     }
-
-
-def _move_into_place(tmp: str, out_dir: str) -> None:
-    os.chmod(tmp, default_dir_mode())
-    if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old.", dir=os.path.dirname(out_dir))
-        os.rmdir(old)
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
 
 
 # ----------------------------------------------------------------------------

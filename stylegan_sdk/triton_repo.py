@@ -35,7 +35,7 @@ import numpy as np
 
 from .config import PRECISIONS, GeneratorConfig
 from .exported import BATCH, GRAPHS, MANIFEST, ExportedModel, graph_io, is_exported_folder, read_exported
-from .fileio import atomic_write_bytes, default_dir_mode
+from .fileio import atomic_write_bytes, default_dir_mode, move_into_place
 
 ENGINES = ("onnx", "tensorrt")
 PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
@@ -174,7 +174,8 @@ def write_repository(
             atomic_write_bytes(os.path.join(staging, f"{name}.{MANIFEST}"),
                                json.dumps(model.manifest, indent=1).encode())
             for entry in sorted(os.listdir(staging)):
-                _replace(os.path.join(staging, entry), os.path.join(out, entry), parent)
+                # an old model is set aside beside the repository, where Triton does not look
+                move_into_place(os.path.join(staging, entry), os.path.join(out, entry), aside=parent)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return targets
@@ -220,23 +221,9 @@ def _graph_file(model: ExportedModel, graph: str, engine: str) -> str:
     return model.engines["plans"][graph] if engine == "tensorrt" else model.graph_file(graph)
 
 
-def _replace(src: str, dst: str, parent: str) -> None:
-    """Rename src over dst (a folder or file of the repository); an old dst is moved aside, then removed."""
-    if os.path.lexists(dst):
-        old = tempfile.mkdtemp(prefix=".old.", dir=parent)
-        os.replace(dst, os.path.join(old, "entry"))
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
-    if os.path.isdir(dst):
-        os.chmod(dst, default_dir_mode())
-
-
 def read_parameter(text: str, graph: str, where: str) -> tuple[GeneratorConfig, np.ndarray, str]:
     """(config, w_avg, precision) from a model's `stylegan_sdk_model` parameter, checked like model.json."""
-    from .config import check_config_sizes
-    from .exported import check_w_avg
+    from .exported import check_config_record, check_w_avg
 
     try:
         record: Any = json.loads(text)
@@ -247,11 +234,7 @@ def read_parameter(text: str, graph: str, where: str) -> tuple[GeneratorConfig, 
                          f"(format {PARAMETER_FORMAT!r}; re-export with export/to_triton.py)")
     if record.get("precision") not in PRECISIONS:
         raise ValueError(f"{where}: {PARAMETER} precision must be one of {PRECISIONS}")
-    try:
-        config = GeneratorConfig.from_dict(record.get("config"))
-    except (ValueError, TypeError, OverflowError) as e:
-        raise ValueError(f"{where}: {PARAMETER} config: {e}") from None
-    check_config_sizes(config, where)
+    config = check_config_record(f"{where}: {PARAMETER}", record.get("config"))
     return config, check_w_avg(where, record.get("w_avg"), config.w_dim), record["precision"]
 
 

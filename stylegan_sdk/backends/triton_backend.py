@@ -59,21 +59,22 @@ class TritonBackend(Backend):
             ("grpc.service_config", _SERVICE_CONFIG)])
         try:
             described = {graph: self._describe(graph) for graph in GRAPHS}
+            (cfg, w_avg, used), (cfg_s, w_avg_s, used_s) = described["mapping"][:3], described["synthesis"][:3]
+            if cfg != cfg_s or not np.array_equal(w_avg, w_avg_s) or used != used_s:
+                raise ValueError(f"path: {self.address.url}: {self.names['mapping']} and "
+                                 f"{self.names['synthesis']} describe different generators (re-export both with "
+                                 f"export/to_triton.py)")
+            if precision not in (None, used):
+                raise ValueError(f"precision: the Triton models run in {used!r} (their engines decide), "
+                                 f"not {precision!r}")
         except BaseException:
             self._client.close()
             raise
-        (cfg, w_avg, used), (cfg_s, w_avg_s, used_s) = described["mapping"][:3], described["synthesis"][:3]
-        if cfg != cfg_s or not np.array_equal(w_avg, w_avg_s) or used != used_s:
-            self._client.close()
-            raise ValueError(f"path: {self.address.url}: {self.names['mapping']} and {self.names['synthesis']} "
-                             f"describe different generators (re-export both with export/to_triton.py)")
-        if precision not in (None, used):
-            self._client.close()
-            raise ValueError(f"precision: the Triton models run in {used!r} (their engines decide), not {precision!r}")
         super().__init__(cfg, w_avg, "remote")
         self.precision = used
         self.batch_range = (1, min(described[g][3] for g in GRAPHS))
-        self._outputs = {graph: next(iter(graph_io(cfg)[graph][1])) for graph in GRAPHS}
+        # graph -> (output name, its shape without the batch axis): what every answer is checked against
+        self._outputs = {graph: next(iter(graph_io(cfg)[graph][1].items())) for graph in GRAPHS}
         self._feed = SynthesisFeed(cfg)
 
     # -- what the server says about the pair -----------------------------------------
@@ -115,12 +116,12 @@ class TritonBackend(Backend):
             tensor = triton.InferInput(name, list(array.shape), "FP32")
             tensor.set_data_from_numpy(np.ascontiguousarray(array, np.float32))
             inputs.append(tensor)
-        out = self._outputs[graph]
+        out, shape = self._outputs[graph]
         model = self.names[graph]
         result = self._call(model, self._client.infer, model, inputs,
                             outputs=[triton.InferRequestedOutput(out)])
         array = result.as_numpy(out)
-        want = (n, *graph_io(self.config)[graph][1][out][1:])
+        want = (n, *shape[1:])
         if array is None or tuple(array.shape) != want or array.dtype != np.float32:
             got = None if array is None else (tuple(array.shape), str(array.dtype))
             raise error_for_status(grpc.StatusCode.INTERNAL, f"{model} answered {got} for {out!r}, expected "
