@@ -331,6 +331,39 @@ def test_metrics_command_line(inception_weights, vgg_weights, tiny_model_and_dat
     assert len(err) == 1 and "pt_inception-2015-12-05-6726825d.pth" in err[0]
 
 
+def test_several_models_share_one_pass_over_the_reals(inception_weights, tiny_model_and_data, tmp_path, capsys,
+                                                     monkeypatch):
+    import training.metrics as metrics
+    from training.dataset import ImageDataset
+
+    folder, _ = inception_weights
+    ckpt, data = tiny_model_and_data
+    cfg = GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, mapping_layers=2, channel_base=128, channel_max=16)
+    torch.manual_seed(1)
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, cfg, build_generator(cfg).state_dict())
+    base = ["--data", str(data), "--metrics", "fid8", "--feature-weights", str(folder), "--no-download",
+            "--batch", "8"]
+
+    def fids(models: list[str]) -> dict[str, float]:
+        monkeypatch.setattr(metrics, "_REAL_CACHE", {})
+        assert metrics_main([a for m in models for a in ("--model", m)] + base) == 0
+        lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+        return {line["model"]: line["results"]["fid8"] for line in lines}
+
+    alone = {**fids([str(ckpt)]), **fids([str(other)])}
+    passes = []
+    real_iter = ImageDataset.iter_batches
+    monkeypatch.setattr(ImageDataset, "iter_batches", lambda self, *a: passes.append(1) or real_iter(self, *a))
+    together = fids([str(ckpt), str(other)])
+    assert together == pytest.approx(alone, rel=1e-6) and together[str(ckpt)] != together[str(other)]
+    assert len(passes) == 1
+    # A missing second model is refused before anything is computed: one line, exit 2.
+    assert metrics_main(["--model", str(ckpt), "--model", str(tmp_path / "nope.safetensors"), *base]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "nope.safetensors" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
 def test_metrics_in_the_training_loop(inception_weights, tmp_path):
     from training.run import main as run_main
 

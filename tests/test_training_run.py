@@ -342,3 +342,68 @@ def test_readme_placeholder_data_makes_no_folder(tmp_path):
     assert os.listdir(tmp_path) == []
     readme = (REPO / "README.md").read_text()
     assert "--data ... --outdir ..." not in readme and "--data data64.zip --outdir runs/emoji" in readme
+
+
+# ----------------------------------------------------------------------------
+# Issue 16: --init-from trains a finished generator further (G and G_ema from it, D fresh, D warm-up)
+
+
+def _module_weights(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    tensors, _ = load_training_state(str(path))
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def test_init_from_starts_g_from_a_checkpoint_and_warms_d_up(data16, tmp_path, capsys, one_thread):
+    src = tmp_path / "src"
+    assert main(["--data", data16, "--outdir", str(src), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+    ckpt = src / "network-snapshot-000000016.safetensors"
+    out = tmp_path / "more"
+    # The network options come from the checkpoint (none given here); D alone trains for the first 16 images.
+    assert main(["--data", data16, "--outdir", str(out), "--cfg", "cpu", "--batch", "8", "--grid", "4x2",
+                 "--init-from", str(ckpt), "--d-warmup-kimg", "0.016", "--kimg", "0.032", "--tick", "0.008",
+                 "--snap", "1", "--keep-states", "4"]) == 0
+    assert "only D until kimg 0.016" in capsys.readouterr().out
+    opts = json.loads((out / "training_options.json").read_text())
+    assert opts["init_from"] == str(ckpt) and (opts["z_dim"], opts["map_layers"], opts["channel_max"]) == (32, 2, 32)
+    # The untrained grid of the new run is the source's last grid: same generator, same seeds.
+    assert np.array_equal(np.asarray(Image.open(out / "fakes_init.png")),
+                          np.asarray(Image.open(src / "fakes000000016.png")))
+    source = sg.read_model(ckpt).tensors
+    warm = _module_weights(out / "training-state-000000016.safetensors", "G")
+    # G's weights are held while D warms up (w_avg still tracks the mapping's output, as in every D pass).
+    assert [k for k in source if not np.array_equal(warm[k].numpy(), source[k])] == ["mapping.w_avg"]
+    after = _module_weights(out / "training-state-000000032.safetensors", "G")
+    assert any(not np.array_equal(after[k].numpy(), source[k]) for k in source)     # then G trains
+    fresh_d = _module_weights(src / "training-state-000000016.safetensors", "D")
+    warm_d = _module_weights(out / "training-state-000000016.safetensors", "D")
+    assert any(not torch.equal(warm_d[k], fresh_d[k]) for k in fresh_d)
+    stats = _stats(out)
+    assert [("Loss/G/loss" in s) for s in stats] == [False, False, True, True]
+    # A killed run resumes from its state, not from the checkpoint again.
+    assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.04"]) == 0
+    assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 40
+
+
+def test_init_from_errors_are_one_line_and_make_nothing(data16, tmp_path, capsys, one_thread):
+    src = tmp_path / "src"
+    assert main(["--data", data16, "--outdir", str(src), *TINY, "--kimg", "0.008", "--tick", "1"]) == 0
+    ckpt = str(src / "network-snapshot-000000008.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    cases = {
+        "no such checkpoint": (["--init-from", str(tmp_path / "nope.safetensors")], "no such checkpoint"),
+        "not a checkpoint": (["--init-from", str(junk)], "not a readable stylegan-sdk checkpoint"),
+        "a network option that differs": (["--init-from", ckpt, "--z-dim", "64"],
+                                          "--z-dim: the --init-from checkpoint has 32, not 64"),
+        "another image format": (["--init-from", ckpt, "--channels", "1"], "img_channels 3 (this run: 1)"),
+        "warm-up as long as the run": (["--init-from", ckpt, "--d-warmup-kimg", "1", "--kimg", "1"],
+                                       "--d-warmup-kimg: must be below --kimg 1"),
+        "a v1 run": (["--init-from", ckpt, "--arch", "stylegan1"], "--arch: the --init-from checkpoint has"),
+    }
+    for i, (case, (extra, message)) in enumerate(cases.items()):
+        out = tmp_path / f"o{i}"
+        assert main(["--data", data16, "--outdir", str(out), "--cfg", "cpu", *extra]) == 2, case
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (case, err)
+        assert not out.exists(), case

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -136,13 +137,23 @@ def convert_dataset(
 
 def read_labels_file(path: str, field: str) -> tuple[dict[str, int | list[float]], list[str] | None]:
     """--labels FILE -> (label by image path, class names or None). DatasetError naming the problem."""
+    return labels_by_field(read_labels_doc(path), path, field)
+
+
+def read_labels_doc(path: str) -> Any:
+    """A labels file's JSON; DatasetError when it is missing or not JSON."""
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise DatasetError(f"labels: no such file {path!r}") from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"labels: {path!r} is not a readable JSON file ({e})") from None
+
+
+def labels_by_field(doc: Any, path: str, field: str) -> tuple[dict[str, int | list[float]], list[str] | None]:
+    """(label by image path, class names or None) of a labels file's JSON: NVlabs' [[path, label], ...]
+    as it is, or one `field` of a mapping path -> record as class indices."""
     entries = doc.get("labels") if isinstance(doc, dict) else None
     if isinstance(entries, list):  # the NVlabs dataset.json layout: [[path, label], ...]
         if not all(isinstance(e, list) and len(e) == 2 for e in entries):

@@ -41,12 +41,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylegan_sdk.checkpoint import save_checkpoint
+from stylegan_sdk.checkpoint import load_checkpoint, save_checkpoint
 from stylegan_sdk.config import GeneratorConfig
 from stylegan_sdk.fileio import atomic_write_bytes
 from stylegan_sdk.images import grid, save_png, to_uint8
 from stylegan_sdk.latents import seed_to_z
-from stylegan_sdk.models import build_generator
+from stylegan_sdk.models import build_generator, check_state_dict
 
 from .dataset import ImageDataset, sample_indices
 from .losses import GenInputs, StyleGANLoss, draw_gen_inputs, draw_mixing_cutoff, num_active_ws, progressive_reals
@@ -86,6 +86,15 @@ def generator_config(opts: TrainingOptions, c_dim: int, img_channels: int) -> Ge
         architecture=opts.g_architecture if opts.arch == "stylegan2" else "skip",
         conv_clamp=opts.conv_clamp if opts.arch == "stylegan2" else None,
     )
+
+
+def start_from_checkpoint(G: torch.nn.Module, G_ema: torch.nn.Module, path: str) -> None:
+    """G and G_ema take the weights (and w_avg) of a checkpoint of the same config (run.py checks it)."""
+    ckpt = load_checkpoint(path)
+    check_state_dict(G, ckpt.tensors, path)
+    state = {k: torch.from_numpy(v) for k, v in ckpt.tensors.items()}
+    for module in (G, G_ema):
+        module.load_state_dict(state, strict=True)
 
 
 def progressive_stage(opts: TrainingOptions, nimg: int) -> tuple[int, float]:
@@ -346,6 +355,9 @@ def training_loop(
         stage_res, time_before = info["stage_resolution"], info["total_time"]
         say(f"resumed from {resume_path} at kimg {cur_nimg / 1000:.3f}")
     else:
+        if opts.init_from is not None:
+            start_from_checkpoint(G, G_ema, opts.init_from)
+            say(f"G and G_ema start from {opts.init_from}; D starts fresh")
         for module in (G, D, G_ema):
             broadcast_module(module, world)
     tick_start_nimg, tick_start_time = cur_nimg, time.time()
@@ -374,7 +386,8 @@ def training_loop(
         tfevents = _open_tensorboard(outdir, say)
     say(f"training {opts.arch} at {opts.resolution}px on {dataset.num_images} images "
         f"({'x-flip, ' if opts.mirror else ''}{world} process{'es' if world > 1 else ''}, "
-        f"batch {opts.batch}, {rounds} micro-batch{'es' if rounds > 1 else ''} of {batch_gpu}) for {opts.kimg:g} kimg")
+        f"batch {opts.batch}, {rounds} micro-batch{'es' if rounds > 1 else ''} of {batch_gpu}) for {opts.kimg:g} kimg"
+        + (f", only D until kimg {opts.d_warmup_kimg:g}" if cur_nimg < opts.d_warmup_kimg * 1000 else ""))
     bar = ProgressBar(opts.kimg, enabled=rank == 0)
     last: dict[str, Any] = {"checkpoint": None, "state": None}
     tick_losses: dict[str, float] = {}
@@ -401,8 +414,9 @@ def training_loop(
         real_c = torch.from_numpy(real_labels if c_dim > 0 else np.zeros([len(idx), 0], np.float32)).to(device)
 
         # Phases.
+        d_warmup = cur_nimg < opts.d_warmup_kimg * 1000
         for phase in phases:
-            if batch_idx % phase.interval != 0:
+            if batch_idx % phase.interval != 0 or (d_warmup and phase.name.startswith("G")):
                 continue
             gen = draw_gen_inputs(shared_rng, opts.batch, opts.z_dim, labels, noise_res)
             gen = gen.narrow(rank * local_batch, local_batch).to(device)

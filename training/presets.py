@@ -49,6 +49,8 @@ class TrainingOptions:
     batch: int = 32                         # global batch (all processes together)
     batch_gpu: int | None = None            # per-process micro-batch, gradients accumulate (None = batch / processes)
     seed: int = 0                           # weights, latents, noise and data order
+    init_from: str | None = None            # our generator checkpoint whose weights start G, G_ema (D: fresh)
+    d_warmup_kimg: float = 0.0              # kimg at the start in which only D trains (G held), e.g. after init_from
     # -- networks ---------------------------------------------------------------------------
     z_dim: int = 512                        # input latent size
     w_dim: int = 512                        # intermediate latent size
@@ -109,7 +111,7 @@ class TrainingOptions:
         need(self.mbstd_group >= 0, "mbstd_group", f"must be >= 0, got {self.mbstd_group}")
         for name in ("glr", "dlr", "ema_kimg", "kimg_per_tick"):
             need(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("gamma", "pl_weight", "lod_training_kimg", "lod_transition_kimg"):
+        for name in ("gamma", "pl_weight", "lod_training_kimg", "lod_transition_kimg", "d_warmup_kimg"):
             need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         need(0 <= self.style_mixing <= 1, "style_mixing", f"must be in [0, 1], got {self.style_mixing}")
         need(0 < self.pl_decay <= 1, "pl_decay", f"must be in (0, 1], got {self.pl_decay}")
@@ -117,6 +119,10 @@ class TrainingOptions:
         need(self.channels in ("auto", "1", "3"), "channels", f"must be auto, 1 or 3, got {self.channels!r}")
         cols, rows = self.grid_size
         need(cols >= 1 and rows >= 1, "grid", f"must be COLSxROWS, got {self.grid!r}")
+        need(self.d_warmup_kimg < self.kimg, "d_warmup_kimg",
+             f"must be below --kimg {self.kimg:g}, got {self.d_warmup_kimg:g}")
+        need(self.init_from is None or self.arch == "stylegan2", "init_from",
+             "starts a stylegan2 run only (a v1 run grows from 4x4)")
         if self.arch == "stylegan1":
             need(self.lod_training_kimg > 0 or self.lod_transition_kimg > 0, "lod_training_kimg",
                  "progressive growing needs lod_training_kimg or lod_transition_kimg > 0")

@@ -3,6 +3,8 @@
     python -m training.run --data emoji.zip --outdir runs/emoji32 --arch stylegan2 --cfg cpu \\
         --resolution 32 --batch 16 --kimg 200
     python -m training.run --outdir runs/emoji32 --resume latest          # continue a killed run
+    python -m training.run --data emoji.zip --outdir runs/more --init-from emoji.safetensors \\
+        --d-warmup-kimg 20 --kimg 500                                     # train a finished generator further
     torchrun --nproc_per_node 8 -m training.run --data emoji.zip --outdir runs/emoji32  # data parallel (DDP)
 
 Options left out come from the preset (`--cfg`, training/presets.py), then TrainingOptions'
@@ -28,6 +30,7 @@ exits 0 without training (pass a larger --kimg to train further).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -39,6 +42,8 @@ from typing import Any
 import torch
 
 from stylegan_sdk._cli import EXIT_INTERRUPTED, OneLineParser, UserError, check_output, run_command
+from stylegan_sdk.checkpoint import read_header
+from stylegan_sdk.config import GeneratorConfig
 
 from .dataset import DatasetError, ImageDataset
 from .presets import ARCHS, OPTIONS_FILE, PRESETS, RESUMABLE_CHANGES, TrainingOptions, resolve_options
@@ -73,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--outdir", required=True, help="run folder (created; must not hold another run unless --resume)")
     g.add_argument("--resume", default=None, help="'latest' (newest state in --outdir; a new run if there is none) "
                                                   "or a training-state-*.safetensors file")
+    g.add_argument("--init-from", help="generator checkpoint (ours, e.g. a network-snapshot) whose weights start G and "
+                                       "G_ema; D starts fresh; the network options default to the checkpoint's")
     g.add_argument("--arch", choices=ARCHS, help="network family (default stylegan2)")
     g.add_argument("--cfg", choices=["auto", *PRESETS], help="preset for the defaults (default auto)")
     g.add_argument("--resolution", type=int, help="training resolution, a power of two (default: the images' size)")
@@ -103,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gamma", type=float, help="R1 weight")
     g.add_argument("--pl-weight", type=float, help="path length regularisation weight (0 = off)")
     g.add_argument("--style-mixing", type=float, help="style mixing probability")
+    g.add_argument("--d-warmup-kimg", type=float, help="kimg at the start in which only D trains, G held "
+                                                        "(lets a fresh D catch up with an --init-from G)")
     g.add_argument("--g-reg-interval", type=int, help="lazy G regularisation interval (1 = every step)")
     g.add_argument("--d-reg-interval", type=int, help="lazy R1 interval (1 = every step)")
     g.add_argument("--ema-kimg", type=float, help="G_ema half-life in kimg")
@@ -181,6 +190,48 @@ def merge_resumed(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+# Run options that a generator's config fixes: (option, its flag, the GeneratorConfig field).
+NETWORK_OPTIONS = [("arch", "--arch", "arch"), ("resolution", "--resolution", "img_resolution"),
+                   ("z_dim", "--z-dim", "z_dim"), ("w_dim", "--w-dim", "w_dim"),
+                   ("map_layers", "--map", "mapping_layers"), ("channel_base", "--cbase", "channel_base"),
+                   ("channel_max", "--cmax", "channel_max"), ("g_architecture", "--g-arch", "architecture"),
+                   ("conv_clamp", "--conv-clamp", "conv_clamp")]
+
+
+def init_config(path: str) -> GeneratorConfig:
+    """The config of the --init-from checkpoint (its header only)."""
+    if not os.path.isfile(path):
+        raise UserError(f"--init-from: no such checkpoint {path!r}")
+    try:
+        return read_header(path)[0]
+    except ValueError as e:
+        raise UserError(f"--init-from: {e}") from None
+
+
+def with_init_network(given: dict[str, Any]) -> dict[str, Any]:
+    """--init-from: the network options its checkpoint fixes, filled in; one given that differs is an error."""
+    cfg = init_config(given["init_from"])
+    merged = dict(given)
+    for option, flag, field in NETWORK_OPTIONS:
+        value = getattr(cfg, field)
+        if given.get(option, value) != value:
+            raise UserError(f"{flag}: the --init-from checkpoint has {value!r}, not {given[option]!r}")
+        merged[option] = value
+    return merged
+
+
+def check_init_generator(opts: TrainingOptions, dataset: ImageDataset) -> None:
+    """--init-from: the checkpoint's generator must be exactly the one this run trains (labels, channels, ...)."""
+    from .loop import generator_config
+
+    cfg = init_config(opts.init_from)
+    run_cfg = generator_config(opts, dataset.label_dim if opts.cond else 0, dataset.num_channels)
+    diff = [f"{f.name} {getattr(cfg, f.name)!r} (this run: {getattr(run_cfg, f.name)!r})"
+            for f in dataclasses.fields(cfg) if f.compare and getattr(cfg, f.name) != getattr(run_cfg, f.name)]
+    if diff:
+        raise UserError(f"--init-from: the checkpoint's generator differs from this run's: {'; '.join(diff)}")
+
+
 def resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
@@ -242,6 +293,9 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
                         f"use --resume latest to continue it, or another folder")
     if not given.get("data"):
         raise UserError("data: --data is required (a folder or zip of images)")
+    starts_from_init = resume_path is None and given.get("init_from") is not None
+    if starts_from_init:
+        given = with_init_network(given)
     given["outdir"] = outdir
     res = given.get("resolution") or None
     if res is not None and (res < 4 or res & (res - 1)):
@@ -254,6 +308,8 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
               f"{dataset.skipped[0][1]})", file=sys.stderr)
     opts = resolve_options(given, dataset.resolution, world)
     opts.validate(world)
+    if starts_from_init:
+        check_init_generator(opts, dataset)
     if opts.metrics:
         from .metrics import check_metrics
 

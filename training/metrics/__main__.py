@@ -2,6 +2,7 @@
 
     python -m training.metrics --model network-snapshot-000012800.safetensors --data emoji.zip \\
         --metrics fid50k_full,ppl_wend,pr50k3_full --feature-weights ~/metric-weights
+    python -m training.metrics --model a.safetensors --model b.safetensors --data emoji.zip --metrics fid5k_full
 
 --model is anything `sg.load` reads as a file (our checkpoint, an official NVlabs .pkl, a
 rosinality v1 checkpoint). The images of --data are brought to the model's resolution and channels
@@ -36,7 +37,9 @@ from . import MetricError, calc_metric, check_metrics
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m training.metrics",
                       description="Evaluate FID / PPL / precision-recall / linear separability of a model.")
-    p.add_argument("--model", required=True, help="checkpoint (.safetensors), official .pkl or rosinality .pt")
+    p.add_argument("--model", required=True, action="append",
+                   help="checkpoint (.safetensors), official .pkl or rosinality .pt; repeat it to evaluate several "
+                        "models against one pass over the real images")
     p.add_argument("--data", default=None, help="folder or zip of real images (FID, PR; labels for conditional models)")
     p.add_argument("--metrics", default="fid50k_full", help="comma-separated metric names")
     p.add_argument("--feature-weights", default=None, help="folder holding the feature networks' weights")
@@ -76,22 +79,27 @@ def evaluate(args: argparse.Namespace) -> None:
     if args.out is not None:
         check_output(args.out, "out")
     check_metrics(names, args.feature_weights, download=not args.no_download, classifier=args.classifier)
-    ckpt = read_model(args.model, key=args.key)
-    G = build_with_weights(ckpt.config, ckpt.tensors, args.model)
-    dataset = None
-    if args.data is not None:
-        cfg = ckpt.config
-        dataset = ImageDataset(args.data, resolution=cfg.img_resolution, channels=cfg.img_channels,
-                               use_labels=cfg.c_dim > 0, background=args.background)
-    for name in names:
-        result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
-                             batch=args.batch, seed=args.seed, download=not args.no_download,
-                             classifier=args.classifier)
-        result["model"] = args.model
-        print(json.dumps(result), flush=True)
-        if args.out is not None:
-            with writing(args.out, "out"), open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
+    models = [(path, read_model(path, key=args.key)) for path in args.model]   # all read (and checked) first
+    datasets: dict[tuple, ImageDataset] = {}   # one per image geometry: the real features are computed once
+    for path, ckpt in models:
+        G = build_with_weights(ckpt.config, ckpt.tensors, path)
+        dataset = None
+        if args.data is not None:
+            cfg = ckpt.config
+            geometry = (cfg.img_resolution, cfg.img_channels, cfg.c_dim > 0)
+            if geometry not in datasets:
+                datasets[geometry] = ImageDataset(args.data, resolution=cfg.img_resolution, channels=cfg.img_channels,
+                                                  use_labels=cfg.c_dim > 0, background=args.background)
+            dataset = datasets[geometry]
+        for name in names:
+            result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
+                                 batch=args.batch, seed=args.seed, download=not args.no_download,
+                                 classifier=args.classifier)
+            result["model"] = path
+            print(json.dumps(result), flush=True)
+            if args.out is not None:
+                with writing(args.out, "out"), open(args.out, "a") as f:
+                    f.write(json.dumps(result) + "\n")
 
 
 if __name__ == "__main__":

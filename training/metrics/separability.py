@@ -165,11 +165,12 @@ def attribute_table(labels_file: str, names: Sequence[str]) -> tuple[list[str], 
     """(attribute names, bool [N, A], group [N]) for image `names` from an emoji64_labels.json-style file: one
     attribute per category ("category: K") and "has a skin tone"; images of the same emoji (its `name`: the
     Noto and the Twemoji drawing) share a group, so that a held-out split keeps them together."""
-    from ..dataset_tool import read_labels_file
+    from ..dataset_tool import labels_by_field, read_labels_doc
 
-    category, categories = read_labels_file(labels_file, "category")
-    emoji, _ = read_labels_file(labels_file, "name")
-    tone, tones = read_labels_file(labels_file, "skin_tone")
+    doc = read_labels_doc(labels_file)
+    category, categories = labels_by_field(doc, labels_file, "category")
+    emoji, _ = labels_by_field(doc, labels_file, "name")
+    tone, tones = labels_by_field(doc, labels_file, "skin_tone")
     missing = [n for n in names if n not in category]
     if missing:
         raise MetricError(f"labels: {labels_file!r} has no record for {len(missing)} image(s), e.g. {missing[0]!r}")
