@@ -208,9 +208,8 @@ def init_config(path: str) -> GeneratorConfig:
         raise UserError(f"--init-from: {e}") from None
 
 
-def with_init_network(given: dict[str, Any]) -> dict[str, Any]:
-    """--init-from: the network options its checkpoint fixes, filled in; one given that differs is an error."""
-    cfg = init_config(given["init_from"])
+def with_init_network(given: dict[str, Any], cfg: GeneratorConfig) -> dict[str, Any]:
+    """--init-from: the network options its checkpoint's config fixes, filled in; one given that differs is an error."""
     merged = dict(given)
     for option, flag, field in NETWORK_OPTIONS:
         value = getattr(cfg, field)
@@ -220,11 +219,10 @@ def with_init_network(given: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def check_init_generator(opts: TrainingOptions, dataset: ImageDataset) -> None:
+def check_init_generator(cfg: GeneratorConfig, opts: TrainingOptions, dataset: ImageDataset) -> None:
     """--init-from: the checkpoint's generator must be exactly the one this run trains (labels, channels, ...)."""
     from .loop import generator_config
 
-    cfg = init_config(opts.init_from)
     run_cfg = generator_config(opts, dataset.label_dim if opts.cond else 0, dataset.num_channels)
     diff = [f"{f.name} {getattr(cfg, f.name)!r} (this run: {getattr(run_cfg, f.name)!r})"
             for f in dataclasses.fields(cfg) if f.compare and getattr(cfg, f.name) != getattr(run_cfg, f.name)]
@@ -293,9 +291,10 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
                         f"use --resume latest to continue it, or another folder")
     if not given.get("data"):
         raise UserError("data: --data is required (a folder or zip of images)")
-    starts_from_init = resume_path is None and given.get("init_from") is not None
-    if starts_from_init:
-        given = with_init_network(given)
+    init_cfg = None   # the --init-from checkpoint's config, read once
+    if resume_path is None and given.get("init_from") is not None:
+        init_cfg = init_config(given["init_from"])
+        given = with_init_network(given, init_cfg)
     given["outdir"] = outdir
     res = given.get("resolution") or None
     if res is not None and (res < 4 or res & (res - 1)):
@@ -308,8 +307,8 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
               f"{dataset.skipped[0][1]})", file=sys.stderr)
     opts = resolve_options(given, dataset.resolution, world)
     opts.validate(world)
-    if starts_from_init:
-        check_init_generator(opts, dataset)
+    if init_cfg is not None:
+        check_init_generator(init_cfg, opts, dataset)
     if opts.metrics:
         from .metrics import check_metrics
 
