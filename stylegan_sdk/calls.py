@@ -55,7 +55,7 @@ class Mapping:
     def check(cls, cfg: GeneratorConfig, n: int, c: Any = None, psi: float = 1.0,
               cutoff: int | None = None) -> Mapping:
         """Order: c, psi, cutoff."""
-        c = latents.check_c(c, cfg.c_dim, n)
+        c = latents.check_c(c, cfg.c_dim, n, cfg.class_names)
         return cls(c, latents.check_psi(psi), latents.check_cutoff(cutoff, cfg.num_ws))
 
     def rows(self, part: slice) -> Mapping:

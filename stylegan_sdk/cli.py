@@ -83,8 +83,7 @@ def cmd_mix(args: argparse.Namespace) -> None:
     check_output(args.out, "out")
     G = _load(args)
     layers = args.layers
-    ws = G.map(seed_to_z(rows + cols, G.config.z_dim), c=_class_vector(G, args.class_idx, len(rows) + len(cols)),
-               psi=args.psi, cutoff=args.cutoff)
+    ws = G.map(seed_to_z(rows + cols, G.config.z_dim), c=args.class_idx, psi=args.psi, cutoff=args.cutoff)
     w_rows, w_cols = ws[: len(rows)], ws[len(rows):]
     kw = dict(noise_mode=args.noise_mode, output="uint8", noise_seed=args.noise_seed, translate=args.translate,
               rotate=args.rotate)
@@ -144,12 +143,6 @@ def _load(args: argparse.Namespace):
     return load(args.model, backend=args.backend, device=args.device, precision=args.precision)
 
 
-def _class_vector(G, class_idx: int | None, n: int):
-    from .latents import check_c
-
-    return check_c(class_idx, G.config.c_dim, n)
-
-
 def _check_weights(ckpt, source: str) -> None:
     try:
         from .models import build_generator, check_state_dict
@@ -157,6 +150,11 @@ def _check_weights(ckpt, source: str) -> None:
         raise ImportError("checking weights needs torch: pip install 'stylegan-sdk[torch]'") from None
 
     check_state_dict(build_generator(ckpt.config), ckpt.tensors, source)
+
+
+def _class_arg(text: str) -> int | str:
+    """--class 3 is an index, --class "Smileys & Emotion" a name (resolved against the model's class_names)."""
+    return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -197,7 +195,8 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
         sp.add_argument("--cutoff", type=int, default=None, help="truncate only ws rows < cutoff")
         sp.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
         sp.add_argument("--noise-seed", type=int, default=None, help="seed for --noise-mode random")
-        sp.add_argument("--class", dest="class_idx", type=int, default=None, help="class index (conditional models)")
+        sp.add_argument("--class", dest="class_idx", type=_class_arg, default=None, metavar="INDEX|NAME",
+                        help="conditional models: a class index or name (`stylegan info` lists the names)")
         sp.add_argument("--translate", type=_pair, default=None, metavar="X,Y",
                         help="StyleGAN3: translate the view (as gen_images.py --translate)")
         sp.add_argument("--rotate", type=float, default=None, metavar="DEG",

@@ -69,6 +69,27 @@ def layer_group(resolution: int) -> LayerGroup:
     return "fine"
 
 
+MAX_CLASS_NAME = 200  # characters in one class name
+
+
+def class_names_problem(names: object, c_dim: int) -> str | None:
+    """Why `names` cannot name the classes of a c_dim model (None: they can): a tuple of c_dim distinct,
+    non-empty strings of at most MAX_CLASS_NAME characters, or () for unnamed classes."""
+    if not isinstance(names, tuple):
+        return f"must be a tuple of strings, got {type(names).__name__}"
+    if not names:
+        return None
+    if len(names) != c_dim:
+        return f"has {len(names)} names for c_dim {c_dim}"
+    for name in names:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_CLASS_NAME:
+            return f"each name must be a string of 1-{MAX_CLASS_NAME} characters, got {str(name)[:40]!r}"
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        return f"names must be distinct, {twice[0]!r} appears more than once"
+    return None
+
+
 @dataclass(frozen=True)
 class StyleGAN3Layer:
     """One StyleGAN3 synthesis layer as the official SynthesisNetwork lays it out (sizes include the margin)."""
@@ -135,6 +156,8 @@ class GeneratorConfig:
     z_dim: int = 512                            # input latent (Z) size
     w_dim: int = 512                            # intermediate latent (W) size
     c_dim: int = 0                              # class label size, 0 = unconditional
+    class_names: tuple[str, ...] = field(       # conditional models: the name of class 0, 1, ... (from the
+        default=(), compare=False)              # training data's labels); () = unnamed; never affects the network
     img_resolution: int = 1024                  # output resolution (power of two)
     img_channels: int = 3                       # output channels (3 = RGB, 1 = gray)
     # Mapping network.
@@ -190,6 +213,8 @@ class GeneratorConfig:
             value = getattr(self, name)
             need(isinstance(value, int) and value > 0, name, f"must be a positive int, got {value!r}")
         need(isinstance(self.c_dim, int) and self.c_dim >= 0, "c_dim", f"must be an int >= 0, got {self.c_dim!r}")
+        problem = class_names_problem(self.class_names, self.c_dim)
+        need(problem is None, "class_names", problem or "")
         need(is_power_of_two(self.img_resolution), "img_resolution",
              f"must be a power of two >= 4, got {self.img_resolution!r}")
         need(self.architecture in SYNTHESIS_ARCHITECTURES, "architecture",
@@ -306,6 +331,10 @@ class GeneratorConfig:
             del d["variant"]
         d["resample_filter"] = list(self.resample_filter)
         d["channels"] = None if self.channels is None else list(self.channels)
+        if self.class_names:           # unnamed (and unconditional) models keep their JSON as it was
+            d["class_names"] = list(self.class_names)
+        else:
+            del d["class_names"]
         return d
 
     @classmethod
@@ -321,6 +350,8 @@ class GeneratorConfig:
             d["resample_filter"] = tuple(int(v) for v in d["resample_filter"])
         if d.get("channels") is not None:
             d["channels"] = tuple(int(v) for v in d["channels"])
+        if isinstance(d.get("class_names"), list):
+            d["class_names"] = tuple(d["class_names"])
         try:
             return cls(**d)
         except TypeError as e:
@@ -391,6 +422,7 @@ class ModelInfo:
     img_resolution: int
     img_channels: int
     layers: tuple[dict[str, Any], ...]  # config.layer_table(): ws index -> resolution, group
+    class_names: tuple[str, ...] = ()  # conditional models: class index -> name (config.class_names)
     backend: str = ""           # which backend runs it
     device: str = ""            # where it runs
     precision: str = ""         # what it computes in: "fp32" | "fp16" | "bf16" (PRECISIONS)
@@ -399,7 +431,8 @@ class ModelInfo:
     def from_config(cls, cfg: GeneratorConfig, backend: str = "", device: str = "", precision: str = "") -> ModelInfo:
         return cls(arch=cfg.arch, z_dim=cfg.z_dim, w_dim=cfg.w_dim, c_dim=cfg.c_dim, num_ws=cfg.num_ws,
                    img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-                   layers=tuple(cfg.layer_table()), backend=backend, device=device, precision=precision)
+                   layers=tuple(cfg.layer_table()), class_names=cfg.class_names, backend=backend, device=device,
+                   precision=precision)
 
     def layers_in_group(self, group: LayerGroup) -> list[int]:
         return [row["index"] for row in self.layers if row["group"] == group]

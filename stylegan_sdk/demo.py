@@ -95,13 +95,13 @@ class Figure:
                              cell_labels=self.cell_labels, factor=factor)
 
 
-def seed_grid(G, psi: float, c: int | None = None) -> Figure:
+def seed_grid(G, psi: float, c: int | str | None = None) -> Figure:
     seeds = list(range(32))
     return Figure("seed_grid", list(G.generate(seeds, psi=psi, c=c, output="uint8")), cols=8,
                   title=f"seeds 0-31, psi {psi:g}{_class(c)}", cell_labels=[f"seed {s}" for s in seeds])
 
 
-def truncation_sweep(G, seeds: list[int], c: int | None = None) -> Figure:
+def truncation_sweep(G, seeds: list[int], c: int | str | None = None) -> Figure:
     ws = G.map(_z(G, seeds), c=c)
     cells = []
     for row in range(len(seeds)):
@@ -113,7 +113,7 @@ def truncation_sweep(G, seeds: list[int], c: int | None = None) -> Figure:
                   col_labels=[f"psi {psi:g}" for psi in PSIS], row_labels=[f"seed {s}" for s in seeds])
 
 
-def style_mixing(G, row_seeds: list[int], col_seeds: list[int], psi: float, c: int | None = None) -> Figure:
+def style_mixing(G, row_seeds: list[int], col_seeds: list[int], psi: float, c: int | str | None = None) -> Figure:
     """Top row: column seeds (sources A); left column: row seeds (B); for each band of rows, cells take
     the coarse, then middle, then fine styles from their column's seed, the rest from their row's seed."""
     info = G.info
@@ -142,11 +142,13 @@ def class_rows(G, classes: int, psi: float, seeds: int = 8) -> Figure:
     cells = []
     for k in range(classes):
         cells.extend(G.generate(list(range(seeds)), psi=psi, c=k, output="uint8"))
+    names = G.info.class_names
     return Figure("classes", cells, cols=seeds, title=f"one row per class, seeds 0-{seeds - 1}, psi {psi:g}",
-                  col_labels=[f"seed {s}" for s in range(seeds)], row_labels=[f"class {k}" for k in range(classes)])
+                  col_labels=[f"seed {s}" for s in range(seeds)],
+                  row_labels=[names[k] if names else f"class {k}" for k in range(classes)])
 
 
-def _class(c: int | None) -> str:
+def _class(c: int | str | None) -> str:
     return "" if c is None else f", class {c}"
 
 
@@ -189,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             G.wait_until_ready(timeout=args.timeout)
             info = G.info
             print(f"demo: model {info.arch} {info.img_resolution}px, num_ws {info.num_ws}, backend {info.backend}")
-            c = 0 if info.c_dim > 0 else None  # a conditional model: class 0, and one row per class below
+            # A conditional model: class 0 (by name when the model has names), and one row per class below.
+            c = (info.class_names[0] if info.class_names else 0) if info.c_dim > 0 else None
             figures = [seed_grid(G, args.psi, c), truncation_sweep(G, [1, 4, 7, 10, 13, 16], c),
                        style_mixing(G, [2, 5, 11, 23], [3, 9, 17, 29, 31], args.psi, c)]
             if info.c_dim > 0:

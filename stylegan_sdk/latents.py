@@ -285,11 +285,29 @@ def check_ws(ws: object, num_ws: int, w_dim: int, name: str = "ws") -> tuple[np.
     return arr, False
 
 
-def check_c(c: object, c_dim: int, n: int) -> np.ndarray | None:
-    """Class input -> [n, c_dim] float32 or None: an int or list of ints (one-hot) or vectors."""
-    if c is None or isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+def _is_index(k: object) -> bool:
+    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+
+
+def class_index(name: str, class_names: Sequence[str]) -> int:
+    """A class name -> its index; ValueError listing the model's names when it is not one of them."""
+    if name in class_names:
+        return list(class_names).index(name)
+    if not class_names:
+        raise ValueError(f"c: this model's classes have no names; give a class index instead of {name!r}")
+    known = ", ".join(repr(k) for k in class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+    raise ValueError(f"c: no class named {name!r}; this model's classes: {known}")
+
+
+def check_c(c: object, c_dim: int, n: int, class_names: Sequence[str] = ()) -> np.ndarray | None:
+    """Class input -> [n, c_dim] float32 or None: a class index or name, a list of them (one-hot), or vectors."""
+    if isinstance(c, str):
+        c = class_index(c, class_names) if c_dim > 0 else c
+    elif isinstance(c, (list, tuple)) and c and all(isinstance(k, str) or _is_index(k) for k in c):
+        c = [class_index(k, class_names) if isinstance(k, str) else k for k in c]
+    if c is None or _is_index(c):
         return class_to_c(c, c_dim, n)
-    if isinstance(c, (list, tuple)) and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in c):
+    if isinstance(c, (list, tuple)) and all(_is_index(k) for k in c):
         return class_to_c(list(c), c_dim, n)
     if c_dim == 0:
         raise ValueError("c: this model is unconditional (c_dim = 0); pass c=None")

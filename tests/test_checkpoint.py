@@ -92,6 +92,22 @@ def test_round_trip_keeps_config_tensors_metadata(skip32, tmp_path):
     assert back.w_avg.tobytes() == skip32.tensors[W_AVG_KEY].tobytes()
 
 
+def test_class_names_round_trip_and_are_checked(skip32, tmp_path):
+    import dataclasses
+
+    cond = nvlabs_checkpoint("sg2_resnet_16_cond")
+    named = dataclasses.replace(cond.config, class_names=("ant", "bee", "cat", "dog"))
+    save_checkpoint(tmp_path / "named.safetensors", named, cond.tensors)
+    back = load_checkpoint(tmp_path / "named.safetensors")
+    assert back.config.class_names == ("ant", "bee", "cat", "dog") and back.config.to_dict()["class_names"][3] == "dog"
+    assert "class_names" not in skip32.config.to_dict() and "class_names" not in cond.config.to_dict()
+    assert sg.load(tmp_path / "named.safetensors").info.class_names == ("ant", "bee", "cat", "dog")
+    for names, match in [(("ant", "bee", "cat"), "3 names for c_dim 4"), (("a", "b", "a", "c"), "'a' appears more"),
+                         (("a", "", "b", "c"), "1-200 characters"), (["a", "b", "c", "d"], "must be a tuple")]:
+        with pytest.raises(ValueError, match=rf"config\.class_names: .*{match}"):
+            dataclasses.replace(cond.config, class_names=names)
+
+
 def test_header_is_our_format_with_w_avg_and_readable_without_weights(skip32, skip32_path):
     header = _header(skip32_path)
     assert header["format"] == FORMAT
@@ -330,7 +346,8 @@ def test_header_config_unknown_field(skip32_path, tmp_path, reader):
 
 @pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
 @pytest.mark.parametrize("field, value", [("img_resolution", 48), ("z_dim", -1), ("architecture", "unet"),
-                                          ("arch", "stylegan9"), ("w_dim", "64")])
+                                          ("arch", "stylegan9"), ("w_dim", "64"), ("class_names", ["a"]),
+                                          ("class_names", "abc")])
 def test_header_config_bad_value(skip32_path, tmp_path, reader, field, value):
     path = _config_variant(skip32_path, tmp_path / "badvalue.safetensors", **{field: value})
     with pytest.raises(ValueError, match=rf"config\.{field}\b"):

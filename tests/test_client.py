@@ -28,21 +28,26 @@ TIMEOUT = 30
 ATOL = 1e-5
 
 
-def torch_generator(name: str) -> Generator:
+CLASS_NAMES = ("ant", "bee", "cat", "dog")  # given to the conditional fixture (c_dim 4)
+
+
+def torch_generator(name: str, class_names: tuple[str, ...] = ()) -> Generator:
+    import dataclasses
+
     from stylegan_sdk.backends.torch_backend import TorchBackend
 
     ckpt = nvlabs_checkpoint(name)
-    return Generator(TorchBackend(ckpt.config, ckpt.tensors))
+    return Generator(TorchBackend(dataclasses.replace(ckpt.config, class_names=class_names), ckpt.tensors))
 
 
 @pytest.fixture(scope="module")
 def G_cond() -> Generator:
-    return torch_generator("sg2_resnet_16_cond")
+    return torch_generator("sg2_resnet_16_cond", CLASS_NAMES)
 
 
 @pytest.fixture(scope="module")
 def server(skip32_dir):
-    with serve_in_thread({"skip32": str(skip32_dir), "cond16": torch_generator("sg2_resnet_16_cond")},
+    with serve_in_thread({"skip32": str(skip32_dir), "cond16": torch_generator("sg2_resnet_16_cond", CLASS_NAMES)},
                          settings=ServerSettings(max_delay_ms=5)) as bg:
         yield bg
 
@@ -124,6 +129,24 @@ def test_conditional_model_on_torch(server, G_cond):
         with pytest.raises(ValueError) as e_local:
             G_cond.generate(0)
         assert str(e.value) == str(e_local.value)
+
+
+def test_classes_by_name_through_the_client(server, G_cond):
+    """The model's class names travel in ModelInfo and config_json; the client resolves names to indices."""
+    from stylegan_sdk import demo
+
+    with sg.Client(server.target, model="cond16", timeout=TIMEOUT) as C:
+        assert C.info.class_names == CLASS_NAMES == G_cond.info.class_names
+        same(C.generate([0, 1], c="cat", psi=0.7), G_cond.generate([0, 1], c=2, psi=0.7))
+        same(C.generate([0, 1], c=["dog", 1]), G_cond.generate([0, 1], c=[3, 1]))
+        z = sg.seed_to_z([4], C.info.z_dim)
+        same(C.map(z, c="bee"), G_cond.map(z, c=1))
+        with pytest.raises(ValueError, match="no class named 'cow'; this model's classes: 'ant', 'bee'") as e:
+            C.generate(0, c="cow")
+        with pytest.raises(ValueError) as e_local:
+            G_cond.generate(0, c="cow")
+        assert str(e.value) == str(e_local.value)
+        assert demo.class_rows(C, 4, 0.7, seeds=2).row_labels == list(CLASS_NAMES)
 
 
 def test_code_written_for_generator_runs_on_client_unchanged(client, G_ort):

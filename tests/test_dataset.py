@@ -196,12 +196,32 @@ def test_labels_file_becomes_class_labels(tmp_path):
     assert summary["labels"] == 4
     ds = ImageDataset(str(out))
     assert ds.label_dim == 4 and ds.get_label(1).tolist() == [0, 0, 0, 1]
+    assert ds.class_names == ("Activities", "Animals & Nature", "Flags", "Smileys & Emotion")
+    # Converting the converted set again keeps its class names (no class 0 image: still 4 classes).
+    again = tmp_path / "again.zip"
+    dataset_tool.convert_dataset(str(out), str(again), resolution=4)
+    assert ImageDataset(str(again)).class_names == ds.class_names and ImageDataset(str(again)).label_dim == 4
     # Another field, with nulls: the sorted distinct values, null as "none".
     out2 = tmp_path / "tone.zip"
     dataset_tool.convert_dataset(str(src), str(out2), resolution=8, labels_file=str(labels), label_field="skin_tone")
     doc2 = json.loads(zipfile.ZipFile(out2).read("dataset.json"))
     assert doc2["classes"] == ["1F3FB", "1F3FF", "none"]
     assert [label for _, label in doc2["labels"]] == [2, 0, 2, 1]
+
+
+@pytest.mark.parametrize("classes, match", [
+    (["a", "b"], "class label 2 has no name"),
+    (["a", "b", "b"], "'classes' names must be distinct"),
+    ("abc", "'classes' must be a tuple"),
+])
+def test_class_names_that_do_not_fit_the_labels_are_refused(tmp_path, classes, match):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        _save(src, f"{i}.png", Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)))
+    (src / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", i] for i in range(3)], "classes": classes}))
+    with pytest.raises(DatasetError, match=match):
+        ImageDataset(str(src))
 
 
 @pytest.mark.parametrize("args, match", [

@@ -112,3 +112,15 @@ def test_class_vectors():
         latents.check_c(1, 0, 1)
     with pytest.raises(ValueError, match="unconditional"):
         latents.check_c(np.ones((1, 3)), 0, 1)
+
+
+def test_class_names_resolve_to_indices():
+    names = ("Flags", "Smileys & Emotion", "Symbols")
+    assert latents.check_c("Symbols", 3, 2, names).argmax(1).tolist() == [2, 2]
+    assert latents.check_c(["Flags", 1, "Symbols"], 3, 3, names).argmax(1).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"c: no class named 'Food'; this model's classes: 'Flags', 'Smileys & Emo"):
+        latents.check_c("Food", 3, 1, names)
+    with pytest.raises(ValueError, match="classes have no names; give a class index instead of 'Flags'"):
+        latents.check_c("Flags", 3, 1)
+    with pytest.raises(ValueError, match="unconditional"):
+        latents.check_c("Flags", 0, 1)

@@ -162,12 +162,13 @@ def test_conditional_grayscale_run(tmp_path, one_thread):
         img[:, : 4 * (i % 3 + 1)] = 220                   # the class shows as the width of a bar
         Image.fromarray(np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)).save(src / f"{i}.png")
         labels.append([f"{i}.png", i % 3])
-    (src / "dataset.json").write_text(json.dumps({"labels": labels}))
+    (src / "dataset.json").write_text(json.dumps({"labels": labels, "classes": ["narrow", "middle", "wide"]}))
     out = tmp_path / "run"
     assert main(["--data", str(src), "--outdir", str(out), *TINY, "--kimg", "0.032", "--tick", "1"]) == 0
     G = sg.load(sorted(out.glob("network-snapshot-*.safetensors"))[-1])
-    assert (G.info.c_dim, G.info.img_channels) == (3, 1)
+    assert (G.info.c_dim, G.info.img_channels, G.info.class_names) == (3, 1, ("narrow", "middle", "wide"))
     assert np.asarray(G.generate(0, c=2)).shape == (16, 16)
+    np.testing.assert_array_equal(G.generate(0, c="wide", output="float"), G.generate(0, c=2, output="float"))
     assert Image.open(out / "fakes_init.png").size == (64, 32) and Image.open(out / "reals.png").mode == "L"
 
 

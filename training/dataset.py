@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stylegan_sdk.config import class_names_problem
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 LABELS_FILE = "dataset.json"
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128)}
@@ -176,15 +178,20 @@ def convert_image(
 # Labels
 
 
-def read_raw_labels(source: ImageSource) -> dict[str, int | list[float]] | None:
-    """dataset.json's labels by file name as written there, or None when there are none."""
+def read_labels_json(source: ImageSource) -> dict | None:
+    """dataset.json as a JSON object, or None when the source has none."""
     if not source.has_labels_file:
         return None
     try:
         doc = json.loads(source.read(LABELS_FILE))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"data: {LABELS_FILE} is not valid JSON ({e})") from None
-    entries = doc.get("labels") if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) else None
+
+
+def labels_table(doc: dict | None) -> dict[str, int | list[float]] | None:
+    """The labels of a dataset.json object by file name, or None when it has none."""
+    entries = None if doc is None else doc.get("labels")
     if entries is None:
         return None
     if not isinstance(entries, list) or not all(isinstance(e, list) and len(e) == 2 for e in entries):
@@ -192,8 +199,23 @@ def read_raw_labels(source: ImageSource) -> dict[str, int | list[float]] | None:
     return {str(name).replace("\\", "/"): label for name, label in entries}
 
 
-def labels_array(table: dict[str, int | list[float]], names: list[str]) -> np.ndarray:
-    """float32 [N, label_dim]: ints are classes (one-hot, label_dim = max + 1), lists are used as they are."""
+def class_names_of(doc: dict | None) -> tuple[str, ...]:
+    """A dataset.json object's "classes" (class index -> name, as dataset_tool --labels writes them); ()
+    when absent. Checked against the labels' size by `labels_array`."""
+    names = None if doc is None else doc.get("classes")
+    if names is None:
+        return ()
+    problem = class_names_problem(tuple(names) if isinstance(names, list) else names,
+                                  len(names) if isinstance(names, list) else 0)
+    if problem:
+        raise DatasetError(f"data: {LABELS_FILE}: 'classes' {problem}")
+    return tuple(names)
+
+
+def labels_array(table: dict[str, int | list[float]], names: list[str], class_names: tuple[str, ...] = ()
+                 ) -> np.ndarray:
+    """float32 [N, label_dim]: ints are classes (one-hot, label_dim = max + 1, or the number of class names
+    when the data names its classes), lists are used as they are."""
     missing = [n for n in names if n not in table]
     if missing:
         raise DatasetError(f"data: {LABELS_FILE} has no label for {len(missing)} image(s), e.g. {missing[0]!r}")
@@ -201,7 +223,10 @@ def labels_array(table: dict[str, int | list[float]], names: list[str]) -> np.nd
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         if min(values) < 0:
             raise DatasetError(f"data: {LABELS_FILE}: class labels must be >= 0")
-        onehot = np.zeros([len(values), max(values) + 1], np.float32)
+        if class_names and max(values) >= len(class_names):
+            raise DatasetError(f"data: {LABELS_FILE}: class label {max(values)} has no name ('classes' lists "
+                               f"{len(class_names)})")
+        onehot = np.zeros([len(values), len(class_names) or max(values) + 1], np.float32)
         onehot[np.arange(len(values)), values] = 1
         return onehot
     try:
@@ -210,6 +235,9 @@ def labels_array(table: dict[str, int | list[float]], names: list[str]) -> np.nd
         arr = None
     if arr is None or arr.ndim != 2 or not np.all(np.isfinite(arr)):
         raise DatasetError(f"data: {LABELS_FILE}: labels must all be ints or all equal-length number lists")
+    if class_names and arr.shape[1] != len(class_names):
+        raise DatasetError(f"data: {LABELS_FILE}: 'classes' names {len(class_names)} classes, the labels have "
+                           f"{arr.shape[1]} values")
     return arr
 
 
@@ -305,8 +333,10 @@ class ImageDataset:
         self.num_channels = choose_channels(scan, channels)
         self.skipped = list(scan.skipped)
         self.names = list(scan.names)
-        table = read_raw_labels(self.source) if use_labels else None
-        self._labels = None if table is None else labels_array(table, self.names)
+        doc = read_labels_json(self.source) if use_labels else None
+        table = labels_table(doc)
+        self.class_names = class_names_of(doc) if table is not None else ()   # class index -> name, or ()
+        self._labels = None if table is None else labels_array(table, self.names, self.class_names)
         self._images: np.ndarray | None = None
         nbytes = len(self.names) * self.num_channels * self.resolution**2
         if preload or (preload is None and nbytes <= PRELOAD_LIMIT):

@@ -41,10 +41,12 @@ from .dataset import (
     ImageSource,
     choose_channels,
     choose_resolution,
+    class_names_of,
     convert_image,
+    labels_table,
     open_image,
     parse_background,
-    read_raw_labels,
+    read_labels_json,
     scan_images,
 )
 
@@ -92,7 +94,14 @@ def convert_dataset(
     scan = scan_images(source, max_images)
     res = choose_resolution(scan, resolution, source_path)
     ch = choose_channels(scan, channels)
-    table = external if labels_file is not None else read_raw_labels(source) if use_labels else None
+    if labels_file is not None:
+        table = external
+    elif use_labels:  # the source's own dataset.json, its class names (if any) carried over
+        doc = read_labels_json(source)
+        table = labels_table(doc)
+        classes = list(class_names_of(doc)) if table is not None and class_names_of(doc) else None
+    else:
+        table = None
     skipped = list(scan.skipped)
 
     count = 0

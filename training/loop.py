@@ -71,15 +71,17 @@ ADAM_EPS = 1e-8
 # Networks and schedule
 
 
-def generator_config(opts: TrainingOptions, c_dim: int, img_channels: int) -> GeneratorConfig:
-    """The generator a run trains, as the one config type the SDK uses everywhere."""
+def generator_config(opts: TrainingOptions, dataset: ImageDataset) -> GeneratorConfig:
+    """The generator a run trains on `dataset`, as the one config type the SDK uses everywhere."""
+    cond = opts.cond and dataset.has_labels
     return GeneratorConfig(
         arch=opts.arch,
         z_dim=opts.z_dim,
         w_dim=opts.w_dim,
-        c_dim=c_dim,
+        c_dim=dataset.label_dim if cond else 0,
+        class_names=dataset.class_names if cond else (),
         img_resolution=opts.resolution,
-        img_channels=img_channels,
+        img_channels=dataset.num_channels,
         mapping_layers=opts.map_layers,
         channel_base=opts.channel_base,
         channel_max=opts.channel_max,
@@ -324,9 +326,9 @@ def training_loop(
     outdir = opts.outdir
 
     # -- Networks: identical initial weights in every process --------------------------------
-    c_dim = dataset.label_dim if opts.cond else 0
     torch.manual_seed(opts.seed)
-    G_cfg = generator_config(opts, c_dim, dataset.num_channels)
+    G_cfg = generator_config(opts, dataset)
+    c_dim = G_cfg.c_dim
     G = build_generator(G_cfg).train().requires_grad_(False).to(device)
     D = build_discriminator(opts.arch, c_dim, opts.resolution, dataset.num_channels,
                             architecture=opts.d_architecture, channel_base=opts.channel_base,

@@ -223,7 +223,7 @@ def check_init_generator(cfg: GeneratorConfig, opts: TrainingOptions, dataset: I
     """--init-from: the checkpoint's generator must be exactly the one this run trains (labels, channels, ...)."""
     from .loop import generator_config
 
-    run_cfg = generator_config(opts, dataset.label_dim if opts.cond else 0, dataset.num_channels)
+    run_cfg = generator_config(opts, dataset)
     diff = [f"{f.name} {getattr(cfg, f.name)!r} (this run: {getattr(run_cfg, f.name)!r})"
             for f in dataclasses.fields(cfg) if f.compare and getattr(cfg, f.name) != getattr(run_cfg, f.name)]
     if diff:

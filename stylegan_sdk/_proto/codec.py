@@ -86,8 +86,8 @@ def model_info_to_pb(info: ModelInfo, name: str, config_json: str, w_avg: np.nda
         name=name, arch=info.arch, z_dim=info.z_dim, w_dim=info.w_dim, c_dim=info.c_dim, num_ws=info.num_ws,
         img_resolution=info.img_resolution, img_channels=info.img_channels,
         layers=[pb.Layer(index=row["index"], resolution=row["resolution"], group=row["group"]) for row in info.layers],
-        backend=info.backend, device=info.device, config_json=config_json, w_avg=to_tensor(w_avg), limits=limits,
-        precision=info.precision)
+        class_names=list(info.class_names), backend=info.backend, device=info.device, config_json=config_json,
+        w_avg=to_tensor(w_avg), limits=limits, precision=info.precision)
 
 
 def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
@@ -96,7 +96,8 @@ def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
                      img_resolution=msg.img_resolution, img_channels=msg.img_channels,
                      layers=tuple({"index": row.index, "resolution": row.resolution, "group": row.group}
                                   for row in msg.layers),
-                     backend=msg.backend, device=msg.device, precision=msg.precision)
+                     class_names=tuple(msg.class_names), backend=msg.backend, device=msg.device,
+                     precision=msg.precision)
 
 
 # ----------------------------------------------------------------------------

@@ -244,7 +244,7 @@ class ServerLimits(_message.Message):
     def __init__(self, max_seeds: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits", "precision")
+    __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits", "precision", "class_names")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
     Z_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +260,7 @@ class ModelInfo(_message.Message):
     W_AVG_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     name: str
     arch: str
     z_dim: int
@@ -275,7 +276,8 @@ class ModelInfo(_message.Message):
     w_avg: Tensor
     limits: ServerLimits
     precision: str
-    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., z_dim: _Optional[int] = ..., w_dim: _Optional[int] = ..., c_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., img_resolution: _Optional[int] = ..., img_channels: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., config_json: _Optional[str] = ..., w_avg: _Optional[_Union[Tensor, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., precision: _Optional[str] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., z_dim: _Optional[int] = ..., w_dim: _Optional[int] = ..., c_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., img_resolution: _Optional[int] = ..., img_channels: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., config_json: _Optional[str] = ..., w_avg: _Optional[_Union[Tensor, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., precision: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
