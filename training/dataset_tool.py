@@ -99,7 +99,7 @@ def convert_dataset(
     elif use_labels:  # the source's own dataset.json, its class names (if any) carried over
         doc = read_labels_json(source)
         table = labels_table(doc)
-        classes = list(class_names_of(doc)) if table is not None and class_names_of(doc) else None
+        classes = list(class_names_of(doc) if table is not None else ()) or None
     else:
         table = None
     skipped = list(scan.skipped)
