@@ -256,6 +256,9 @@ def _error_cases(tmp_path: Path, data16: str) -> dict[str, list[str]]:
         "unwritable outdir": ["--data", data16, "--outdir", str(blocker / "run")],
         "outdir holds a run": ["--data", data16, "--outdir", str(existing)],
         "bad option": ["--data", data16, "--outdir", str(tmp_path / "o5"), "--batch", "0"],
+        "fixed augmentation without p": ["--data", data16, "--outdir", str(tmp_path / "o8"), "--aug", "fixed"],
+        "ada target out of range": ["--data", data16, "--outdir", str(tmp_path / "o9"), "--aug", "ada",
+                                    "--ada-target", "1.5"],
         "unknown metric": ["--data", data16, "--outdir", str(tmp_path / "o6"), "--metrics", "fidelity"],
         "metric weights missing offline": ["--data", data16, "--outdir", str(tmp_path / "o7"), "--metrics", "fid50k",
                                            "--feature-weights", str(empty)],
@@ -286,6 +289,33 @@ def test_resume_refuses_a_changed_network(data16, tmp_path, capsys, one_thread):
     # Longer training is allowed: --kimg may change on resume.
     assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.032"]) == 0
     assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 32
+
+
+def test_ada_moves_p_saves_it_and_resumes_exactly(data16, tmp_path, one_thread):
+    """--aug ada: p starts at --aug-p, moves by batch * 4 / (ada_kimg * 1000) every 4 D steps, is saved in the
+    state and picked up on resume (the resumed run ends in the uninterrupted run's state)."""
+    common = [*TINY, "--aug", "ada", "--aug-p", "0.3", "--ada-kimg", "1", "--tick", "0.04", "--snap", "1"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["--data", data16, "--outdir", str(a), *common, "--kimg", "0.16"]) == 0
+    assert main(["--data", data16, "--outdir", str(b), *common, "--kimg", "0.08"]) == 0
+    assert main(["--outdir", str(b), "--resume", "latest", "--kimg", "0.16"]) == 0
+    _states_equal(latest_state(str(a)), latest_state(str(b)))
+    p = float(load_training_state(latest_state(str(a)))[0]["augment.p"])
+    step = 8 * 4 / 1000                                       # 20 steps: 5 updates of +-0.032
+    assert p != 0.3 and abs(round((p - 0.3) / step) * step - (p - 0.3)) < 1e-6
+    stats = _stats(a)
+    assert all("Progress/augment" in line for line in stats)
+    assert all("Progress/ada_rt" in line for line in stats[1:])  # tick 0 is the first step, before an update
+
+
+def test_augmentation_may_be_switched_on_when_resuming(data16, tmp_path, one_thread):
+    out = tmp_path / "run"
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+    assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.032", "--aug", "fixed",
+                 "--aug-p", "0.25"]) == 0
+    tensors, info = load_training_state(latest_state(str(out)))
+    assert info["options"]["aug"] == "fixed" and "augment.p" not in tensors    # fixed: p is the option
+    assert _stats(out)[-1]["Progress/augment"] == pytest.approx(0.25)
 
 
 # ----------------------------------------------------------------------------

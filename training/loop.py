@@ -22,7 +22,9 @@ Where this differs from NVlabs, on purpose:
 - gradients are averaged over micro-batches as well as processes (NVlabs sums micro-batches);
 - w_avg and the mean path length are updated from the global batch mean, so every process holds
   the same state;
-- StyleGAN v1: one batch size for all resolutions; R1 is applied to the stage's (faded) reals.
+- StyleGAN v1: one batch size for all resolutions; R1 is applied to the stage's (faded) reals;
+- D's augmentations (--aug, training/augment.py) draw from each process's torch generator (saved in
+  the training state): such a run resumes exactly, but no longer matches across process counts.
 """
 
 from __future__ import annotations
@@ -48,8 +50,17 @@ from stylegan_sdk.images import grid, save_png, to_uint8
 from stylegan_sdk.latents import seed_to_z
 from stylegan_sdk.models import build_generator, check_state_dict
 
+from .augment import AdaptiveP, AugmentPipe
 from .dataset import ImageDataset, sample_indices
-from .losses import GenInputs, StyleGANLoss, draw_gen_inputs, draw_mixing_cutoff, num_active_ws, progressive_reals
+from .losses import (
+    GenInputs,
+    StyleGANLoss,
+    all_mean,
+    draw_gen_inputs,
+    draw_mixing_cutoff,
+    num_active_ws,
+    progressive_reals,
+)
 from .networks_d import build_discriminator
 from .presets import OPTIONS_FILE, TrainingOptions
 from .state import (
@@ -262,7 +273,7 @@ def status_text(kimg: float, total_kimg: float, sec_per_kimg: float | None, loss
     spk = "?" if sec_per_kimg is None else f"{sec_per_kimg:.1f}"
     parts = [f"kimg {kimg:.3f}/{total_kimg:g}", f"sec/kimg {spk}", f"ETA {eta}"]
     for key, label in [("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"),
-                       ("Loss/pl_penalty", "pl")]:
+                       ("Loss/pl_penalty", "pl"), ("Progress/augment", "aug p"), ("Progress/ada_rt", "r_t")]:
         if key in losses:
             parts.append(f"{label} {losses[key]:.3f}")
     return "  ".join(parts)
@@ -337,8 +348,10 @@ def training_loop(
     G_ema = copy.deepcopy(G).eval()
     phases, optimizers = setup_phases(G, D, opts)
     stats = Stats()
+    augment_pipe = AugmentPipe(opts.aug_p).to(device) if opts.aug != "noaug" else None
+    ada = AdaptiveP(augment_pipe, opts.ada_target, opts.ada_kimg * 1000, opts.batch) if opts.aug == "ada" else None
     loss = StyleGANLoss(G, D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight, pl_decay=opts.pl_decay,
-                        report=stats.report)
+                        report=stats.report, augment_pipe=augment_pipe, observe_real=ada.observe if ada else None)
     shared_rng = torch.Generator().manual_seed(opts.seed)   # latents, labels, noise, mixing (all processes)
 
     # -- Counters, or where a killed run stopped ---------------------------------------------
@@ -353,6 +366,9 @@ def training_loop(
         loss.pl_mean.copy_(tensors["loss.pl_mean"])
         shared_rng.set_state(tensors["rng.shared"])
         torch.set_rng_state(tensors["rng.torch"])
+        if ada is not None and "augment.p" in tensors:  # an ADA run goes on where p was (else: from --aug-p)
+            augment_pipe.p.copy_(tensors["augment.p"])
+            ada.signs.copy_(tensors["augment.signs"])
         cur_nimg, cur_tick, batch_idx = info["cur_nimg"], info["cur_tick"], info["batch_idx"]
         stage_res, time_before = info["stage_resolution"], info["total_time"]
         say(f"resumed from {resume_path} at kimg {cur_nimg / 1000:.3f}")
@@ -445,6 +461,12 @@ def training_loop(
             loss.finish_phase()
             sync_gradients(phase.module, world)
             phase.opt.step()
+        if ada is not None:
+            r_t = ada.maybe_update(batch_idx, reduce=lambda t: all_mean(t.to(device)).cpu())
+            if r_t is not None:
+                stats.report("Progress/ada_rt", r_t)
+        if augment_pipe is not None:
+            stats.report("Progress/augment", augment_pipe.p)
 
         # G_ema: parameters follow G with a half-life of ema_kimg; buffers (w_avg, ...) are copied.
         ema_nimg = opts.ema_kimg * 1000
@@ -490,7 +512,7 @@ def training_loop(
                     "stage_alpha": alpha, "total_time": total_time, "world_size": world,
                     "options": opts.to_dict(), "generator_config": G_cfg.to_dict(), "dataset": dataset.info()}
             if rank == 0:
-                last = _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, info, dataset,
+                last = _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, ada, info, dataset,
                                  (grid_z, grid_c, cols), device)
                 metric_fields = _evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say)
                 if metric_fields:  # a line of its own, after the state it measures
@@ -530,7 +552,7 @@ def _draw_pl_inputs(rng: torch.Generator, pl_batch: int, z_dim: int, labels: tor
 # Snapshot: grid, checkpoint, training state (rank 0)
 
 
-def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, info, dataset, grid_args,
+def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, ada, info, dataset, grid_args,
               device) -> dict[str, Any]:
     outdir = opts.outdir
     nimg = info["cur_nimg"]
@@ -562,6 +584,9 @@ def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, info, data
     tensors["loss.pl_mean"] = loss.pl_mean.detach().cpu().reshape([])
     tensors["rng.shared"] = shared_rng.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
+    if ada is not None:
+        tensors["augment.p"] = ada.pipe.p.detach().cpu().reshape([])
+        tensors["augment.signs"] = ada.signs.clone()
     state_path = os.path.join(outdir, state_filename(nimg))
     save_training_state(state_path, tensors, info)
     prune_states(outdir, opts.keep_states)

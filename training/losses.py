@@ -103,6 +103,8 @@ class StyleGANLoss:
         pl_weight: float = 2.0,             # path length weight (0 = off)
         pl_decay: float = 0.01,             # decay of the running mean path length
         report: Callable[[str, torch.Tensor], None] | None = None,  # statistics sink (name, values)
+        augment_pipe: torch.nn.Module | None = None,                # ADA: what D sees, reals and fakes alike
+        observe_real: Callable[[torch.Tensor], None] | None = None,  # ADA: every D(real) logit, for r_t
     ) -> None:
         self.G = G
         self.D = D
@@ -113,6 +115,8 @@ class StyleGANLoss:
         self._w_sum: torch.Tensor | None = None    # sum of the phase's w (for w_avg), and their count
         self._w_count = 0
         self.report = report or (lambda name, value: None)
+        self.augment_pipe = augment_pipe
+        self.observe_real = observe_real
         # Progressive growing (v1): {"resolution": r, "alpha": a} for both networks; {} for StyleGAN2.
         self.stage_kwargs: dict = {}
 
@@ -141,6 +145,8 @@ class StyleGANLoss:
         return img, ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if self.augment_pipe is not None:
+            img = self.augment_pipe(img)
         return self.D(img, c, **self.stage_kwargs)                      # [N, 1]
 
     @torch.no_grad()
@@ -212,6 +218,8 @@ class StyleGANLoss:
         real_img_tmp = real_img.detach().requires_grad_(do_r1)
         real_logits = self.run_D(real_img_tmp, real_c)
         self.report("Loss/scores/real", real_logits)
+        if self.observe_real is not None:
+            self.observe_real(real_logits)
         loss_Dreal: torch.Tensor | float = 0.0
         if do_main:
             loss_Dreal = F.softplus(-real_logits)                       # -log(sigmoid(D(x)))

@@ -28,6 +28,7 @@ from typing import Any
 ARCHS = ("stylegan2", "stylegan1")
 G_ARCHITECTURES = ("orig", "skip", "resnet")
 D_ARCHITECTURES = ("orig", "skip", "resnet")
+AUGS = ("noaug", "ada", "fixed")    # --aug: off | adaptive p | p fixed at --aug-p (training/augment.py)
 OPTIONS_FILE = "training_options.json"
 
 
@@ -40,6 +41,10 @@ class TrainingOptions:
     cfg: str = "auto"                       # preset the defaults below come from (PRESETS)
     resolution: int = 0                     # training resolution (from the data when not given)
     mirror: bool = False                    # x-flip augmentation (doubles the data set)
+    aug: str = "noaug"                      # D augmentation (training/augment.py): noaug | ada (adaptive p) | fixed
+    aug_p: float = 0.0                      # augmentation probability: --aug fixed's p, --aug ada's starting p
+    ada_target: float = 0.6                 # --aug ada: the r_t = E[sign(D(real))] it holds
+    ada_kimg: float = 500.0                 # --aug ada: kimg over which p could move by 1
     cond: bool = True                       # class-conditional when the data has labels
     background: str = "white"               # colour under transparent pixels
     channels: str = "auto"                  # "auto" | "1" | "3" image channels
@@ -114,6 +119,11 @@ class TrainingOptions:
         for name in ("gamma", "pl_weight", "lod_training_kimg", "lod_transition_kimg", "d_warmup_kimg"):
             need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         need(0 <= self.style_mixing <= 1, "style_mixing", f"must be in [0, 1], got {self.style_mixing}")
+        need(self.aug in AUGS, "aug", f"must be one of {AUGS}, got {self.aug!r}")
+        need(0 <= self.aug_p <= 1, "aug_p", f"must be in [0, 1], got {self.aug_p}")
+        need(self.aug != "fixed" or self.aug_p > 0, "aug_p", "--aug fixed needs a probability > 0")
+        need(0 < self.ada_target < 1, "ada_target", f"must be in (0, 1), got {self.ada_target}")
+        need(self.ada_kimg > 0, "ada_kimg", f"must be > 0, got {self.ada_kimg}")
         need(0 < self.pl_decay <= 1, "pl_decay", f"must be in (0, 1], got {self.pl_decay}")
         need(self.ema_rampup is None or self.ema_rampup > 0, "ema_rampup", "must be > 0 (or none)")
         need(self.channels in ("auto", "1", "3"), "channels", f"must be auto, 1 or 3, got {self.channels!r}")
@@ -236,5 +246,6 @@ def resolve_options(given: dict[str, Any], resolution: int, world_size: int) -> 
 
 
 # Options that may differ when a run is resumed (everything else must match the saved run).
+# D's augmentation may be switched on (or tuned) for a run that started to overfit.
 RESUMABLE_CHANGES = {"data", "kimg", "kimg_per_tick", "snap", "grid", "keep_states", "metrics",
-                     "feature_weights", "device"}
+                     "feature_weights", "device", "aug", "aug_p", "ada_target", "ada_kimg"}

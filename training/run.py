@@ -46,7 +46,7 @@ from stylegan_sdk.checkpoint import read_header
 from stylegan_sdk.config import GeneratorConfig
 
 from .dataset import DatasetError, ImageDataset
-from .presets import ARCHS, OPTIONS_FILE, PRESETS, RESUMABLE_CHANGES, TrainingOptions, resolve_options
+from .presets import ARCHS, AUGS, OPTIONS_FILE, PRESETS, RESUMABLE_CHANGES, TrainingOptions, resolve_options
 from .state import StateError, latest_state, list_states, read_state_info
 
 PROG = "training.run"
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cfg", choices=["auto", *PRESETS], help="preset for the defaults (default auto)")
     g.add_argument("--resolution", type=int, help="training resolution, a power of two (default: the images' size)")
     g.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None, help="x-flip augmentation")
+    g.add_argument("--aug", choices=AUGS, help="augment what D sees (ADA): noaug (default) | ada (p adapts to hold "
+                                               "--ada-target) | fixed (p = --aug-p); may be switched on at --resume")
+    g.add_argument("--aug-p", type=float, help="augmentation probability (fixed), or where ada starts (default 0)")
+    g.add_argument("--ada-target", type=float, help="ada: the E[sign(D(real))] to hold (default 0.6)")
+    g.add_argument("--ada-kimg", type=float, help="ada: kimg over which p could move by 1 (default 500)")
     g.add_argument("--cond", action=argparse.BooleanOptionalAction, default=None,
                    help="class-conditional when the data has labels (default on)")
     g.add_argument("--background", help="colour under transparent pixels: white | black | gray | #rrggbb")
