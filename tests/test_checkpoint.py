@@ -102,6 +102,12 @@ def test_class_names_round_trip_and_are_checked(skip32, tmp_path):
     assert back.config.class_names == ("ant", "bee", "cat", "dog") and back.config.to_dict()["class_names"][3] == "dog"
     assert "class_names" not in skip32.config.to_dict() and "class_names" not in cond.config.to_dict()
     assert sg.load(tmp_path / "named.safetensors").info.class_names == ("ant", "bee", "cat", "dog")
+    from stylegan_sdk.onnx_export import export_onnx
+
+    export_onnx(str(tmp_path / "named.safetensors"), tmp_path / "onnx")      # model.json carries the names
+    G = sg.load(tmp_path / "onnx")
+    assert G.info.class_names == ("ant", "bee", "cat", "dog")
+    np.testing.assert_array_equal(G.generate(1, c="cat", output="float"), G.generate(1, c=2, output="float"))
     for names, match in [(("ant", "bee", "cat"), "3 names for c_dim 4"), (("a", "b", "a", "c"), "'a' appears more"),
                          (("a", "", "b", "c"), "1-200 characters"), (["a", "b", "c", "d"], "must be a tuple")]:
         with pytest.raises(ValueError, match=rf"config\.class_names: .*{match}"):
