@@ -98,8 +98,9 @@ def _rotate3d(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 def geometry_matrix(n: int, p: float, size: int, device: torch.device) -> torch.Tensor:
     """[n, 3, 3] where each output pixel samples the input, in grid_sample's normalised coordinates
-    ([-1, 1] across the image). Every op is symmetric in distribution, so drawing the sampling matrix
-    directly gives the same augmentations as drawing the transform and inverting it."""
+    ([-1, 1] across the image). Every op's distribution is symmetric (an op and its inverse are equally
+    likely), so each op is drawn directly as a sampling matrix; they compose in the listed order, where
+    NVlabs composes the inverses (the same ops, applied in the reverse order)."""
     m = torch.eye(3, device=device).repeat(n, 1, 1)
     one = torch.ones([n], device=device)
     # blit
