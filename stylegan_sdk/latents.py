@@ -117,7 +117,7 @@ def class_to_c(class_idx: int | Sequence[int] | None, c_dim: int, n: int) -> np.
         raise ValueError(f"c: got {len(idx)} classes for {n} latents")
     c = np.zeros([n, c_dim], np.float32)
     for row, k in enumerate(idx):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < c_dim:
+        if not _is_index(k) or not 0 <= k < c_dim:
             raise ValueError(f"c: a class index must be an int in [0, {c_dim}), got {k!r}")
         c[row, k] = 1
     return c

@@ -205,14 +205,16 @@ class AdaptiveP:
         self.signs = torch.zeros([2])   # (sum of sign(D(real)), count) since the last update
 
     def observe(self, real_logits: torch.Tensor) -> None:
-        logits = real_logits.detach().float().cpu()
-        self.signs += torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()))])
+        """Accumulate on the logits' device: no host sync per D pass (maybe_update reads it every 4 steps)."""
+        logits = real_logits.detach().float()
+        count = logits.new_tensor(logits.numel())
+        self.signs = self.signs.to(logits.device) + torch.stack([logits.sign().sum(), count])
 
     def maybe_update(self, batch_idx: int, reduce=lambda t: t) -> float | None:
         """After D step `batch_idx`: every ADA_INTERVAL steps, p += step * sign(r_t - target); r_t or None."""
         if (batch_idx + 1) % ADA_INTERVAL != 0 or self.signs[1] == 0:
             return None
-        total = reduce(self.signs.clone())
+        total = reduce(self.signs.clone()).cpu()
         r_t = float(total[0] / total[1])
         p = float(self.pipe.p) + self.step * (1.0 if r_t > self.target else -1.0 if r_t < self.target else 0.0)
         self.pipe.p.fill_(min(max(p, 0.0), 1.0))

@@ -462,7 +462,7 @@ def training_loop(
             sync_gradients(phase.module, world)
             phase.opt.step()
         if ada is not None:
-            r_t = ada.maybe_update(batch_idx, reduce=lambda t: all_mean(t.to(device)).cpu())
+            r_t = ada.maybe_update(batch_idx, reduce=all_mean)
             if r_t is not None:
                 stats.report("Progress/ada_rt", r_t)
         if augment_pipe is not None:
@@ -586,7 +586,7 @@ def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, ada, info,
     tensors["rng.torch"] = torch.get_rng_state()
     if ada is not None:
         tensors["augment.p"] = ada.pipe.p.detach().cpu().reshape([])
-        tensors["augment.signs"] = ada.signs.clone()
+        tensors["augment.signs"] = ada.signs.detach().cpu().clone()
     state_path = os.path.join(outdir, state_filename(nimg))
     save_training_state(state_path, tensors, info)
     prune_states(outdir, opts.keep_states)
