@@ -295,12 +295,18 @@ def class_index(name: str, class_names: Sequence[str]) -> int:
         return list(class_names).index(name)
     if not class_names:
         raise ValueError(f"c: this model's classes have no names; give a class index instead of {name!r}")
-    known = ", ".join(repr(k) for k in class_names[:12]) + (", ..." if len(class_names) > 12 else "")
-    raise ValueError(f"c: no class named {name!r}; this model's classes: {known}")
+    raise ValueError(f"c: no class named {name!r}; this model's classes: {_listed(class_names)}")
+
+
+def _listed(class_names: Sequence[str]) -> str:
+    return ", ".join(repr(k) for k in class_names[:12]) + (", ..." if len(class_names) > 12 else "")
 
 
 def check_c(c: object, c_dim: int, n: int, class_names: Sequence[str] = ()) -> np.ndarray | None:
     """Class input -> [n, c_dim] float32 or None: a class index or name, a list of them (one-hot), or vectors."""
+    if c is None and c_dim > 0 and class_names:
+        raise ValueError(f"c: this model is conditional; give a class name or index, e.g. c={class_names[0]!r} "
+                         f"(its classes: {_listed(class_names)})")
     if isinstance(c, str):
         c = class_index(c, class_names) if c_dim > 0 else c
     elif isinstance(c, (list, tuple)) and c and all(isinstance(k, str) or _is_index(k) for k in c):

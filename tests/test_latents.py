@@ -120,6 +120,8 @@ def test_class_names_resolve_to_indices():
     assert latents.check_c(["Flags", 1, "Symbols"], 3, 3, names).argmax(1).tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match=r"c: no class named 'Food'; this model's classes: 'Flags', 'Smileys & Emo"):
         latents.check_c("Food", 3, 1, names)
+    with pytest.raises(ValueError, match=r"conditional; give a class name or index, e.g. c='Flags' \(its classes: 'Fl"):
+        latents.check_c(None, 3, 1, names)
     with pytest.raises(ValueError, match="classes have no names; give a class index instead of 'Flags'"):
         latents.check_c("Flags", 3, 1)
     with pytest.raises(ValueError, match="unconditional"):

@@ -161,6 +161,26 @@ def test_separability_end_to_end_known_answers():
     assert 0.3 < out["positive_share"]["bright"] < 0.7
 
 
+class _ClassG(_LinearG):
+    """Conditional, 2 classes: w_0 = +-0.9 by the class, w_1 = the first z coordinate; the picture shows w_0, so
+    "bright" is the class: a hyperplane on the class coordinates of [z, c] separates it, as one on w_0 does."""
+
+    def __init__(self):
+        super().__init__()
+        self.mapping.c_dim = 2
+        # w [N, 8] = [class sign * 0.9, z_0, six zeros]
+        self.mapping.forward = lambda z, c: torch.cat([(c[:, :1] - c[:, 1:]) * 0.9, z[:, :1], z[:, 2:] * 0], 1)
+
+
+def test_separability_of_a_conditional_generator_sees_the_class_in_both_spaces():
+    info = ClassifierInfo("stylegan-sdk.attribute-classifier/1", ["bright", "far"], 8, 3, 32, {}, {}, {}, {})
+    for space in ("z", "w"):
+        out = compute_separability(_ClassG(), _ThresholdClassifier(), info, 2000, space, batch=500)
+        assert out["entropies"]["bright"] < 0.02, space
+        assert 0.45 < out["positive_share"]["bright"] < 0.55  # classes drawn evenly
+        assert out["positive_share"]["far"] == 1.0  # |w_0| = 0.9: always far from gray
+
+
 def test_metric_names_and_missing_classifier():
     spec = parse_metric("ls_z")
     assert (spec.kind, spec.space, spec.num_gen, spec.weights) == ("ls", "z", 200_000, None)

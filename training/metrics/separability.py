@@ -15,7 +15,12 @@ separable. The paper finds W far more separable than Z (its Table 4, FFHQ: a tra
 8-layer mapping network scores 170.3 in Z and 6.52 in W; the style-based generator 3.79 in W).
 
 As in the paper: random noise, no truncation, w straight from the mapping, the SVM fitted and scored on the
-same kept half, H = 0 for an attribute whose kept half has one class only. Unlike its scikit-learn
+same kept half, H = 0 for an attribute whose kept half has one class only.
+
+A conditional generator (the paper's were not) draws each sample's class uniformly and feeds its one-hot c to
+the mapping. The two sides then get the same class information: Z is the mapping's whole input, [z, c], and W
+its output, w = mapping(z, c). An attribute the class decides is separable in both; the comparison is about
+what the latent adds on top of the class (e.g. a skin tone within People & Body). Unlike its scikit-learn
 LinearSVC on raw latents, ours (`fit_linear_svm`, no scikit-learn here) standardises each latent
 coordinate first; a hyperplane is a hyperplane in either coordinates, only the regularisation differs.
 
@@ -290,9 +295,16 @@ def load_classifier(folder: str) -> tuple[AttributeClassifier, ClassifierInfo]:
 # The metric on a generator
 
 
+def _uniform_classes(n: int, c_dim: int, gen: torch.Generator) -> torch.Tensor | None:
+    """[n, c_dim] one-hot rows of evenly drawn classes, or None for an unconditional generator."""
+    if c_dim == 0:
+        return None
+    return torch.nn.functional.one_hot(torch.randint(c_dim, [n], generator=gen), c_dim).float()
+
+
 @torch.no_grad()
 def compute_separability(
-    G: torch.nn.Module,              # generator module (mapping + synthesis), unconditional
+    G: torch.nn.Module,              # generator module (mapping + synthesis); a conditional one draws classes evenly
     classifier: AttributeClassifier,
     info: ClassifierInfo,
     num_samples: int,
@@ -305,8 +317,6 @@ def compute_separability(
     a seed whatever the space, so ls_z and ls_w of one run see the same images."""
     if space not in ("z", "w"):
         raise ValueError(f"space: must be 'z' or 'w', got {space!r}")
-    if G.mapping.c_dim:
-        raise MetricError("metrics: linear separability is defined here for unconditional generators")
     if G.cfg.img_resolution != info.resolution or G.cfg.img_channels != info.channels:
         raise MetricError(f"classifier: trained on {info.resolution} px x{info.channels}, the model makes "
                           f"{G.cfg.img_resolution} px x{G.cfg.img_channels}")
@@ -315,12 +325,13 @@ def compute_separability(
     for start in range(0, num_samples, batch):
         b = min(batch, num_samples - start)
         z = torch.randn([b, G.mapping.z_dim], generator=gen)
-        w = G.mapping(z, None)
+        c = _uniform_classes(b, G.mapping.c_dim, gen)
+        w = G.mapping(z, c)
         ws = w.unsqueeze(1).repeat([1, G.num_ws, 1])
         noise = [torch.randn([b, 1, r, r], generator=gen) for r in G.cfg.noise_resolutions]
         img = (G.synthesis(ws, noise_mode="random", noise=noise or None) * 127.5 + 128).clamp(0, 255)
         probs.append(torch.sigmoid(classifier(img)).numpy())
-        latents.append((z if space == "z" else w).numpy())
+        latents.append((w if space == "w" else z if c is None else torch.cat([z, c], 1)).numpy())
     x, p = np.concatenate(latents), np.concatenate(probs)
     used = [k for k, a in enumerate(info.attributes)
             if info.balanced_accuracy.get(a, 1.0) >= MIN_BALANCED_ACCURACY]
