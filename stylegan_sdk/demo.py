@@ -1,6 +1,6 @@
 """The one-command demo: serve the bundled model, generate pictures through the gRPC client, stop.
 
-    python -m stylegan_sdk.demo [--out out] [--model default] [--psi 0.7]    (make demo)
+    python -m stylegan_sdk.demo [--out out] [--model default] [--psi 0.7] [--class NAME]    (make demo)
 
 Starts `python -m serving` on a free loopback port, waits until its health check says SERVING,
 then writes through `sg.Client`, each picture twice: NAME_Kx.png for people (tiles upscaled K times,
@@ -166,19 +166,20 @@ def _z(G, seeds: list[int]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli import _class_arg
+    from .client import Client
+
     p = argparse.ArgumentParser(prog="python -m stylegan_sdk.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
     p.add_argument("--model", default="default", help="model to serve (default: the bundled emoji model)")
     p.add_argument("--psi", type=float, default=0.7, help="truncation for the seed grid and mixing")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server")
+    p.add_argument("--class", dest="class_idx", type=_class_arg, default=None, metavar="INDEX|NAME",
+                   help="conditional models: the class of the seed grid, truncation and mixing pictures "
+                        "(default: the first class)")
     args = p.parse_args(argv)
-    from .client import Client
+    from .latents import check_c
 
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        print(f"demo: error: out: cannot create {args.out!r}: {e.strerror}", file=sys.stderr)
-        return 2
     t0 = time.time()
     try:
         proc, port, log = start_server(args.model, args.timeout)
@@ -191,8 +192,20 @@ def main(argv: list[str] | None = None) -> int:
             G.wait_until_ready(timeout=args.timeout)
             info = G.info
             print(f"demo: model {info.arch} {info.img_resolution}px, num_ws {info.num_ws}, backend {info.backend}")
-            # A conditional model: class 0 (by name when the model has names), and one row per class below.
-            c = (info.class_names[0] if info.class_names else 0) if info.c_dim > 0 else None
+            # A conditional model: --class, else the first class (by name when the model has names); one row
+            # per class below.
+            c = args.class_idx
+            if c is None and info.c_dim > 0:
+                c = info.class_names[0] if info.class_names else 0
+            try:
+                check_c(c, info.c_dim, 1, info.class_names)
+                os.makedirs(args.out, exist_ok=True)
+            except ValueError as e:
+                print(f"demo: error: --class: {str(e).removeprefix('c: ')}", file=sys.stderr)
+                return 2
+            except OSError as e:
+                print(f"demo: error: out: cannot create {args.out!r}: {e.strerror}", file=sys.stderr)
+                return 2
             figures = [seed_grid(G, args.psi, c), truncation_sweep(G, [1, 4, 7, 10, 13, 16], c),
                        style_mixing(G, [2, 5, 11, 23], [3, 9, 17, 29, 31], args.psi, c)]
             if info.c_dim > 0:

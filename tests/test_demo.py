@@ -61,3 +61,11 @@ def test_conditional_model_gets_one_row_per_class(sg3_dirs, tmp_path, capsys):
     assert figure.row_labels == [f"class {k}" for k in range(G.config.c_dim)]
     raw = np.asarray(Image.open(out / "classes.png"))
     assert raw.shape[0] == G.config.c_dim * 32 + (G.config.c_dim - 1) * 2  # one row per class
+
+
+def test_a_class_the_model_does_not_have_is_one_line_and_exit_2(sg3_dirs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert demo.main(["--model", str(sg3_dirs["sg3r_32_cond"]), "--out", str(out), "--class", "cat"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["demo: error: --class: this model's classes have no names; give a class index instead of 'cat'"]
+    assert not out.exists()  # nothing written
