@@ -148,6 +148,17 @@ def class_rows(G, classes: int, psi: float, seeds: int = 8) -> Figure:
                   row_labels=[names[k] if names else f"class {k}" for k in range(classes)])
 
 
+def _picture_class(choice: int | str | None, info) -> int | str | None:
+    """--class, else a conditional model's first class (by name when it has names); ValueError naming the
+    model's classes when it has no such class (the check every call's c goes through)."""
+    from .latents import check_c
+
+    if choice is None and info.c_dim > 0:
+        choice = info.class_names[0] if info.class_names else 0
+    check_c(choice, info.c_dim, 1, info.class_names)
+    return choice
+
+
 def _class(c: int | str | None) -> str:
     return "" if c is None else f", class {c}"
 
@@ -178,8 +189,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="conditional models: the class of the seed grid, truncation and mixing pictures "
                         "(default: the first class)")
     args = p.parse_args(argv)
-    from .latents import check_c
-
     t0 = time.time()
     try:
         proc, port, log = start_server(args.model, args.timeout)
@@ -192,13 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             G.wait_until_ready(timeout=args.timeout)
             info = G.info
             print(f"demo: model {info.arch} {info.img_resolution}px, num_ws {info.num_ws}, backend {info.backend}")
-            # A conditional model: --class, else the first class (by name when the model has names); one row
-            # per class below.
-            c = args.class_idx
-            if c is None and info.c_dim > 0:
-                c = info.class_names[0] if info.class_names else 0
             try:
-                check_c(c, info.c_dim, 1, info.class_names)
+                c = _picture_class(args.class_idx, info)
                 os.makedirs(args.out, exist_ok=True)
             except ValueError as e:
                 print(f"demo: error: --class: {str(e).removeprefix('c: ')}", file=sys.stderr)

@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from stylegan_sdk.latents import class_to_c
+
 from .feature_nets import MetricError
 
 # Attributes the classifier cannot tell apart on held-out real images (balanced accuracy below this) are left
@@ -299,7 +301,7 @@ def _uniform_classes(n: int, c_dim: int, gen: torch.Generator) -> torch.Tensor |
     """[n, c_dim] one-hot rows of evenly drawn classes, or None for an unconditional generator."""
     if c_dim == 0:
         return None
-    return torch.nn.functional.one_hot(torch.randint(c_dim, [n], generator=gen), c_dim).float()
+    return torch.from_numpy(class_to_c(torch.randint(c_dim, [n], generator=gen).tolist(), c_dim, n))
 
 
 @torch.no_grad()
