@@ -27,7 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import ModelInfo
 from .images import display_factor, grid, labelled_grid, save_png, scale_caption
+from .latents import check_c, seed_to_z
 
 LISTENING = re.compile(r"listening on (?P<host>\S+):(?P<port>\d+)")
 PSIS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
@@ -148,11 +150,9 @@ def class_rows(G, classes: int, psi: float, seeds: int = 8) -> Figure:
                   row_labels=[names[k] if names else f"class {k}" for k in range(classes)])
 
 
-def _picture_class(choice: int | str | None, info) -> int | str | None:
+def _picture_class(choice: int | str | None, info: ModelInfo) -> int | str | None:
     """--class, else a conditional model's first class (by name when it has names); ValueError naming the
     model's classes when it has no such class (the check every call's c goes through)."""
-    from .latents import check_c
-
     if choice is None and info.c_dim > 0:
         choice = info.class_names[0] if info.class_names else 0
     check_c(choice, info.c_dim, 1, info.class_names)
@@ -171,8 +171,6 @@ def _layer_span(info, layers: list[int]) -> str:
 
 
 def _z(G, seeds: list[int]) -> np.ndarray:
-    from .latents import seed_to_z
-
     return seed_to_z(seeds, G.info.z_dim)
 
 
