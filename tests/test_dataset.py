@@ -19,7 +19,7 @@ if str(REPO) not in sys.path:  # `training` lives at the repo root, beside the p
     sys.path.insert(0, str(REPO))
 
 from training import dataset_tool  # noqa: E402
-from training.dataset import DatasetError, ImageDataset, convert_image, sample_indices  # noqa: E402
+from training.dataset import DatasetError, ImageDataset, convert_image, group_by_class, sample_indices  # noqa: E402
 
 RED = (200, 30, 40)
 
@@ -169,6 +169,29 @@ def test_sample_indices_is_a_function_of_position():
     b = np.concatenate([sample_indices(10, 3, 0, 7), sample_indices(10, 3, 7, 18)])
     assert np.array_equal(a, b)                                          # resuming mid-epoch continues it
     assert not np.array_equal(a, sample_indices(10, seed=4, start=0, count=25))
+
+
+def test_group_by_class_fills_each_group_from_the_first_items_class():
+    item_class = np.array([0] * 50 + [1] * 30 + [2] * 15 + [3] * 5)     # unequal classes, as the emoji's
+    idx = sample_indices(100, seed=1, start=200, count=64)
+    out = group_by_class(idx, item_class, group=4, seed=1, start=200)
+    groups = item_class[out].reshape(16, 4)
+    assert np.array_equal(out[::4], idx[::4])                         # each group's first real keeps its place
+    assert np.all(groups == groups[:, :1])                            # ... and sets the group's class
+    assert np.array_equal(out, group_by_class(idx, item_class, 4, seed=1, start=200))   # pure
+    assert not np.array_equal(out, group_by_class(idx, item_class, 4, seed=1, start=264))
+    # Over a long stream classes come as often as in the data (the first items are a permutation).
+    long = group_by_class(sample_indices(100, 0, 0, 4000), item_class, 4, 0, 0)
+    assert np.allclose(np.bincount(item_class[long], minlength=4) / 4000, [0.5, 0.3, 0.15, 0.05], atol=0.03)
+
+
+def test_item_classes_cover_mirrored_copies_and_need_class_labels(mixed_folder):
+    ds = ImageDataset(str(mixed_folder), resolution=16, xflip=True)
+    classes = ds.item_classes()
+    assert len(classes) == len(ds) and np.array_equal(classes[: ds.num_images], classes[ds.num_images:])
+    assert all(classes[i] == ds.get_label(i).argmax() for i in range(len(ds)))
+    with pytest.raises(DatasetError, match="no class labels"):
+        ImageDataset(str(mixed_folder), resolution=16, use_labels=False).item_classes()
 
 
 def _emoji_like(tmp_path: Path) -> tuple[Path, Path]:

@@ -151,18 +151,24 @@ def test_stylegan1_resume_across_a_growth_step(data16, tmp_path, one_thread):
     _states_equal(latest_state(str(tmp_path / "a")), latest_state(str(tmp_path / "b")))
 
 
-def test_conditional_grayscale_run(tmp_path, one_thread):
-    """Labels in dataset.json -> a class-conditional generator; gray images -> one channel."""
+def _bars(tmp_path: Path) -> Path:
+    """24 gray 16x16 images in 3 classes (the class shows as the width of a bar), named classes."""
     src = tmp_path / "gray"
     src.mkdir()
     rng = np.random.default_rng(0)
     labels = []
     for i in range(24):
         img = np.full((16, 16), 30, np.uint8)
-        img[:, : 4 * (i % 3 + 1)] = 220                   # the class shows as the width of a bar
+        img[:, : 4 * (i % 3 + 1)] = 220
         Image.fromarray(np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)).save(src / f"{i}.png")
         labels.append([f"{i}.png", i % 3])
     (src / "dataset.json").write_text(json.dumps({"labels": labels, "classes": ["narrow", "middle", "wide"]}))
+    return src
+
+
+def test_conditional_grayscale_run(tmp_path, one_thread):
+    """Labels in dataset.json -> a class-conditional generator; gray images -> one channel."""
+    src = _bars(tmp_path)
     out = tmp_path / "run"
     assert main(["--data", str(src), "--outdir", str(out), *TINY, "--kimg", "0.032", "--tick", "1"]) == 0
     G = sg.load(sorted(out.glob("network-snapshot-*.safetensors"))[-1])
@@ -170,6 +176,29 @@ def test_conditional_grayscale_run(tmp_path, one_thread):
     assert np.asarray(G.generate(0, c=2)).shape == (16, 16)
     np.testing.assert_array_equal(G.generate(0, c="wide", output="float"), G.generate(0, c=2, output="float"))
     assert Image.open(out / "fakes_init.png").size == (64, 32) and Image.open(out / "reals.png").mode == "L"
+
+
+def test_mbstd_by_class_gives_d_one_class_per_group(tmp_path, monkeypatch, one_thread):
+    """--mbstd-by-class (switched on at resume): every minibatch-stddev group D sees, of reals and of fakes,
+    holds one class, also across micro-batches; without it the groups mix classes."""
+    from training.losses import StyleGANLoss
+
+    seen: list[torch.Tensor] = []
+    run_D = StyleGANLoss.run_D
+    monkeypatch.setattr(StyleGANLoss, "run_D", lambda self, img, c: (seen.append(c.argmax(1)), run_D(self, img, c))[1])
+    out = tmp_path / "run"
+    common = [*TINY, "--batch-gpu", "4", "--mbstd-group", "2", "--tick", "1"]
+    assert main(["--data", str(_bars(tmp_path)), "--outdir", str(out), *common, "--kimg", "0.032"]) == 0
+
+    def mixed_groups() -> int:
+        assert seen and all(len(c) == 4 for c in seen)
+        return sum(len(set(c[i: i + 2].tolist())) > 1 for c in seen for i in (0, 2))
+
+    assert mixed_groups() > 0
+    seen.clear()
+    assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.064", "--mbstd-by-class"]) == 0
+    assert mixed_groups() == 0 and len({int(c[0]) for c in seen}) == 3
+    assert json.loads((out / "training_options.json").read_text())["mbstd_by_class"] is True
 
 
 # ----------------------------------------------------------------------------
@@ -259,6 +288,7 @@ def _error_cases(tmp_path: Path, data16: str) -> dict[str, list[str]]:
         "fixed augmentation without p": ["--data", data16, "--outdir", str(tmp_path / "o8"), "--aug", "fixed"],
         "ada target out of range": ["--data", data16, "--outdir", str(tmp_path / "o9"), "--aug", "ada",
                                     "--ada-target", "1.5"],
+        "class groups without classes": ["--data", data16, "--outdir", str(tmp_path / "o10"), "--mbstd-by-class"],
         "unknown metric": ["--data", data16, "--outdir", str(tmp_path / "o6"), "--metrics", "fidelity"],
         "metric weights missing offline": ["--data", data16, "--outdir", str(tmp_path / "o7"), "--metrics", "fid50k",
                                            "--feature-weights", str(empty)],

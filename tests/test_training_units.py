@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:  # `training` lives at the repo root, beside the p
 from stylegan_sdk.config import GeneratorConfig  # noqa: E402
 from stylegan_sdk.models import build_generator  # noqa: E402
 from training.loop import Stats, progressive_stage, stage_checkpoint_config, stage_tensors  # noqa: E402
-from training.losses import GenInputs, StyleGANLoss, draw_mixing_cutoff, progressive_reals  # noqa: E402
+from training.losses import GenInputs, StyleGANLoss, draw_gen_inputs, draw_mixing_cutoff, progressive_reals  # noqa: E402
 from training.networks_d import Discriminator, MinibatchStdLayer, ProgressiveDiscriminator  # noqa: E402
 from training.presets import TrainingOptions, preset_values, resolve_options  # noqa: E402
 from training.state import (  # noqa: E402
@@ -47,6 +47,16 @@ def test_minibatch_std_groups_are_consecutive_samples():
     assert torch.equal(y[:, :2], x)
     # A batch the group does not divide uses the largest divisor (6 with group 4 -> groups of 3).
     assert MinibatchStdLayer(group_size=4)(torch.randn(6, 2, 3, 3)).shape == (6, 3, 3, 3)
+
+
+def test_gen_inputs_label_groups():
+    labels = torch.eye(5)[torch.arange(40) % 5]                      # [40, 5] one-hot, 5 classes
+    gen = draw_gen_inputs(torch.Generator().manual_seed(0), 24, 8, labels, [4], label_group=4)
+    cls = gen.c.argmax(1).reshape(6, 4)
+    assert torch.equal(cls, cls[:, :1].expand(6, 4)) and len(set(cls[:, 0].tolist())) > 1
+    assert len(set(gen.z[:, 0].tolist())) == 24                         # latents stay one per sample
+    free = draw_gen_inputs(torch.Generator().manual_seed(0), 24, 8, labels, [4])
+    assert any(len(set(g.tolist())) > 1 for g in free.c.argmax(1).reshape(6, 4))
 
 
 @pytest.mark.parametrize("arch", ["resnet", "orig", "skip"])

@@ -378,6 +378,12 @@ class ImageDataset:
         return self._labels is not None
 
     @property
+    def has_class_labels(self) -> bool:
+        """Labels that are classes: one-hot rows (dataset.json's integer labels)."""
+        labels = self._labels
+        return labels is not None and bool(np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1))
+
+    @property
     def label_dim(self) -> int:
         return 0 if self._labels is None else int(self._labels.shape[1])
 
@@ -398,6 +404,14 @@ class ImageDataset:
         if self._labels is None:
             return np.zeros([0], np.float32)
         return self._labels[idx % self.num_images]
+
+    def item_classes(self) -> np.ndarray:
+        """int64 [len(self)]: the class of every item, mirrored copies included; DatasetError unless the
+        labels are classes (one-hot)."""
+        if not self.has_class_labels:
+            raise DatasetError(f"data: {self.path!r} has no class labels (one class per image in {LABELS_FILE})")
+        classes = self._labels.argmax(1).astype(np.int64)
+        return np.concatenate([classes, classes]) if self.xflip else classes
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 [N, C, R, R] images and float32 [N, label_dim] labels."""
@@ -439,4 +453,20 @@ def sample_indices(num_items: int, seed: int, start: int, count: int) -> np.ndar
         out[filled: filled + take] = perm[offset: offset + take]
         filled += take
         pos += take
+    return out
+
+
+def group_by_class(indices: np.ndarray, item_class: np.ndarray, group: int, seed: int, start: int) -> np.ndarray:
+    """`indices` (a batch of `sample_indices`) with every run of `group` consecutive items made one class.
+
+    The first item of each run keeps its place in the stream, so classes come as often as in the data;
+    the others are drawn, with replacement, from the items of its class. A pure function of (seed, start),
+    like `sample_indices`: a resumed run and every process draw the same batch.
+    """
+    assert len(indices) % group == 0, (len(indices), group)
+    rng = np.random.default_rng([seed, start, group])
+    out = np.array(indices, np.int64)
+    for s in range(0, len(out), group):
+        members = np.flatnonzero(item_class == item_class[out[s]])
+        out[s + 1: s + group] = members[rng.integers(len(members), size=group - 1)]
     return out

@@ -22,6 +22,10 @@ Where this differs from NVlabs, on purpose:
 - gradients are averaged over micro-batches as well as processes (NVlabs sums micro-batches);
 - w_avg and the mean path length are updated from the global batch mean, so every process holds
   the same state;
+- --mbstd-by-class (off by default, not in NVlabs' code): every minibatch-stddev group of reals and of
+  fakes holds one class, so the stddev feature shows D a class that collapsed to one picture (with mixed
+  groups the other classes' variety hides it); each group's first real keeps its place in the stream,
+  the rest are drawn from its class;
 - StyleGAN v1: one batch size for all resolutions; R1 is applied to the stage's (faded) reals;
 - D's augmentations (--aug, training/augment.py) draw from each process's torch generator (saved in
   the training state): such a run resumes exactly, but no longer matches across process counts.
@@ -51,7 +55,7 @@ from stylegan_sdk.latents import seed_to_z
 from stylegan_sdk.models import build_generator, check_state_dict
 
 from .augment import AdaptiveP, AugmentPipe
-from .dataset import ImageDataset, sample_indices
+from .dataset import ImageDataset, group_by_class, sample_indices
 from .losses import (
     GenInputs,
     StyleGANLoss,
@@ -61,7 +65,7 @@ from .losses import (
     num_active_ws,
     progressive_reals,
 )
-from .networks_d import build_discriminator
+from .networks_d import build_discriminator, mbstd_group_of
 from .presets import OPTIONS_FILE, TrainingOptions
 from .state import (
     load_module,
@@ -290,10 +294,10 @@ def grid_inputs(opts: TrainingOptions, dataset: ImageDataset, c_dim: int) -> tup
     z = torch.from_numpy(seed_to_z(list(range(n)), opts.z_dim))
     c = torch.zeros([n, c_dim])
     if c_dim > 0:
-        labels = np.stack([dataset.get_label(i) for i in range(dataset.num_images)])
-        if np.all((labels == 0) | (labels == 1)) and np.all(labels.sum(1) == 1):
+        if dataset.has_class_labels:
             c[torch.arange(n), (torch.arange(n) // cols) % c_dim] = 1
         else:
+            labels = np.stack([dataset.get_label(i) for i in range(dataset.num_images)])
             c = torch.from_numpy(labels[np.arange(n) % len(labels)])
     return z, c
 
@@ -385,6 +389,9 @@ def training_loop(
     batch_gpu = opts.batch_gpu or local_batch
     rounds = local_batch // batch_gpu
     pl_batch = max(world, opts.batch // opts.pl_batch_shrink // world * world)   # global, whole per process
+    # --mbstd-by-class: runs of class_group consecutive samples (one minibatch-stddev group in D) share a class.
+    class_group = mbstd_group_of(batch_gpu, opts.mbstd_group) if opts.mbstd_by_class else 1
+    item_class = dataset.item_classes() if class_group > 1 else None
     labels = torch.from_numpy(np.stack([dataset.get_label(i) for i in range(dataset.num_images)])
                               if c_dim > 0 else np.zeros([dataset.num_images, 0], np.float32))
 
@@ -405,7 +412,8 @@ def training_loop(
     say(f"training {opts.arch} at {opts.resolution}px on {dataset.num_images} images "
         f"({'x-flip, ' if opts.mirror else ''}{world} process{'es' if world > 1 else ''}, "
         f"batch {opts.batch}, {rounds} micro-batch{'es' if rounds > 1 else ''} of {batch_gpu}) for {opts.kimg:g} kimg"
-        + (f", only D until kimg {opts.d_warmup_kimg:g}" if cur_nimg < opts.d_warmup_kimg * 1000 else ""))
+        + (f", only D until kimg {opts.d_warmup_kimg:g}" if cur_nimg < opts.d_warmup_kimg * 1000 else "")
+        + (f", minibatch-stddev groups of {class_group} images of one class" if class_group > 1 else ""))
     bar = ProgressBar(opts.kimg, enabled=rank == 0)
     last: dict[str, Any] = {"checkpoint": None, "state": None}
     tick_losses: dict[str, float] = {}
@@ -425,7 +433,10 @@ def training_loop(
         noise_res = [r for r in G_cfg.noise_resolutions if r <= res]
 
         # Reals: this process's slice of the global batch.
-        idx = sample_indices(len(dataset), opts.seed, cur_nimg, opts.batch)[rank * local_batch:(rank + 1) * local_batch]
+        idx = sample_indices(len(dataset), opts.seed, cur_nimg, opts.batch)
+        if item_class is not None:
+            idx = group_by_class(idx, item_class, class_group, opts.seed, cur_nimg)
+        idx = idx[rank * local_batch:(rank + 1) * local_batch]
         imgs, real_labels = dataset.get_batch(idx)
         real_img = torch.from_numpy(imgs).to(device).to(torch.float32) / 127.5 - 1
         real_img = progressive_reals(real_img, res, alpha) if opts.arch == "stylegan1" else real_img
@@ -436,7 +447,7 @@ def training_loop(
         for phase in phases:
             if batch_idx % phase.interval != 0 or (d_warmup and phase.name.startswith("G")):
                 continue
-            gen = draw_gen_inputs(shared_rng, opts.batch, opts.z_dim, labels, noise_res)
+            gen = draw_gen_inputs(shared_rng, opts.batch, opts.z_dim, labels, noise_res, class_group)
             gen = gen.narrow(rank * local_batch, local_batch).to(device)
             cutoff = draw_mixing_cutoff(shared_rng, num_ws, opts.style_mixing)
             phase.opt.zero_grad(set_to_none=True)

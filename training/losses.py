@@ -75,9 +75,11 @@ def draw_gen_inputs(
     z_dim: int,                     # latent size
     labels: torch.Tensor,           # [num_items, c_dim] the data set's labels to draw from (c_dim may be 0)
     noise_resolutions: list[int],   # resolution of each active synthesis layer's noise
+    label_group: int = 1,           # runs of this many consecutive samples share one label (--mbstd-by-class)
 ) -> GenInputs:
+    assert n % label_group == 0, (n, label_group)
     z = torch.randn([n, z_dim], generator=gen)
-    idx = torch.randint(labels.shape[0], [n], generator=gen)
+    idx = torch.randint(labels.shape[0], [n // label_group], generator=gen).repeat_interleave(label_group)
     z_mix = torch.randn([n, z_dim], generator=gen)
     noise = [torch.randn([n, 1, r, r], generator=gen) for r in noise_resolutions]
     return GenInputs(z, labels[idx], z_mix, noise)

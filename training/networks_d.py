@@ -63,7 +63,7 @@ class MinibatchStdLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        g = _group(n, self.group_size)
+        g = mbstd_group_of(n, self.group_size)
         f = self.num_channels
         y = x.reshape(n // g, g, f, c // f, h, w)     # [nGFcHW] groups of consecutive samples
         y = y - y.mean(dim=1, keepdim=True)            # [nGFcHW] subtract the group mean
@@ -77,7 +77,8 @@ class MinibatchStdLayer(torch.nn.Module):
         return f"group_size={self.group_size}, num_channels={self.num_channels}"
 
 
-def _group(n: int, group_size: int) -> int:
+def mbstd_group_of(n: int, group_size: int) -> int:
+    """The group a batch of n actually uses: the largest divisor of n that is at most group_size."""
     g = n if group_size <= 0 else min(group_size, n)
     while n % g:
         g -= 1

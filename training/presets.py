@@ -65,6 +65,7 @@ class TrainingOptions:
     g_architecture: str = "skip"            # StyleGAN2 G output: orig | skip | resnet
     d_architecture: str = "resnet"          # StyleGAN2 D: orig | skip | resnet
     mbstd_group: int = 4                    # minibatch-stddev group size (0 = whole batch)
+    mbstd_by_class: bool = False            # conditional: every minibatch-stddev group holds one class
     conv_clamp: float | None = None         # clamp conv outputs (StyleGAN2; NVlabs uses 256 with FP16)
     # -- losses and optimisers --------------------------------------------------------------
     glr: float = 0.002                      # G learning rate (Adam betas 0, 0.99, eps 1e-8)
@@ -246,6 +247,7 @@ def resolve_options(given: dict[str, Any], resolution: int, world_size: int) -> 
 
 
 # Options that may differ when a run is resumed (everything else must match the saved run).
-# D's augmentation may be switched on (or tuned) for a run that started to overfit.
+# D's augmentation may be switched on (or tuned) for a run that started to overfit, and class-pure
+# minibatch-stddev groups for a conditional run whose classes collapsed.
 RESUMABLE_CHANGES = {"data", "kimg", "kimg_per_tick", "snap", "grid", "keep_states", "metrics",
-                     "feature_weights", "device", "aug", "aug_p", "ada_target", "ada_kimg"}
+                     "feature_weights", "device", "aug", "aug_p", "ada_target", "ada_kimg", "mbstd_by_class"}

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--g-arch", dest="g_architecture", choices=["orig", "skip", "resnet"], help="StyleGAN2 G")
     g.add_argument("--d-arch", dest="d_architecture", choices=["orig", "skip", "resnet"], help="StyleGAN2 D")
     g.add_argument("--mbstd-group", type=int, help="minibatch-stddev group size")
+    g.add_argument("--mbstd-by-class", action=argparse.BooleanOptionalAction, default=None,
+                   help="conditional runs: each minibatch-stddev group holds one class (reals and fakes), so D "
+                        "sees a class that collapsed to one picture (default off; may be switched on at --resume)")
     g.add_argument("--conv-clamp", type=_float_or_none, help="clamp conv outputs (StyleGAN2; 'none' = off)")
     g = p.add_argument_group("losses and optimisers")
     g.add_argument("--glr", type=float, help="G learning rate")
@@ -314,6 +317,10 @@ def setup(args: argparse.Namespace, world: int) -> tuple[TrainingOptions, ImageD
     opts.validate(world)
     if init_cfg is not None:
         check_init_generator(init_cfg, opts, dataset)
+    if opts.mbstd_by_class:
+        if not (opts.cond and dataset.has_labels):
+            raise UserError("--mbstd-by-class: needs a conditional run (class labels in the data, --cond)")
+        dataset.item_classes()   # DatasetError unless the labels are classes
     if opts.metrics:
         from .metrics import check_metrics
 
