@@ -289,6 +289,50 @@ def test_metric_names():
         parse_metric("is50k")
 
 
+class _CollapsingG(torch.nn.Module):
+    """Conditional, 3 classes, 8x8 RGB, no noise. Class 0: one gray picture for every z (collapsed).
+    Class 1: pixel = 128 + 40 z_pixel, as its real images are drawn. Class 2: 128 + 20 z_pixel (half)."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_ws = 1
+        self.mapping = torch.nn.Module()
+        self.mapping.z_dim, self.mapping.c_dim = 192, 3
+        self.mapping.forward = lambda z, c: z * (c[:, 1:2] + 0.5 * c[:, 2:3])   # [N, 192]
+        self.cfg = GeneratorConfig(img_resolution=8, img_channels=3, use_noise=False, z_dim=192, w_dim=192)
+
+    def synthesis(self, ws, noise_mode="const", noise=None):
+        return ws[:, 0].reshape(-1, 3, 8, 8) * 40 / 127.5                     # 128 + 40 w in uint8 values
+
+
+def test_class_variety_known_answers(tmp_path):
+    """cvar: ~0 for a class that gives one picture, ~1 for one that varies as its reals do, ~0.5 for half."""
+    from training.dataset import ImageDataset
+    from training.metrics import calc_metric
+    from training.metrics.variety import pixel_spread
+
+    rng = np.random.default_rng(0)
+    labels = []
+    for i in range(3 * 150):
+        img = np.clip(np.rint(128 + 40 * rng.standard_normal((8, 8, 3))), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        labels.append([f"{i}.png", i % 3])
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": labels, "classes": ["flat", "full", "half"]}))
+    ds = ImageDataset(str(tmp_path))
+    out = calc_metric("cvar400", _CollapsingG(), ds, batch=100)["results"]
+    per = out["cvar400_classes"]
+    assert per["flat"] == pytest.approx(0, abs=1e-6) and out["cvar400"] == per["flat"]
+    assert per["full"] == pytest.approx(1, abs=0.06) and per["half"] == pytest.approx(0.5, abs=0.03)
+    assert pixel_spread([np.array([[[[0.0]]], [[[2.0]]]])]) == pytest.approx(math.sqrt(2))   # ddof 1
+    # An unconditional generator, or data without class labels: one clear error.
+    with pytest.raises(MetricError, match="class-conditional"):
+        calc_metric("cvar10", build_generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=1,
+                                                              channel_base=64, channel_max=8)), ds)
+    with pytest.raises(MetricError, match="labels"):
+        calc_metric("cvar10", _CollapsingG(), ImageDataset(str(tmp_path), use_labels=False))
+    assert parse_metric("cvar1k").num_gen == 1000 and parse_metric("cvar256").weights is None
+
+
 # ----------------------------------------------------------------------------
 # The command line and the training loop
 

@@ -10,8 +10,10 @@
     pr50k3          ... against at most 50k real
     ls_z, ls_w      linear separability in Z / W (separability.py; the StyleGAN paper's Section 4.2):
                     200k samples, an attribute classifier trained on the real images (--classifier)
+    cvar256         within-class variety of a conditional model (variety.py): per class, the pixel spread of
+                    256 generated images over that of the class's real images; the value is the lowest class's
 
-Counts are free: `fid10k`, `fid500` (500 images), `ppl_wend_1k` (1000 paths), `pr5k3`, `ls_w_20k`. The feature
+Counts are free: `fid10k`, `fid500` (500 images), `ppl_wend_1k` (1000 paths), `pr5k3`, `ls_w_20k`, `cvar1k`. The feature
 networks' weights come from feature_nets.find_weights (--feature-weights, the env variable, the
 cache, a download when online); without them a metric fails with one line naming what to get.
 """
@@ -36,14 +38,15 @@ FID_RE = re.compile(r"^fid(\d+)(k?)(_full)?$")
 PPL_RE = re.compile(r"^(ppl2?)_([zw])(full|end)(?:_(\d+)(k?))?$")
 PR_RE = re.compile(r"^pr(\d+?)(k?)3(_full)?$")
 LS_RE = re.compile(r"^ls_([zw])(?:_(\d+)(k?))?$")
+CVAR_RE = re.compile(r"^cvar(\d+)(k?)$")
 LS_DEFAULT_SAMPLES = 200_000   # the paper's count
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    kind: str                       # "fid" | "ppl" | "pr" | "ls"
-    num_gen: int                    # generated images (fid, pr) or paths (ppl)
+    kind: str                       # "fid" | "ppl" | "pr" | "ls" | "cvar"
+    num_gen: int                    # generated images (fid, pr; cvar: per class) or paths (ppl)
     max_real: int | None = None     # real images used (None = all)
     space: str = "w"                # ppl, ls: "z" | "w"
     sampling: str = "end"           # ppl: "full" | "end"
@@ -51,8 +54,8 @@ class MetricSpec:
 
     @property
     def weights(self) -> str | None:
-        """The feature network it needs (ls: none; its classifier comes from --classifier)."""
-        return {"fid": "inception", "ls": None}.get(self.kind, "vgg16")
+        """The feature network it needs (ls: none, its classifier comes from --classifier; cvar: none)."""
+        return {"fid": "inception", "ls": None, "cvar": None}.get(self.kind, "vgg16")
 
 
 def parse_metric(name: str) -> MetricSpec:
@@ -70,8 +73,14 @@ def parse_metric(name: str) -> MetricSpec:
         if n < 2:
             raise MetricError(f"metrics: {name} needs at least 2 samples")
         return MetricSpec(name, "ls", n, space=m.group(1))
+    if m := CVAR_RE.match(name):
+        n = int(m.group(1)) * (1000 if m.group(2) else 1)
+        if n < 2:
+            raise MetricError(f"metrics: {name} needs at least 2 images per class")
+        return MetricSpec(name, "cvar", n)
     raise MetricError(f"metrics: unknown metric {name!r} (e.g. fid50k_full, fid50k, ppl_wend, ppl_zfull, "
-                      f"ppl2_wend, pr50k3_full, ls_z, ls_w; counts are free: fid10k, fid500, ppl_wend_1k, ls_w_20k)")
+                      f"ppl2_wend, pr50k3_full, ls_z, ls_w, cvar256; counts are free: fid10k, fid500, ppl_wend_1k, "
+                      f"ls_w_20k)")
 
 
 def check_metrics(names: list[str], feature_weights: str | None, download: bool = True,
@@ -154,7 +163,7 @@ def calc_metric(
     G = G.eval().to(device)
     gen = torch.Generator().manual_seed(seed)
     sample_c = _label_sampler(G, dataset, gen, device)
-    if spec.kind in ("fid", "pr") and dataset is None:
+    if spec.kind in ("fid", "pr", "cvar") and dataset is None:
         raise MetricError(f"metrics: {name} needs the real images (--data)")
 
     if spec.kind == "fid":
@@ -185,6 +194,11 @@ def calc_metric(
         out = compute_separability(G, net.to(device), info, spec.num_gen, spec.space, batch=batch, seed=seed)
         results = {name: out["score"], f"{name}_entropies": out["entropies"],
                    f"{name}_positive_share": out["positive_share"], f"{name}_left_out": out["left_out"]}
+    elif spec.kind == "cvar":
+        from .variety import class_variety
+
+        per_class = class_variety(G, dataset, spec.num_gen, gen, device, batch)
+        results = {name: min(per_class.values()), f"{name}_classes": per_class}
     else:
         net = load_vgg16(feature_weights, device, download)
         results = {name: compute_ppl(G, net.lpips_embedding, sample_c, spec.num_gen, epsilon=1e-4,
