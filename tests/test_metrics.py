@@ -417,11 +417,15 @@ def test_metrics_in_the_training_loop(inception_weights, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(16):
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    (data / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", i % 2] for i in range(16)]}))
     out = tmp_path / "run"
     assert run_main(["--data", str(data), "--outdir", str(out), "--cfg", "cpu", "--batch", "8", "--kimg", "0.008",
                      "--cbase", "128", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map", "2",
-                     "--metrics", "fid8", "--feature-weights", str(folder)]) == 0
+                     "--metrics", "fid8,cvar4", "--feature-weights", str(folder)]) == 0
     lines = [json.loads(x) for x in (out / "metric-fid8.jsonl").read_text().splitlines()]
     assert len(lines) == 1 and lines[-1]["snapshot"] == "network-snapshot-000000008.safetensors"
     assert np.isfinite(lines[-1]["results"]["fid8"])
-    assert "Metrics/fid8" in json.loads((out / "stats.jsonl").read_text().splitlines()[-1])
+    cvar = json.loads((out / "metric-cvar4.jsonl").read_text())["results"]
+    assert sorted(cvar["cvar4_classes"]) == ["0", "1"] and cvar["cvar4"] == min(cvar["cvar4_classes"].values())
+    stats = json.loads((out / "stats.jsonl").read_text().splitlines()[-1])
+    assert "Metrics/fid8" in stats and "Metrics/cvar4" in stats and "Metrics/cvar4_classes" not in stats

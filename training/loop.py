@@ -616,8 +616,9 @@ def _evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say
     for name in opts.metrics:
         result = calc_metric(name, G_ema, dataset, feature_weights=opts.feature_weights, device=device)
         report_metric(result, opts.outdir, snapshot=os.path.basename(last["checkpoint"]))
-        say(f"metric {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["results"].items()))
-        results.update({f"Metrics/{k}": v for k, v in result["results"].items()})
+        scalars = {k: v for k, v in result["results"].items() if isinstance(v, (int, float))}   # (not per class)
+        say(f"metric {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
+        results.update({f"Metrics/{k}": v for k, v in scalars.items()})
     return results
 
 
