@@ -345,6 +345,8 @@ def test_bf16_images_stay_close_to_fp32(sg2, tmp_path, model):
     assert G16.backend.precision == "bf16"
     compiled = G16.backend.synthesis.compiled.get_property("INFERENCE_PRECISION_HINT")
     assert "bf16" in str(compiled).lower() or "bfloat16" in str(compiled).lower(), compiled
+    mapping = str(G16.backend.mapping.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    assert "f32" in mapping or "float32" in mapping, mapping  # the mapping network stays fp32
     seeds = list(range(8))
     for mode in ("const", "none"):
         a = G32.generate(seeds, psi=0.7, noise_mode=mode, output="uint8").astype(np.int32)
