@@ -182,6 +182,26 @@ def test_load_refuses_mismatched_backend_and_options():
         sg.load("triton://127.0.0.1:1/x", device="cuda")
 
 
+def test_a_server_that_never_answers_is_a_deadline_error_in_time():
+    """A port that accepts connections but never answers: DeadlineExceededError (a TimeoutError) after the
+    address's timeout. (A tiny timeout against a real server is no test: gRPC deadlines are kept in whole
+    milliseconds, and a loopback call can answer within one.)"""
+    import socket
+    import time
+
+    from stylegan_sdk.client.errors import DeadlineExceededError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)  # the kernel completes the TCP handshake; nothing ever speaks HTTP/2
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match=f"127.0.0.1:{port}: no answer within the timeout") as info:
+            sg.load(f"triton://127.0.0.1:{port}/emoji?timeout=0.5")
+        assert isinstance(info.value, TimeoutError)
+        assert 0.5 <= time.monotonic() - t0 < 10
+
+
 def test_unreachable_server_is_a_connection_error_in_time():
     """Nobody listens on the port: ServerUnavailableError (a ConnectionError) within the address's timeout."""
     import socket
