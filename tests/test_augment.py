@@ -15,13 +15,16 @@ if str(REPO) not in sys.path:  # `training` lives at the repo root, beside the p
 
 from training.augment import (  # noqa: E402
     ADA_INTERVAL,
+    SYM6,
     AdaptiveP,
     AugmentPipe,
+    _band_limited,
     _rotate2d,
     _scale2d,
     _translate2d,
     color_matrix,
     geometry_matrix,
+    moves_whole_pixels,
     recolor,
     resample,
 )
@@ -38,6 +41,49 @@ def test_blit_ops_move_pixels_exactly():
     torch.testing.assert_close(shifted[..., :6], x[..., 2:], rtol=0, atol=0)
     torch.testing.assert_close(shifted[..., 6:], x[..., 6:].flip(3), rtol=0, atol=0)
     assert resample(x, torch.eye(3).repeat(2, 1, 1)) is x
+
+
+def _waves(size: int, dx: float = 0.0) -> torch.Tensor:
+    """[1, 1, size, size] band-limited test image (periods 16 and 11 px), shifted by dx pixels."""
+    y, x = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float() + dx, indexing="ij")
+    return (torch.cos(2 * math.pi * x / 16) * torch.cos(2 * math.pi * y / 11))[None, None]
+
+
+def test_whole_pixel_moves_are_told_apart_from_fractional_ones():
+    one = torch.ones([1])
+    m = torch.cat([torch.eye(3)[None], _translate2d(one * 2 / 8, one * -6 / 8), _rotate2d(one * math.pi / 2),
+                   _scale2d(-one, one), _translate2d(one / 8, 0 * one), _rotate2d(one * 0.1),
+                   _scale2d(one * 2, one * 2)])
+    assert moves_whole_pixels(m, 8).tolist() == [True, True, True, True, False, False, False]
+
+
+def test_fractional_shifts_are_band_limited_where_bilinear_blurs():
+    one = torch.ones([1])
+    for dx in (0.5, 1.5):
+        m = _translate2d(one * dx * 2 / 32, 0 * one)
+        want = _waves(32, dx)[..., 6:-6, 6:-6]                       # away from the reflected border
+        assert (resample(_waves(32), m)[..., 6:-6, 6:-6] - want).abs().max() < 1e-4
+        assert (resample(_waves(32), m, antialias=False)[..., 6:-6, 6:-6] - want).abs().max() > 1e-2
+
+
+def test_zooming_out_does_not_alias_the_finest_pattern():
+    """A checkerboard (the highest frequency) zoomed out 1.5x: bilinear sampling turns it into a coarse
+    moire of amplitude ~0.25; the low-pass removes it."""
+    y, x = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    checker = ((-1.0) ** (x + y)).float()[None, None]
+    m = _scale2d(torch.full([1], 1.5), torch.full([1], 1.5))
+    assert resample(checker, m)[..., 8:-8, 8:-8].abs().mean() < 0.02
+    assert resample(checker, m, antialias=False)[..., 8:-8, 8:-8].abs().mean() > 0.2
+
+
+def test_band_limited_path_is_the_same_as_matrices_and_as_convolutions():
+    """Small images filter with dense 1-D matrices, large ones with upfirdn2d: the same linear maps."""
+    torch.manual_seed(5)
+    x = torch.randn(6, 3, 16, 16)
+    m = geometry_matrix(6, 1.0, 16, x.device)
+    f = torch.tensor(SYM6) / sum(SYM6)
+    torch.testing.assert_close(_band_limited(x, m, f, dense=True), _band_limited(x, m, f, dense=False),
+                               rtol=0, atol=2e-5)
 
 
 def test_p_zero_is_the_identity_and_p_one_changes_every_sample():

@@ -17,10 +17,14 @@ The pipeline is the paper's "bgc" set, with its default strengths:
     color  brightness (+N(0, 0.2)), contrast (x 2^N(0, 0.5)), luma flip, hue rotation, saturation
            (x 2^N(0, 1)) around the luma axis; gray images get brightness and contrast only
 
-Deviation from NVlabs: the geometric ops resample with bilinear `grid_sample` and reflection padding
-instead of NVlabs' upsampled anti-aliasing filter. The blit ops move pixel centres onto pixel centres,
-so on their own they stay exact. Random numbers come from torch's global generator, which the training
-state saves.
+Resampling, as in the paper's code: a sample whose geometric ops move pixel centres onto pixel centres
+(no op, or only blits) is moved exactly. Any other sample is resampled band-limited: reflect-padded,
+upsampled 2x through the symlet-6 low-pass filter, sampled bilinearly at the doubled resolution, and
+filtered down again (the filter flipped, so that its phase cancels). Plain bilinear sampling at the image's
+own resolution, which this module used before, skips pixels when it zooms out and blurs by up to half a
+pixel when it shifts; it stays available as `resample(..., antialias=False)` for comparison. Unlike NVlabs,
+untouched and blit-only samples are not passed through the filter. Random numbers come from torch's
+global generator, which the training state saves.
 """
 
 from __future__ import annotations
@@ -30,7 +34,17 @@ import math
 import torch
 import torch.nn.functional as F
 
+from stylegan_sdk.models.layers import downsample2d, filter_pads, upsample2d
+
 ADA_INTERVAL = 4                     # D steps between p updates (NVlabs' value)
+
+DENSE_FIR_MAX = 128                  # px: the band-limited resampling's filters as matrices up to this size
+
+# Symlet-6 low-pass decomposition filter (12 taps; the standard wavelet coefficients, e.g. PyWavelets'
+# 'sym6' dec_lo, in the order of NVlabs' table): the anti-aliasing filter of the geometric ops.
+SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
+        0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
+        -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148)
 
 # The "bgc" strengths (ADA paper, appendix B; NVlabs' AugmentPipe defaults).
 XINT_MAX = 0.125        # integer translation, fraction of the image size
@@ -146,14 +160,73 @@ def color_matrix(n: int, p: float, device: torch.device) -> torch.Tensor:
     return saturation @ m
 
 
-def resample(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """images [N, C, H, W] sampled where matrix [N, 3, 3] sends each output pixel (normalised coordinates),
-    bilinear, reflection padding; the images themselves when every matrix is the identity."""
+def moves_whole_pixels(matrix: torch.Tensor, size: int, tol: float = 1e-4) -> torch.Tensor:
+    """[N] bool: matrix [N, 3, 3] (normalised coordinates of a size x size image) maps pixel centres onto
+    pixel centres: its linear part is a signed permutation and its shift a whole number of pixels."""
+    linear, shift = matrix[:, :2, :2], matrix[:, :2, 2] * (size / 2)
+    whole = (linear - linear.round()).abs().amax((1, 2)) < tol
+    whole &= (linear.round().abs().sum(1) == 1).all(1) & (linear.round().abs().sum(2) == 1).all(1)
+    return whole & ((shift - shift.round()).abs().amax(1) < tol)
+
+
+def _bilinear(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    grid = F.affine_grid(matrix[:, :2, :], list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _fir_matrices(size: int, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The band-limited path's two 1-D linear maps, as matrices (the filtering is separable, so each is applied
+    along both axes; matrix products are far faster on a CPU than depthwise convolutions):
+    up [2(size+2pad), size]: reflect-pad by pad = len(f) // 4, insert zeros, filter with f (gain 2);
+    down [size, 2(size+2pad)]: filter with f flipped (its phase cancels that of up), keep every second
+    sample, crop the padding."""
+    pad, taps = f.shape[0] // 4, f.shape[0]
+    basis = F.pad(torch.eye(size, dtype=f.dtype, device=f.device)[:, None, :], [pad, pad], mode="reflect")
+    stuffed = torch.stack([basis, torch.zeros_like(basis)], -1).flatten(-2)      # [size, 1, 2(size+2pad)]
+    up = F.conv1d(F.pad(stuffed, list(filter_pads(taps, up=2))), (2 * f).flip(0)[None, None])
+    wide = 2 * (size + 2 * pad)
+    basis = torch.eye(wide, dtype=f.dtype, device=f.device)[:, None, :]
+    down = F.conv1d(F.pad(basis, list(filter_pads(taps, down=2))), f[None, None])[..., ::2]
+    return up[:, 0, :].T, down[:, 0, pad:pad + size].T
+
+
+def _band_limited(images: torch.Tensor, matrix: torch.Tensor, f: torch.Tensor, dense: bool | None = None
+                  ) -> torch.Tensor:
+    """Sampling through a 2x-upsampled copy, f the 1-D low-pass filter (see the module docstring). The
+    filtering runs as dense matrix products up to DENSE_FIR_MAX px (dense=None) and as FIR convolutions
+    above: the same linear maps, one fast on small images, the other linear in the image size."""
     n, ch, h, w = images.shape
+    pad = f.shape[0] // 4                                    # the filter's reach, in input pixels
+    dense = w <= DENSE_FIR_MAX if dense is None else dense
+    if dense:
+        up, down = _fir_matrices(w, f)
+        x = up @ images @ up.T                               # [N, C, 2(H+2pad), 2(W+2pad)]
+    else:
+        x = upsample2d(F.pad(images, [pad] * 4, mode="reflect"), torch.outer(f, f))
+    # matrix maps the image's normalised coordinates; the padded copy spans k times as much.
+    k = torch.tensor([(w + 2 * pad) / w, (h + 2 * pad) / h, 1.0], device=matrix.device)
+    x = _bilinear(x, matrix * k[None, None, :] / k[None, :, None])     # diag(k)^-1 @ matrix @ diag(k)
+    if dense:
+        return down @ x @ down.T                             # [N, C, H, W]
+    return downsample2d(x, torch.outer(f, f).flip([0, 1]))[:, :, pad:pad + h, pad:pad + w]
+
+
+def resample(images: torch.Tensor, matrix: torch.Tensor, antialias: bool = True) -> torch.Tensor:
+    """images [N, C, H, W] sampled where matrix [N, 3, 3] sends each output pixel (normalised coordinates),
+    reflection padding; the images themselves when every matrix is the identity. Samples that move by
+    whole pixels are moved exactly; the others are sampled band-limited (`antialias`, see the module
+    docstring) or, with antialias=False, plainly bilinear."""
+    n, ch, h, w = images.shape
+    assert matrix.shape == (n, 3, 3), f"resample: matrix {tuple(matrix.shape)} for {n} images"
     if torch.equal(matrix, torch.eye(3, device=matrix.device).expand(n, 3, 3)):
         return images
-    grid = F.affine_grid(matrix[:, :2, :], [n, ch, h, w], align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    out = _bilinear(images, matrix)
+    whole = moves_whole_pixels(matrix, w)
+    if not antialias or bool(whole.all()):
+        return out
+    f = torch.tensor(SYM6, device=images.device, dtype=images.dtype)
+    f = f / f.sum()
+    return torch.where(whole[:, None, None, None], out, _band_limited(images, matrix, f))
 
 
 def recolor(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
