@@ -29,12 +29,13 @@ global generator, which the training state saves.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-from stylegan_sdk.models.layers import downsample2d, filter_pads, upsample2d
+from stylegan_sdk.models.layers import downsample2d, filter_pads, setup_filter, upsample2d
 
 ADA_INTERVAL = 4                     # D steps between p updates (NVlabs' value)
 
@@ -174,41 +175,45 @@ def _bilinear(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def _fir_matrices(size: int, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The band-limited path's two 1-D linear maps, as matrices (the filtering is separable, so each is applied
-    along both axes; matrix products are far faster on a CPU than depthwise convolutions):
-    up [2(size+2pad), size]: reflect-pad by pad = len(f) // 4, insert zeros, filter with f (gain 2);
-    down [size, 2(size+2pad)]: filter with f flipped (its phase cancels that of up), keep every second
+@functools.lru_cache(maxsize=16)
+def _fir_matrices(size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The band-limited path's two 1-D linear maps, as matrices, built once per size (the filtering is
+    separable, so each is applied along both axes; matrix products are far faster on a CPU than depthwise
+    convolutions):
+    up [2(size+2pad), size]: reflect-pad by pad = len(SYM6) // 4, insert zeros, filter with SYM6 (gain 2);
+    down [size, 2(size+2pad)]: filter with SYM6 flipped (its phase cancels that of up), keep every second
     sample, crop the padding."""
+    f = torch.tensor(SYM6, device=device, dtype=dtype)
+    f = f / f.sum()
     pad, taps = f.shape[0] // 4, f.shape[0]
-    basis = F.pad(torch.eye(size, dtype=f.dtype, device=f.device)[:, None, :], [pad, pad], mode="reflect")
+    basis = F.pad(torch.eye(size, dtype=dtype, device=device)[:, None, :], [pad, pad], mode="reflect")
     stuffed = torch.stack([basis, torch.zeros_like(basis)], -1).flatten(-2)      # [size, 1, 2(size+2pad)]
     up = F.conv1d(F.pad(stuffed, list(filter_pads(taps, up=2))), (2 * f).flip(0)[None, None])
     wide = 2 * (size + 2 * pad)
-    basis = torch.eye(wide, dtype=f.dtype, device=f.device)[:, None, :]
+    basis = torch.eye(wide, dtype=dtype, device=device)[:, None, :]
     down = F.conv1d(F.pad(basis, list(filter_pads(taps, down=2))), f[None, None])[..., ::2]
     return up[:, 0, :].T, down[:, 0, pad:pad + size].T
 
 
-def _band_limited(images: torch.Tensor, matrix: torch.Tensor, f: torch.Tensor, dense: bool | None = None
-                  ) -> torch.Tensor:
-    """Sampling through a 2x-upsampled copy, f the 1-D low-pass filter (see the module docstring). The
-    filtering runs as dense matrix products up to DENSE_FIR_MAX px (dense=None) and as FIR convolutions
-    above: the same linear maps, one fast on small images, the other linear in the image size."""
+def _band_limited(images: torch.Tensor, matrix: torch.Tensor, dense: bool | None = None) -> torch.Tensor:
+    """Sampling through a 2x-upsampled copy (see the module docstring). The filtering runs as dense matrix
+    products up to DENSE_FIR_MAX px (dense=None) and as FIR convolutions above: the same linear maps, one
+    fast on small images, the other linear in the image size."""
     n, ch, h, w = images.shape
-    pad = f.shape[0] // 4                                    # the filter's reach, in input pixels
+    pad = len(SYM6) // 4                                     # the filter's reach, in input pixels
     dense = w <= DENSE_FIR_MAX if dense is None else dense
     if dense:
-        up, down = _fir_matrices(w, f)
+        up, down = _fir_matrices(w, images.device, images.dtype)
         x = up @ images @ up.T                               # [N, C, 2(H+2pad), 2(W+2pad)]
     else:
-        x = upsample2d(F.pad(images, [pad] * 4, mode="reflect"), torch.outer(f, f))
+        f = setup_filter(SYM6).to(images.device, images.dtype)
+        x = upsample2d(F.pad(images, [pad] * 4, mode="reflect"), f)
     # matrix maps the image's normalised coordinates; the padded copy spans k times as much.
     k = torch.tensor([(w + 2 * pad) / w, (h + 2 * pad) / h, 1.0], device=matrix.device)
     x = _bilinear(x, matrix * k[None, None, :] / k[None, :, None])     # diag(k)^-1 @ matrix @ diag(k)
     if dense:
         return down @ x @ down.T                             # [N, C, H, W]
-    return downsample2d(x, torch.outer(f, f).flip([0, 1]))[:, :, pad:pad + h, pad:pad + w]
+    return downsample2d(x, f.flip([0, 1]))[:, :, pad:pad + h, pad:pad + w]
 
 
 def resample(images: torch.Tensor, matrix: torch.Tensor, antialias: bool = True) -> torch.Tensor:
@@ -224,9 +229,7 @@ def resample(images: torch.Tensor, matrix: torch.Tensor, antialias: bool = True)
     whole = moves_whole_pixels(matrix, w)
     if not antialias or bool(whole.all()):
         return out
-    f = torch.tensor(SYM6, device=images.device, dtype=images.dtype)
-    f = f / f.sum()
-    return torch.where(whole[:, None, None, None], out, _band_limited(images, matrix, f))
+    return torch.where(whole[:, None, None, None], out, _band_limited(images, matrix))
 
 
 def recolor(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
