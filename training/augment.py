@@ -226,10 +226,13 @@ def resample(images: torch.Tensor, matrix: torch.Tensor, antialias: bool = True)
     if torch.equal(matrix, torch.eye(3, device=matrix.device).expand(n, 3, 3)):
         return images
     out = _bilinear(images, matrix)
-    whole = moves_whole_pixels(matrix, w)
-    if not antialias or bool(whole.all()):
+    if not antialias:
         return out
-    return torch.where(whole[:, None, None, None], out, _band_limited(images, matrix))
+    fractional = (~moves_whole_pixels(matrix, w)).nonzero()[:, 0]
+    if fractional.numel() == 0:
+        return out
+    # Only the samples that need it go through the (costlier) band-limited path.
+    return out.index_copy(0, fractional, _band_limited(images[fractional], matrix[fractional]))
 
 
 def recolor(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
