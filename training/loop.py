@@ -210,6 +210,15 @@ def broadcast_module(module: torch.nn.Module, world: int) -> None:
             torch.distributed.broadcast(t.data, src=0)
 
 
+def rank0_says(flag: bool, world: int, device: torch.device) -> bool:
+    """Rank 0's flag in every process (a decision read off each process's own clock could differ)."""
+    if world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)   # (on the training device: NCCL broadcasts CUDA tensors only)
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
+
+
 def barrier(world: int) -> None:
     if world > 1:
         torch.distributed.barrier()
@@ -512,6 +521,10 @@ def training_loop(
         if abort_fn is not None and not done and abort_fn():
             done = True
             say("aborting (after this snapshot)")
+        if not done and opts.max_minutes is not None and rank0_says(
+                tick_end_time - start_time >= opts.max_minutes * 60, world, device):
+            done = True
+            say(f"stopping: --max-minutes {opts.max_minutes:g} reached (after this snapshot)")
 
         # The tick's statistics line goes first: a training state never exists without its tick's line
         # (a run killed in between redoes the tick, and resume drops the lines after its state).

@@ -54,6 +54,8 @@ class TrainingOptions:
     batch: int = 32                         # global batch (all processes together)
     batch_gpu: int | None = None            # per-process micro-batch, gradients accumulate (None = batch / processes)
     seed: int = 0                           # weights, latents, noise and data order
+    max_minutes: float | None = None        # stop at the first tick past this many minutes of this process's
+                                            # training (a snapshot and state are written); None = no limit
     init_from: str | None = None            # our generator checkpoint whose weights start G, G_ema (D: fresh)
     d_warmup_kimg: float = 0.0              # kimg at the start in which only D trains (G held), e.g. after init_from
     # -- networks ---------------------------------------------------------------------------
@@ -117,6 +119,7 @@ class TrainingOptions:
         need(self.mbstd_group >= 0, "mbstd_group", f"must be >= 0, got {self.mbstd_group}")
         for name in ("glr", "dlr", "ema_kimg", "kimg_per_tick"):
             need(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        need(self.max_minutes is None or self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")
         for name in ("gamma", "pl_weight", "lod_training_kimg", "lod_transition_kimg", "d_warmup_kimg"):
             need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         need(0 <= self.style_mixing <= 1, "style_mixing", f"must be in [0, 1], got {self.style_mixing}")
@@ -249,5 +252,5 @@ def resolve_options(given: dict[str, Any], resolution: int, world_size: int) -> 
 # Options that may differ when a run is resumed (everything else must match the saved run).
 # D's augmentation may be switched on (or tuned) for a run that started to overfit, and class-pure
 # minibatch-stddev groups for a conditional run whose classes collapsed.
-RESUMABLE_CHANGES = {"data", "kimg", "kimg_per_tick", "snap", "grid", "keep_states", "metrics",
+RESUMABLE_CHANGES = {"data", "kimg", "max_minutes", "kimg_per_tick", "snap", "grid", "keep_states", "metrics",
                      "feature_weights", "device", "aug", "aug_p", "ada_target", "ada_kimg", "mbstd_by_class"}

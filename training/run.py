@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, help="global batch size (all processes)")
     g.add_argument("--batch-gpu", type=int, help="per-process micro-batch (gradients accumulate)")
     g.add_argument("--seed", type=int, help="random seed")
+    g.add_argument("--max-minutes", type=_float_or_none, metavar="MIN",
+                   help="stop at the first tick after MIN minutes of training, with a snapshot (a time budget; "
+                        "--resume latest continues; none = no limit)")
     g = p.add_argument_group("networks")
     g.add_argument("--z-dim", type=int, help="input latent size")
     g.add_argument("--w-dim", type=int, help="intermediate latent size")
