@@ -225,14 +225,17 @@ def resample(images: torch.Tensor, matrix: torch.Tensor, antialias: bool = True)
     assert matrix.shape == (n, 3, 3), f"resample: matrix {tuple(matrix.shape)} for {n} images"
     if torch.equal(matrix, torch.eye(3, device=matrix.device).expand(n, 3, 3)):
         return images
-    out = _bilinear(images, matrix)
     if not antialias:
-        return out
-    fractional = (~moves_whole_pixels(matrix, w)).nonzero()[:, 0]
-    if fractional.numel() == 0:
-        return out
-    # Only the samples that need it go through the (costlier) band-limited path.
-    return out.index_copy(0, fractional, _band_limited(images[fractional], matrix[fractional]))
+        return _bilinear(images, matrix)
+    whole = moves_whole_pixels(matrix, w)
+    if whole.all():
+        return _bilinear(images, matrix)
+    if not whole.any():
+        return _band_limited(images, matrix)
+    # Each sample goes through one path: the (costlier) band-limited one only where it is needed.
+    w_idx, f_idx = whole.nonzero()[:, 0], (~whole).nonzero()[:, 0]
+    out = images.new_empty(images.shape).index_copy(0, w_idx, _bilinear(images[w_idx], matrix[w_idx]))
+    return out.index_copy(0, f_idx, _band_limited(images[f_idx], matrix[f_idx]))
 
 
 def recolor(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
