@@ -18,10 +18,12 @@
 # Knobs (environment): MINUTES (training budget, default 8; the run stops at the first tick past it, with a
 #   snapshot), COND (1: conditional on the emoji category, from .gpu/emoji64_labels.json), CBASE / CMAX
 #   (channels, default 8192 / 128: 2.8 M generator parameters, an 11 MB checkpoint that the repo and a
-#   CPU demo can carry), BATCH (64), AUG (ada), SEED (0), DATA (.gpu/emoji64.zip), PYTHON (python3 there).
+#   CPU demo can carry), BATCH (64), AUG (ada), SEED (0), DATA (.gpu/emoji64.zip), PYTHON (python3 there),
+#   LIMIT_S (hard stop of the training process, default MINUTES * 60 + 75 s; keep it under the call's timeout).
 # What comes back (<= 8 files): run.log, network-snapshot.safetensors, fakes.png (the fixed grid, psi 1),
 #   reals.png, stats.jsonl, training_options.json, and training-state.safetensors when it is under 16 MiB.
-# Exit code: the training's (0 done, 2 a bad option, 130 interrupted), 1 when there is no CUDA (unless SMOKE=1).
+# Exit code: the training's (0 done, 2 a bad option), 124 when LIMIT_S stopped it, 1 when there is no CUDA (unless
+#   SMOKE=1).
 
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,7 +67,7 @@ EOF
     fi
 else
     MINUTES=${MINUTES:-8} CBASE=${CBASE:-8192} CMAX=${CMAX:-128} BATCH=${BATCH:-64}
-    DEVICE=cuda EXTRA=(--tick 20)
+    DEVICE=cuda EXTRA=(--tick 10)
     if ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
         echo "gpu_emoji64.sh: no CUDA device here (SMOKE=1 plans the run on the CPU)" | tee -a "$LOG" >&2
         exit 1
@@ -93,11 +95,15 @@ if compgen -G ".gpu/weights/pt_inception-2015-12-05*" > /dev/null; then
     METRICS=(--metrics fid5k_full --feature-weights .gpu/weights)
 fi
 
+# A snapshot every 10 ticks and one at the end; should the budget's last tick run long, SIGINT (as Ctrl-C)
+# stops the run LIMIT_S seconds in (setup included), and the newest snapshot so far still comes back.
+LIMIT_S=${LIMIT_S:-$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 + 75 }')}
 RUN="$WORK/run"
 set +e
-"$PYTHON" -m training.run --data "$TRAIN_DATA" --outdir "$RUN" --cfg auto --resolution 64 --mirror "$COND_FLAG" \
+timeout -s INT -k 15 "$LIMIT_S" \
+    "$PYTHON" -m training.run --data "$TRAIN_DATA" --outdir "$RUN" --cfg auto --resolution 64 --mirror "$COND_FLAG" \
     --batch "$BATCH" --cbase "$CBASE" --cmax "$CMAX" --aug "$AUG" --seed "$SEED" --device "$DEVICE" \
-    --kimg 100000 --snap 1000000 --max-minutes "$MINUTES" "${EXTRA[@]}" "${METRICS[@]}" >> "$LOG" 2>&1
+    --kimg 100000 --snap 10 --max-minutes "$MINUTES" "${EXTRA[@]}" "${METRICS[@]}" >> "$LOG" 2>&1
 rc=$?
 set -e
 echo "# training exit code $rc" >> "$LOG"
