@@ -2,7 +2,7 @@
 # The 64 px emoji model on a lent GPU, in one command: trains a StyleGAN2 on emoji64.zip for a time budget
 # and leaves the final checkpoint, its sample grid and the training statistics in ${OUT:-out/gpu_emoji64}.
 # FID is measured afterwards where the Inception weights are (they and the data do not fit the device tool's
-# 64 MiB working tree together), unless .gpu/weights holds them.
+# 64 MiB working tree together).
 #
 # Prepare here, once (the device machine sees the repo's working tree, not ../shared):
 #   mkdir -p .gpu && cp ../shared/datasets/emoji64.zip ../shared/datasets/emoji64_labels.json .gpu/
@@ -90,11 +90,6 @@ if [[ $COND == 1 ]]; then
     COND_FLAG=--cond
 fi
 
-METRICS=()
-if compgen -G ".gpu/weights/pt_inception-2015-12-05*" > /dev/null; then
-    METRICS=(--metrics fid5k_full --feature-weights .gpu/weights)
-fi
-
 # A snapshot every 10 ticks and one at the end; should the budget's last tick run long, SIGINT (as Ctrl-C)
 # stops the run LIMIT_S seconds in (setup included), and the newest snapshot so far still comes back.
 LIMIT_S=${LIMIT_S:-$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 + 75 }')}
@@ -103,7 +98,7 @@ set +e
 timeout -s INT -k 15 "$LIMIT_S" \
     "$PYTHON" -m training.run --data "$TRAIN_DATA" --outdir "$RUN" --cfg auto --resolution 64 --mirror "$COND_FLAG" \
     --batch "$BATCH" --cbase "$CBASE" --cmax "$CMAX" --aug "$AUG" --seed "$SEED" --device "$DEVICE" \
-    --kimg 100000 --snap 10 --max-minutes "$MINUTES" "${EXTRA[@]}" "${METRICS[@]}" >> "$LOG" 2>&1
+    --kimg 100000 --snap 10 --max-minutes "$MINUTES" "${EXTRA[@]}" >> "$LOG" 2>&1
 rc=$?
 set -e
 echo "# training exit code $rc" >> "$LOG"
