@@ -80,8 +80,8 @@ import numpy as np
 import torch
 
 import stylegan_sdk as sg
-from stylegan_sdk.checkpoint import Checkpoint, save_checkpoint
 from stylegan_sdk.config import GeneratorConfig
+from stylegan_sdk.formats.checkpoint import Checkpoint, save_checkpoint
 from stylegan_sdk.images import to_uint8
 from stylegan_sdk.models import build_generator
 
@@ -116,7 +116,7 @@ def _name(cfg: GeneratorConfig) -> str:
 
 
 def exported_folder(ckpt: Checkpoint, cache: str) -> str:
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     folder = os.path.join(cache, _name(ckpt.config))
     if not os.path.isdir(folder):
@@ -257,7 +257,7 @@ def make_runner(name: str, ckpt: Checkpoint, args: argparse.Namespace) -> Callab
         if name.startswith("tensorrt"):
             if not cuda:
                 raise NotHere("TensorRT needs an NVIDIA GPU")
-            from stylegan_sdk.trt_build import build_engines
+            from stylegan_sdk.export.tensorrt import build_engines
 
             fp16 = name.endswith("fp16")
             src = exported_folder(ckpt, cache)

@@ -48,8 +48,8 @@ sys.path.insert(0, HERE)
 
 from bench_backends import machine, shim_official_imports  # noqa: E402
 
-from stylegan_sdk.checkpoint import Checkpoint  # noqa: E402
-from stylegan_sdk.importers.nvlabs import import_state  # noqa: E402
+from stylegan_sdk.formats.checkpoint import Checkpoint  # noqa: E402
+from stylegan_sdk.importers.nvlabs.convert import import_state  # noqa: E402
 from stylegan_sdk.latents import input_transform  # noqa: E402
 from stylegan_sdk.models import build_with_weights  # noqa: E402
 
@@ -91,7 +91,7 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> float:
 def run_config(name: str, args: argparse.Namespace, official: types.ModuleType) -> tuple[list[str], list[str]]:
     """(table rows, agreement lines) for one config."""
     from stylegan_sdk.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     kwargs = official_kwargs(name, args.resolution)
     torch.manual_seed(0)

@@ -4,7 +4,7 @@
 
 --size 32 (default) is the bundled emoji model; other sizes are a randomly initialised config-f
 generator (as bench_backends.py; --channel-max narrows it). The exported folder becomes a Triton
-repository (export/to_triton.py, max_batch_size 8), served by the real tritonserver that `make install`
+repository (stylegan export triton, max_batch_size 8), served by the real tritonserver that `make install`
 puts in .venv-triton, on the CPU, with the test harness's python-backend model running each model.onnx
 with ONNX Runtime (tests/triton_server.py: the wheel's server has no onnxruntime backend), so the figures
 include that backend's extra hop (the server's shared memory to the stub process). In-process: ONNX
@@ -31,8 +31,8 @@ import triton_server  # noqa: E402
 from bench_backends import machine, random_checkpoint  # noqa: E402
 
 import stylegan_sdk as sg  # noqa: E402
+from stylegan_sdk.export.triton import write_repository  # noqa: E402
 from stylegan_sdk.loading import DEFAULT_EXPORT  # noqa: E402
-from stylegan_sdk.triton_repo import write_repository  # noqa: E402
 
 
 def main() -> int:
@@ -52,7 +52,7 @@ def main() -> int:
         if args.size == 32:
             folder, what = DEFAULT_EXPORT, "the bundled emoji model (StyleGAN2, 32 px)"
         else:
-            from stylegan_sdk.onnx_export import export_onnx
+            from stylegan_sdk.export.onnx import export_onnx
 
             folder = str(work / "exported")
             export_onnx(random_checkpoint(args.size, args.channel_max), folder, verify=False)

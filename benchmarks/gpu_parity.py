@@ -68,7 +68,7 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 def fixture(name: str):
     """(config.json, reference outputs, Checkpoint) of one NVlabs fixture."""
-    from stylegan_sdk.importers.nvlabs import import_state
+    from stylegan_sdk.importers.nvlabs.convert import import_state
 
     folder = NVLABS / name
     config = json.loads((folder / "config.json").read_text())
@@ -164,7 +164,7 @@ class Parity:
             say(f"parity: tensorrt fp32/fp16 vs torch: skipped: tensorrt not installed ({type(e).__name__})")
             return
         import stylegan_sdk as sg
-        from stylegan_sdk.trt_build import build_engines
+        from stylegan_sdk.export.tensorrt import build_engines
 
         for precision, tol in (("fp32", 1e-3), ("fp16", FP16_TOL)):
             def one(precision=precision, tol=tol) -> None:
@@ -200,8 +200,8 @@ def random_config_f(resolution: int):
     """A randomly initialised config-f StyleGAN2 (as bench_backends.py builds them), seed 0."""
     import torch
 
-    from stylegan_sdk.checkpoint import Checkpoint
     from stylegan_sdk.config import GeneratorConfig
+    from stylegan_sdk.formats.checkpoint import Checkpoint
     from stylegan_sdk.models import build_generator
 
     torch.manual_seed(0)
@@ -231,7 +231,7 @@ def parity(device: str) -> int:
         folder = Path(tmp) / "sg2_skip_32_onnx"
 
         def export() -> None:
-            from stylegan_sdk.onnx_export import export_onnx
+            from stylegan_sdk.export.onnx import export_onnx
 
             _, _, ckpt = fixture("sg2_skip_32")
             export_onnx(ckpt, folder, verify=False)

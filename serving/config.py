@@ -30,8 +30,8 @@ from typing import Any
 from stylegan_sdk._cli import OneLineParser
 from stylegan_sdk.backends.registry import BACKEND_CHOICES
 from stylegan_sdk.config import PRECISIONS
+from stylegan_sdk.formats.triton import is_triton_url, parse_url
 from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
-from stylegan_sdk.triton_repo import is_triton_url, parse_url
 
 MIB = 1 << 20
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

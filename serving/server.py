@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from stylegan_sdk._proto import SERVICE_NAME, codec, pb
 from stylegan_sdk.generator import Generator
+from stylegan_sdk.loading import load
 
 from .auth import TokenAuthInterceptor
 from .batcher import Batcher
@@ -43,8 +44,6 @@ def resolve_model(source: ModelSource, settings: ServerSettings) -> Generator:
     if isinstance(source, Generator):
         return source
     if isinstance(source, (str, os.PathLike)):
-        from stylegan_sdk.loading import load
-
         return load(source, backend=settings.backend, device=settings.device, precision=settings.precision)
     if callable(source):
         G = source()

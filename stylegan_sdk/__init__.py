@@ -5,29 +5,20 @@
     images = G.generate("0-3", psi=0.7)       # list of PIL images
 """
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import GeneratorConfig, ModelInfo
+from .formats.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .generator import Generator
 from .latents import interpolation_path, mix_ws, seed_to_z, truncate
 from .loading import load, read_model
+from .version import package_version
 
 # The gRPC client imports grpc: only when it is first used (`sg.Client`), never with `import stylegan_sdk`.
 _LAZY = {"Client": ".client", "AsyncClient": ".client"}
 
 
-def _version() -> str:
-    """The installed distribution's version: pyproject.toml's `version` is its one source."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("stylegan-sdk")
-    except PackageNotFoundError:  # a source tree that was never installed says so
-        return "0+unknown"
-
-
 def __getattr__(name: str):
     if name == "__version__":
-        globals()[name] = _version()
+        globals()[name] = package_version()
         return globals()[name]
     if name in _LAZY:
         import importlib

@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 
-from .fileio import make_folders, remove_empty_folders, why_not_creatable
+from .formats.fileio import make_folders, remove_empty_folders, why_not_creatable
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -96,7 +96,7 @@ def flag_names(message: str, fields: tuple[str, ...]) -> str:
 def _remote_error(e: Exception) -> bool:
     """A failed call to a server (the client's ClientError: our gRPC server or Triton). Its module is only
     looked up, never imported: if nothing imported it, nothing raised one."""
-    errors = sys.modules.get("stylegan_sdk.client.errors")
+    errors = sys.modules.get("stylegan_sdk.errors")
     return errors is not None and isinstance(e, errors.ClientError)
 
 

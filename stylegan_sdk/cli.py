@@ -1,4 +1,4 @@
-"""`stylegan` command line: convert, info, generate, mix, and commands other packages add (serve).
+"""`stylegan` command line: convert, info, generate, mix, export, and commands other packages add (serve).
 
 Thin: parse, check every argument, call the library, then write files. A user error prints one line
 and exits 2, before anything is written. Commands from other packages are entry points in the group
@@ -17,6 +17,14 @@ from importlib.metadata import EntryPoint, entry_points
 import numpy as np
 
 from ._cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UserError, check_output, report, run_command, writing
+from .backends.registry import BACKEND_CHOICES
+from .config import PRECISIONS, ModelInfo
+from .export import cli as export_cli
+from .formats.checkpoint import save_checkpoint
+from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
+from .latents import parse_int_list, seed_to_z
+from .loading import load, read_model
+from .version import package_version
 
 PLUGIN_GROUP = "stylegan_sdk.commands"
 # Commands that come from other packages of the project: listed in --help even when not installed.
@@ -29,9 +37,6 @@ INSTALL_ALL = "pip install stylegan-sdk"
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from .checkpoint import save_checkpoint
-    from .loading import read_model
-
     check_output(args.out, "out")
     ckpt = read_model(args.src, key=args.key)
     # Building the network checks every tensor name and shape before anything is written.
@@ -42,9 +47,6 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from .config import ModelInfo
-    from .loading import read_model
-
     ckpt = read_model(args.model, key=args.key)
     info = ModelInfo.from_config(ckpt.config).to_dict()
     info.pop("backend")
@@ -56,9 +58,6 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from .images import save_png
-    from .latents import parse_int_list
-
     seeds = parse_int_list(args.seeds, "seeds")
     check_output(args.outdir, "outdir", folder=True)
     G = _load(args)
@@ -73,9 +72,6 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_mix(args: argparse.Namespace) -> None:
-    from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
-    from .latents import parse_int_list, seed_to_z
-
     rows = parse_int_list(args.row_seeds, "row-seeds")
     cols = parse_int_list(args.col_seeds, "col-seeds")
     if not 0 <= args.upscale <= 64:
@@ -138,8 +134,6 @@ def run_plugin(name: str, argv: Sequence[str], entry: EntryPoint | None) -> int:
 
 
 def _load(args: argparse.Namespace):
-    from .loading import load
-
     return load(args.model, backend=args.backend, device=args.device, precision=args.precision)
 
 
@@ -152,7 +146,7 @@ def _check_weights(ckpt, source: str) -> None:
     check_state_dict(build_generator(ckpt.config), ckpt.tensors, source)
 
 
-def _class_arg(text: str) -> int | str:
+def class_arg(text: str) -> int | str:
     """--class 3 is an index, --class "Smileys & Emotion" a name (resolved against the model's class_names)."""
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
@@ -166,25 +160,19 @@ def _pair(text: str) -> tuple[float, float]:
     return x, y
 
 
-def version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-BUILTIN_COMMANDS = ("convert", "info", "generate", "mix")
+BUILTIN_COMMANDS = ("convert", "info", "generate", "mix", "export")
+# Built-in commands with sub-commands of their own: main() hands them everything after their name.
+NESTED_COMMANDS = {"export": (export_cli.main, "export a model: onnx, tensorrt or triton (stylegan export --help)")}
 
 
 def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser of the built-in commands; `plugins` (names) are listed for --help only."""
-    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, serve.")
-    p.add_argument("--version", action="version", version=f"stylegan {version()}")
+    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, export, "
+                                                   "serve.")
+    p.add_argument("--version", action="version", version=f"stylegan {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def model_args(sp: argparse.ArgumentParser) -> None:
-        from .backends.registry import BACKEND_CHOICES
-        from .config import PRECISIONS
-
         sp.add_argument("--model", required=True, help="a model file (.safetensors, .pkl, .pt), an exported folder or triton://HOST:PORT/NAME")
         sp.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                         help="auto: torch for model files, the fastest installed runtime for exported folders")
@@ -195,7 +183,7 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
         sp.add_argument("--cutoff", type=int, default=None, help="truncate only ws rows < cutoff")
         sp.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
         sp.add_argument("--noise-seed", type=int, default=None, help="seed for --noise-mode random")
-        sp.add_argument("--class", dest="class_idx", type=_class_arg, default=None, metavar="INDEX|NAME",
+        sp.add_argument("--class", dest="class_idx", type=class_arg, default=None, metavar="INDEX|NAME",
                         help="conditional models: a class index or name (`stylegan info` lists the names)")
         sp.add_argument("--translate", type=_pair, default=None, metavar="X,Y",
                         help="StyleGAN3: translate the view (as gen_images.py --translate)")
@@ -232,7 +220,9 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="write the title, seeds and layers on the picture (--no-labels: tiles only)")
     sp.set_defaults(func=cmd_mix)
 
-    # Listed for --help only: main() hands a plugin's name and everything after it to the plugin.
+    # Listed for --help only: main() hands a nested command's or plugin's name and everything after it on.
+    for name, (_, text) in NESTED_COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
     for name in sorted({*KNOWN_PLUGINS, *plugins}):
         sub.add_parser(name, help=KNOWN_PLUGINS.get(name, f"{name} (stylegan {name} --help)"), add_help=False)
     return p
@@ -240,6 +230,8 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in NESTED_COMMANDS:
+        return NESTED_COMMANDS[argv[0]][0](argv[1:], f"stylegan {argv[0]}")
     plugins = plugin_commands()
     if argv[:1] and argv[0] not in BUILTIN_COMMANDS and argv[0] in {*KNOWN_PLUGINS, *plugins}:
         return run_plugin(argv[0], argv[1:], plugins.get(argv[0]))

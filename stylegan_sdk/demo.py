@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cli import class_arg
+from .client import Client
 from .config import ModelInfo
 from .images import display_factor, grid, labelled_grid, save_png, scale_caption
 from .latents import check_c, seed_to_z
@@ -175,15 +177,12 @@ def _z(G, seeds: list[int]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import _class_arg
-    from .client import Client
-
     p = argparse.ArgumentParser(prog="python -m stylegan_sdk.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out", help="folder for the pictures (default ./out)")
     p.add_argument("--model", default="default", help="model to serve (default: the bundled emoji model)")
     p.add_argument("--psi", type=float, default=0.7, help="truncation for the seed grid and mixing")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server")
-    p.add_argument("--class", dest="class_idx", type=_class_arg, default=None, metavar="INDEX|NAME",
+    p.add_argument("--class", dest="class_idx", type=class_arg, default=None, metavar="INDEX|NAME",
                    help="conditional models: the class of the seed grid, truncation and mixing pictures "
                         "(default: the first class)")
     args = p.parse_args(argv)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .formats.fileio import atomic_write_bytes
+
 OUTPUTS = ("float", "uint8", "pil")
 
 
@@ -188,6 +190,4 @@ def labelled_grid(
 
 def save_png(img_hwc: np.ndarray, path: str) -> None:
     """Write a uint8 [H, W, C] image atomically."""
-    from .fileio import atomic_write_bytes
-
     atomic_write_bytes(path, encode(img_hwc, "png"))

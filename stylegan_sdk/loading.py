@@ -9,18 +9,21 @@ Sources, told apart by their first bytes, never by running anything in them:
 - a rosinality checkpoint: style-based-gan-pytorch (StyleGAN v1) or stylegan2-pytorch (`550000.pt`,
   converted `stylegan2-ffhq-config-f.pt`), torch.load with weights_only=True,
 - an exported folder (model.json + ONNX graphs / TensorRT engines), run without torch,
-- `triton://HOST[:PORT]/NAME`: a model pair on a Triton Inference Server (export/to_triton.py).
+- `triton://HOST[:PORT]/NAME`: a model pair on a Triton Inference Server (stylegan export triton).
 """
 
 from __future__ import annotations
 
 import os
 
-from .checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+from .backends.registry import REGISTRY, backend_class
 from .config import PRECISIONS, GeneratorConfig
-from .exported import is_exported_folder, read_exported
+from .formats.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
+from .formats.exported import is_exported_folder, read_exported
+from .formats.triton import is_triton_url
 from .generator import Generator
-from .triton_repo import is_triton_url
+from .importers.nvidia_tf import import_tf_pickle, is_tf_pickle
+from .importers.rosinality import import_torch_checkpoint, is_torch_file
 
 PICKLE_MAGIC = b"\x80"
 DEFAULT_MODEL = "default"
@@ -45,9 +48,6 @@ def resolve_model(path: str | os.PathLike, backend: str = "auto") -> str:
 
 def sniff(path: str) -> str:
     """'checkpoint' | 'rosinality' | 'nvidia-tf' | 'nvlabs-pkl'; ValueError for anything else."""
-    from .importers.rosinality import is_torch_file  # no torch import at module level
-    from .importers.tf_pkl import is_tf_pickle
-
     if is_checkpoint(path):
         return "checkpoint"
     if is_torch_file(path):
@@ -81,19 +81,15 @@ def read_model(path: str | os.PathLike, key: str = "G_ema", step: int | None = N
     if kind == "checkpoint":
         return load_checkpoint(path)
     if kind == "rosinality":
-        from .importers.rosinality import import_torch_checkpoint
-
         return import_torch_checkpoint(path, key=key, step=step)
     if kind == "nvidia-tf":
-        from .importers.nvidia_tf import import_tf_pickle
-
         if key not in ("G_ema", "Gs"):
             raise ValueError(f"key: a TensorFlow pickle is read for its Gs (the generator's moving average), "
                              f"not {key!r}; use key='G_ema' or 'Gs'")
         if step is not None:
             raise ValueError("step: only for rosinality StyleGAN v1 checkpoints")
         return import_tf_pickle(path)
-    from .importers.nvlabs import import_pickle
+    from .importers.nvlabs import import_pickle  # an optional dependency: the NVlabs reader needs torch
 
     return import_pickle(path, key=key)
 
@@ -120,8 +116,6 @@ def load(
     OpenVINO); `G.info.precision` says what runs. fp16=True is precision="fp16". compile: the torch
     backend's torch.compile fast path.
     """
-    from .backends.registry import REGISTRY, backend_class
-
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
     precision = check_precision(precision, fp16)
@@ -132,7 +126,7 @@ def load(
         return Generator(backend_class("triton")(path, device=device, precision=precision), batch_size=batch_size)
     if backend == "triton":
         raise ValueError(f"backend: 'triton' runs models on a Triton server: pass a triton://HOST:PORT/NAME address "
-                         f"(export/to_triton.py makes the models), not {os.fspath(path)!r}")
+                         f"(stylegan export triton makes the models), not {os.fspath(path)!r}")
     path = resolve_model(path, backend)
     if os.path.isdir(path) and is_exported_folder(path):
         if backend == "torch":
@@ -146,7 +140,7 @@ def load(
     ckpt = read_model(path, key=key, step=step)
     if backend not in ("auto", "torch"):
         raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
-                         f"use backend='torch', or export it first (python export/to_onnx.py)")
+                         f"use backend='torch', or export it first (stylegan export onnx)")
     cls = backend_class("torch")
     backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, precision=precision, compile=compile)
     return Generator(backend_obj, batch_size=batch_size)

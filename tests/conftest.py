@@ -47,7 +47,7 @@ def nvlabs_fixture(name: str) -> tuple[dict, dict[str, np.ndarray], dict[str, np
 
 def nvlabs_checkpoint(name: str):
     """The fixture network imported into our format (a Checkpoint)."""
-    from stylegan_sdk.importers.nvlabs import import_state
+    from stylegan_sdk.importers.nvlabs.convert import import_state
 
     config, state, _ = nvlabs_fixture(name)
     return import_state(config["init_kwargs"], state, str(NVLABS / name / "G_state_dict.npz"))
@@ -86,7 +86,7 @@ def skip32_generator():
 @pytest.fixture(scope="session")
 def sg3_dirs(tmp_path_factory) -> dict[str, Path]:
     """Both StyleGAN3 fixture networks exported once (each export is verified against torch before it appears)."""
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     out = {}
     for name in ("sg3t_32", "sg3r_32_cond"):
@@ -99,7 +99,7 @@ def sg3_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def skip32_dir(tmp_path_factory) -> Path:
     """sg2_skip_32 exported to ONNX once per session (client, serving and demo tests share it)."""
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     folder = tmp_path_factory.getbasetemp() / "skip32-onnx"
     export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)

@@ -17,7 +17,14 @@ import pytest
 from conftest import NVLABS, nvlabs_checkpoint
 
 import stylegan_sdk as sg
-from stylegan_sdk.checkpoint import FORMAT, FORMAT_VERSION, W_AVG_KEY, load_checkpoint, read_header, save_checkpoint
+from stylegan_sdk.formats.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    W_AVG_KEY,
+    load_checkpoint,
+    read_header,
+    save_checkpoint,
+)
 
 CONV = "synthesis.b8.conv0.weight"   # a tensor of sg2_skip_32, shape [64, 64, 3, 3]
 
@@ -102,7 +109,7 @@ def test_class_names_round_trip_and_are_checked(skip32, tmp_path):
     assert back.config.class_names == ("ant", "bee", "cat", "dog") and back.config.to_dict()["class_names"][3] == "dog"
     assert "class_names" not in skip32.config.to_dict() and "class_names" not in cond.config.to_dict()
     assert sg.load(tmp_path / "named.safetensors").info.class_names == ("ant", "bee", "cat", "dog")
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     export_onnx(str(tmp_path / "named.safetensors"), tmp_path / "onnx")      # model.json carries the names
     G = sg.load(tmp_path / "onnx")

@@ -18,8 +18,8 @@ from conftest import NVLABS, nvlabs_checkpoint
 from PIL import Image
 
 import stylegan_sdk as sg
-from stylegan_sdk.checkpoint import save_checkpoint
 from stylegan_sdk.cli import main
+from stylegan_sdk.formats.checkpoint import save_checkpoint
 from stylegan_sdk.latents import seed_to_z
 
 PKL = NVLABS / "sg2_skip_32" / "network-snapshot.pkl"

@@ -14,8 +14,8 @@ import pytest
 from conftest import NVLABS, NVLABS_CONFIGS, nvlabs_checkpoint, nvlabs_fixture, run_without_torch
 
 import stylegan_sdk as sg
-from stylegan_sdk.exported import graph_io, read_exported
-from stylegan_sdk.onnx_export import TENSORRT_OPS, export_onnx
+from stylegan_sdk.export.onnx import TENSORRT_OPS, export_onnx
+from stylegan_sdk.formats.exported import graph_io, read_exported
 
 REPO = Path(__file__).resolve().parents[1]
 IMG_TOL = 1e-4

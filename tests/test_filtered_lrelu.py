@@ -400,7 +400,7 @@ def test_onnx_export_dynamic_batch(tmp_path, name):
     ort = pytest.importorskip("onnxruntime")
     import onnx
 
-    from stylegan_sdk.onnx_export import DEFAULT_OPSET, TENSORRT_OPS
+    from stylegan_sdk.export.onnx import DEFAULT_OPSET, TENSORRT_OPS
 
     channels, size = 6, 20
     module = _Layer(channels, **ONNX_CASES[name]).eval()

@@ -16,7 +16,7 @@ from conftest import run_without_torch
 import stylegan_sdk as sg
 from stylegan_sdk.backends.onnxruntime_backend import OnnxRuntimeBackend
 from stylegan_sdk.config import GeneratorConfig
-from stylegan_sdk.exported import graph_io, noise_input_names, onnx_uses_external_data, read_exported
+from stylegan_sdk.formats.exported import graph_io, noise_input_names, onnx_uses_external_data, read_exported
 
 
 @pytest.fixture

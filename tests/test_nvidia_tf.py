@@ -21,7 +21,7 @@ import torch
 from tf_pickles import write_tf_pickle
 
 import stylegan_sdk as sg
-from stylegan_sdk.importers.nvidia_tf import import_tf_pickle
+from stylegan_sdk.importers.nvidia_tf.convert import import_tf_pickle
 from stylegan_sdk.loading import read_model, sniff
 from stylegan_sdk.models import build_with_weights
 
@@ -181,7 +181,7 @@ def test_convert_then_info_then_load(tmp_path, name):
 
 @pytest.mark.parametrize("name", [V1, V2])
 def test_onnx_export_parity(tmp_path, name):
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     export_onnx(import_tf_pickle(FIXTURES / name / "network.pkl"), tmp_path / "onnx")
     G = sg.load(tmp_path / "onnx")
@@ -318,7 +318,7 @@ def test_v2_architectures_and_sizes(tmp_path, architecture):
 
 
 def _v2_fixture_gs() -> dict:
-    from stylegan_sdk.importers.tf_pkl import read_tf_pickle
+    from stylegan_sdk.importers.nvidia_tf.reader import read_tf_pickle
 
     gs = read_tf_pickle(FIXTURES / V2 / "network.pkl")
 

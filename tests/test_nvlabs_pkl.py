@@ -19,8 +19,8 @@ import pytest
 import torch
 from pickle_crafting import call_pickle, inst_call, stack_global_call
 
-from stylegan_sdk.importers import nvlabs_pkl
-from stylegan_sdk.importers.nvlabs_pkl import (
+from stylegan_sdk.importers.nvlabs import reader as nvlabs_pkl
+from stylegan_sdk.importers.nvlabs.reader import (
     NetworkRecord,
     UnsafePickleError,
     list_network_pickle_keys,
@@ -382,7 +382,7 @@ def test_crafted_storage_payload_loads(tmp_path: Path, fake_nvlabs: types.Simple
 # refusal that comes before allocating gives the expected message.
 _LIMITED_READER = """
 import json, resource, sys, time
-from stylegan_sdk.importers.nvlabs_pkl import read_network_pickle
+from stylegan_sdk.importers.nvlabs.reader import read_network_pickle
 
 def vm_size():
     with open("/proc/self/status") as f:

@@ -21,8 +21,8 @@ import stylegan_sdk as sg  # noqa: E402
 from stylegan_sdk.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from stylegan_sdk.backends.openvino_backend import OpenVinoBackend, cpu_capabilities, cpu_precisions  # noqa: E402
 from stylegan_sdk.config import GeneratorConfig  # noqa: E402
-from stylegan_sdk.exported import graph_io, read_exported  # noqa: E402
-from stylegan_sdk.onnx_export import export_onnx  # noqa: E402
+from stylegan_sdk.export.onnx import export_onnx  # noqa: E402
+from stylegan_sdk.formats.exported import graph_io, read_exported  # noqa: E402
 
 IMG_TOL = 1e-4
 SG3 = FIXTURES / "nvlabs-stylegan3" / "sg3t_32"
@@ -320,8 +320,8 @@ def _random_config_f_like(resolution: int):
     """A randomly initialised config-f-like StyleGAN2 (512 channels, 8 mapping layers) at `resolution` px."""
     import torch
 
-    from stylegan_sdk.checkpoint import Checkpoint
     from stylegan_sdk.config import GeneratorConfig
+    from stylegan_sdk.formats.checkpoint import Checkpoint
     from stylegan_sdk.models import build_generator
 
     cfg = GeneratorConfig(z_dim=512, w_dim=512, img_resolution=resolution, channel_base=32768, channel_max=512,

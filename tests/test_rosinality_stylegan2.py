@@ -23,9 +23,10 @@ import pytest
 import torch
 from conftest import FIXTURES
 
-from stylegan_sdk.checkpoint import W_AVG_KEY
-from stylegan_sdk.importers.rosinality import import_checkpoint, import_torch_checkpoint, read_torch_file
-from stylegan_sdk.importers.rosinality_stylegan2 import W_AVG_SAMPLES, import_state
+from stylegan_sdk.formats.checkpoint import W_AVG_KEY
+from stylegan_sdk.importers.rosinality import import_torch_checkpoint, read_torch_file
+from stylegan_sdk.importers.rosinality.stylegan1 import import_checkpoint
+from stylegan_sdk.importers.rosinality.stylegan2 import W_AVG_SAMPLES, import_state
 from stylegan_sdk.models import build_with_weights
 
 ROS2 = FIXTURES / "rosinality-stylegan2" / "sg2_32"
@@ -440,7 +441,7 @@ def test_convert_cli_then_info_says_where_it_came_from(tmp_path, ref):
 def test_onnx_export_and_serving_match_the_fixture(tmp_path, ckpts, ref):
     import stylegan_sdk as sg
     from serving import serve_in_thread
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     export_onnx(ckpts["checkpoint_converted_layout.pt"], tmp_path / "onnx")
     G = sg.load(tmp_path / "onnx")

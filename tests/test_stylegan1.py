@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from conftest import FIXTURES, NVLABS
 
-from stylegan_sdk.checkpoint import W_AVG_KEY
 from stylegan_sdk.config import GeneratorConfig
-from stylegan_sdk.importers.rosinality import import_checkpoint, import_state, is_torch_file
+from stylegan_sdk.formats.checkpoint import W_AVG_KEY
+from stylegan_sdk.importers.rosinality import is_torch_file
+from stylegan_sdk.importers.rosinality.stylegan1 import import_checkpoint, import_state
 from stylegan_sdk.models.stylegan1 import Generator, fused_upsample_kernel, upsample_nearest
 
 ROS = FIXTURES / "rosinality-stylegan1" / "v1_32"
@@ -252,7 +253,7 @@ def test_w_avg_is_mean_of_mapping_over_fixed_z():
 
 
 def test_imported_checkpoint_round_trips_through_our_format(tmp_path, models, ref):
-    from stylegan_sdk.checkpoint import load_checkpoint, save_checkpoint
+    from stylegan_sdk.formats.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = import_checkpoint(ROS / "checkpoint.model")
     path = tmp_path / "v1.safetensors"
@@ -460,7 +461,7 @@ def test_not_a_rosinality_checkpoint(tmp_path, kind):
     elif kind == "npz":
         path = NVLABS / "sg2_skip_32" / "G_state_dict.npz"
     elif kind == "safetensors":
-        from stylegan_sdk.checkpoint import save_checkpoint
+        from stylegan_sdk.formats.checkpoint import save_checkpoint
 
         save_checkpoint(path, GeneratorConfig(arch="stylegan1", img_resolution=8), {W_AVG_KEY: np.zeros(512)})
     elif kind == "torch_dict":

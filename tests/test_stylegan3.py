@@ -21,8 +21,8 @@ import torch
 import stylegan_sdk as sg
 from stylegan_sdk.backends.torch_backend import TorchBackend
 from stylegan_sdk.config import STYLEGAN3_FIELDS, GeneratorConfig, stylegan3_layers
-from stylegan_sdk.importers.nvlabs import import_pickle, import_state, stylegan3_config_from_init_kwargs
-from stylegan_sdk.importers.nvlabs_pkl import read_network_pickle
+from stylegan_sdk.importers.nvlabs.convert import import_pickle, import_state, stylegan3_config_from_init_kwargs
+from stylegan_sdk.importers.nvlabs.reader import read_network_pickle
 from stylegan_sdk.models import build_generator, build_with_weights
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvlabs-stylegan3"

@@ -33,7 +33,7 @@ def condition(name: str, ref: dict[str, np.ndarray]) -> np.ndarray | None:
 def test_synthesis_graph_takes_ws_and_the_transform_with_a_dynamic_batch(sg3_dirs, name):
     import onnx
 
-    from stylegan_sdk.onnx_export import TENSORRT_OPS
+    from stylegan_sdk.export.onnx import TENSORRT_OPS
 
     manifest = json.loads((sg3_dirs[name] / "model.json").read_text())
     num_ws, w_dim = manifest["num_ws"], manifest["config"]["w_dim"]

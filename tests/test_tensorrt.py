@@ -18,15 +18,16 @@ import pytest
 from conftest import nvlabs_checkpoint
 
 import stylegan_sdk as sg
-from stylegan_sdk import trt_build
+from stylegan_sdk.backends import tensorrt_runtime
 from stylegan_sdk.backends.tensorrt_backend import TensorRTBackend
-from stylegan_sdk.exported import read_exported, write_manifest
-from stylegan_sdk.onnx_export import export_onnx
-from stylegan_sdk.trt_build import TENSORRT_MISSING, build_engines
+from stylegan_sdk.export import tensorrt as trt_export
+from stylegan_sdk.export.onnx import export_onnx
+from stylegan_sdk.export.tensorrt import TENSORRT_MISSING, build_engines
+from stylegan_sdk.formats.exported import read_exported, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "export" / "to_trt.py"
-_real_require_gpu = trt_build.require_gpu
+_real_require_gpu = trt_export.require_gpu
 
 
 def _tensorrt_and_gpu() -> bool:
@@ -35,7 +36,7 @@ def _tensorrt_and_gpu() -> bool:
         import torch
     except (ImportError, OSError):
         return False
-    return torch.cuda.is_available() and trt_build.cuda_device_count() > 0
+    return torch.cuda.is_available() and tensorrt_runtime.cuda_device_count() > 0
 
 
 needs_gpu = pytest.mark.skipif(
@@ -129,7 +130,7 @@ def test_cli_argument_errors(onnx32, tmp_path, capsys, argv, needle):
 
 def test_backend_needs_engines(onnx32):
     for source in (onnx32, read_exported(onnx32)):
-        with pytest.raises(ValueError, match=r"no TensorRT engines.*export/to_trt\.py"):
+        with pytest.raises(ValueError, match=r"no TensorRT engines.*stylegan export tensorrt"):
             TensorRTBackend(source, device="cuda")
 
 
@@ -203,7 +204,7 @@ def test_engine_io_is_checked_against_the_config(onnx32):
     cfg = read_exported(onnx32).config
     _check_io(cfg, *_stand_in_engines(onnx32))
     _check_io(cfg, *_stand_in_engines(onnx32, drop=("noise_const_gain", "noise_3")))  # unused inputs may be pruned
-    with pytest.raises(ValueError, match=r"missing \['ws'\].*rebuild with export/to_trt\.py"):
+    with pytest.raises(ValueError, match=r"missing \['ws'\].*rebuild with stylegan export tensorrt"):
         _check_io(cfg, *_stand_in_engines(onnx32, drop=("ws",)))
     for changes in ({"img_resolution": 64}, {"w_dim": 2 * cfg.w_dim}, {"img_channels": 1}, {"c_dim": 2}):
         other = dataclasses.replace(cfg, **changes)
@@ -337,9 +338,9 @@ def _fake_tensorrt(parse_errors: list[str] | None = None) -> types.ModuleType:
 def fake_trt(monkeypatch):
     def install(**kwargs):
         monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(**kwargs))
-        monkeypatch.setattr(trt_build, "require_gpu", lambda: None)
-        monkeypatch.setattr(trt_build, "gpu_name", lambda: "Fake GPU")
-        monkeypatch.setattr(trt_build, "_LOGGER", None)
+        monkeypatch.setattr(trt_export, "require_gpu", lambda: None)
+        monkeypatch.setattr(trt_export, "gpu_name", lambda: "Fake GPU")
+        monkeypatch.setattr(tensorrt_runtime, "_LOGGER", None)
     return install
 
 
@@ -399,9 +400,9 @@ def test_build_flow_for_a_stylegan3_folder(tmp_path, fake_trt, capsys):
 
 def test_build_without_gpu(onnx32, tmp_path, fake_trt, monkeypatch, capsys):
     fake_trt()
-    monkeypatch.setattr(trt_build, "require_gpu", _real_require_gpu)  # the real check, with no device
-    monkeypatch.setattr(trt_build, "cuda_device_count", lambda: 0)
-    with pytest.raises(trt_build.NoGPUError, match="no CUDA GPU is visible"):
+    monkeypatch.setattr(trt_export, "require_gpu", _real_require_gpu)  # the real check, with no device
+    monkeypatch.setattr(tensorrt_runtime, "cuda_device_count", lambda: 0)
+    with pytest.raises(tensorrt_runtime.NoGPUError, match="no CUDA GPU is visible"):
         build_engines(onnx32, tmp_path / "engines")
     assert _cli()([str(onnx32), "--out", str(tmp_path / "engines")]) == 2
     line = _one_line(capsys.readouterr().err)

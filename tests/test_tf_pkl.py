@@ -21,8 +21,8 @@ from conftest import run_without_torch
 from pickle_crafting import call_pickle, inst_call, stack_global_call
 from tf_pickles import Global, Reduce, TFNet, as_spec, dumps_tf, network, write_tf_pickle
 
-from stylegan_sdk.importers import tf_pkl
-from stylegan_sdk.importers.tf_pkl import TFNetwork, UnsafePickleError, is_tf_pickle, read_tf_pickle
+from stylegan_sdk.importers.nvidia_tf import reader as tf_pkl
+from stylegan_sdk.importers.nvidia_tf.reader import TFNetwork, UnsafePickleError, is_tf_pickle, read_tf_pickle
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvidia-tf"
 CASES = ["sg1_tf_32", "sg2_tf_32_configf"]
@@ -256,7 +256,7 @@ def test_build_module_src_is_never_executed(tmp_path: Path, monkeypatch: pytest.
 def test_reader_needs_neither_torch_nor_tensorflow() -> None:
     code = (
         "import sys\n"
-        "from stylegan_sdk.importers.tf_pkl import read_tf_pickle\n"
+        "from stylegan_sdk.importers.nvidia_tf.reader import read_tf_pickle\n"
         f"gs = read_tf_pickle({str(_pkl('sg1_tf_32'))!r})\n"
         "assert gs.components['synthesis'].build_func_name == 'G_synthesis'\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'dnnlib')]\n"
@@ -309,7 +309,7 @@ def test_globals_outside_the_allow_list_are_refused(tmp_path: Path, module: str,
     for opcode, payload in payloads.items():
         path = _write(tmp_path, payload, f"{opcode}.pkl")
         _raises(path, rf"refused to load '{re.escape(module)}\.{re.escape(name)}' from .*{opcode}\.pkl: "
-                      r"not on the allow-list of stylegan_sdk\.importers\.tf_pkl", UnsafePickleError)
+                      r"not on the allow-list of stylegan_sdk\.importers\.nvidia_tf\.reader", UnsafePickleError)
     assert not marker.exists()
 
 
@@ -454,7 +454,7 @@ def test_hostile_sizes_are_refused_before_allocating(tmp_path: Path) -> None:
 # that comes before allocating gives the expected message.
 _LIMITED_READER = """
 import json, resource, sys
-from stylegan_sdk.importers.tf_pkl import read_tf_pickle
+from stylegan_sdk.importers.nvidia_tf.reader import read_tf_pickle
 
 def vm_size():
     with open("/proc/self/status") as f:

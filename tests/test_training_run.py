@@ -84,7 +84,7 @@ def _stats(outdir: Path) -> list[dict]:
 
 
 def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, one_thread):
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     out = tmp_path / "sg2"
     assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "2", "--tick", "0.25", "--snap", "3",
@@ -130,7 +130,7 @@ def test_stylegan1_grows_progressively_and_exports(data16, tmp_path, one_thread)
     last = sorted(out.glob("network-snapshot-*.safetensors"))[-1]
     G = sg.load(last)
     assert G.info.arch == "stylegan1" and np.asarray(G.generate(3)).shape == (16, 16, 3)
-    from stylegan_sdk.onnx_export import export_onnx
+    from stylegan_sdk.export.onnx import export_onnx
 
     export_onnx(str(last), tmp_path / "onnx")                            # verifies ONNX Runtime against torch
     onnx_img = sg.load(tmp_path / "onnx").generate(3, output="float")

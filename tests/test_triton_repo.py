@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import stylegan_sdk as sg
-from stylegan_sdk.exported import graph_io, read_exported
+from stylegan_sdk.export.triton import write_repository
+from stylegan_sdk.formats.exported import graph_io, read_exported
+from stylegan_sdk.formats.triton import PARAMETER, parse_url, read_parameter
 from stylegan_sdk.loading import DEFAULT_EXPORT
-from stylegan_sdk.triton_repo import PARAMETER, parse_url, read_parameter, write_repository
 
 text_format = pytest.importorskip("google.protobuf.text_format", reason="needs protobuf")
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
@@ -80,7 +81,7 @@ def test_refusals_name_the_problem_and_write_nothing(tmp_path):
             write_repository(DEFAULT_EXPORT, repo, **kwargs)
     with pytest.raises(ValueError, match=r"format_version 1.*re-export"):
         write_repository(LEGACY, repo)
-    with pytest.raises(ValueError, match=r"engine: .*no TensorRT engines.*to_trt.py"):
+    with pytest.raises(ValueError, match=r"engine: .*no TensorRT engines.*stylegan export tensorrt"):
         write_repository(DEFAULT_EXPORT, repo, engine="tensorrt")
     with pytest.raises(FileNotFoundError, match="model"):
         write_repository(tmp_path / "nothing", repo)
@@ -101,7 +102,7 @@ def test_tensorrt_engines_become_plan_models(tmp_path):
     """A folder with engines (as export/to_trt.py records them) -> tensorrt_plan models with model.plan."""
     import shutil
 
-    from stylegan_sdk.exported import write_manifest
+    from stylegan_sdk.formats.exported import write_manifest
 
     folder = tmp_path / "with_engines"
     shutil.copytree(DEFAULT_EXPORT, folder)
@@ -189,7 +190,7 @@ def test_a_server_that_never_answers_is_a_deadline_error_in_time():
     import socket
     import time
 
-    from stylegan_sdk.client.errors import DeadlineExceededError
+    from stylegan_sdk.errors import DeadlineExceededError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -207,7 +208,7 @@ def test_unreachable_server_is_a_connection_error_in_time():
     import socket
     import time
 
-    from stylegan_sdk.client.errors import ServerUnavailableError
+    from stylegan_sdk.errors import ServerUnavailableError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

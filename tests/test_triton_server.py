@@ -18,9 +18,9 @@ import pytest
 import triton_server
 
 import stylegan_sdk as sg
-from stylegan_sdk.client.errors import ModelNotFoundError, ServerUnavailableError
+from stylegan_sdk.errors import ModelNotFoundError, ServerUnavailableError
+from stylegan_sdk.export.triton import write_repository
 from stylegan_sdk.loading import DEFAULT_EXPORT
-from stylegan_sdk.triton_repo import write_repository
 
 pytest.importorskip("tritonclient.grpc", reason="needs tritonclient[grpc]: pip install 'stylegan-sdk[triton]'")
 if triton_server.missing():
@@ -141,7 +141,7 @@ def test_missing_model_and_wrong_precision_are_clear_errors(triton):
 def test_wrongly_deployed_pairs_are_refused(triton):
     with pytest.raises(ValueError, match="mixed_mapping and mixed_synthesis describe different generators"):
         sg.load(f"triton://127.0.0.1:{triton['port']}/mixed")
-    with pytest.raises(ValueError, match="bare_mapping.*no stylegan_sdk_model parameter.*to_triton.py"):
+    with pytest.raises(ValueError, match="bare_mapping.*no stylegan_sdk_model parameter.*stylegan export triton"):
         sg.load(f"triton://127.0.0.1:{triton['port']}/bare")
 
 

@@ -172,7 +172,7 @@ def write_tf_pickle(
 
 
 def as_spec(net: Any) -> dict[str, Any]:
-    """A read :class:`~stylegan_sdk.importers.tf_pkl.TFNetwork` back as a spec for write_tf_pickle."""
+    """A read :class:`~stylegan_sdk.importers.nvidia_tf.reader.TFNetwork` back as a spec for write_tf_pickle."""
     return {
         "name": net.name,
         "version": net.version,

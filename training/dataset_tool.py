@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from stylegan_sdk._cli import OneLineParser, run_command
-from stylegan_sdk.fileio import atomic_open, default_dir_mode
+from stylegan_sdk.formats.fileio import atomic_open, default_dir_mode
 
 from .dataset import (
     LABELS_FILE,

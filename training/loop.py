@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylegan_sdk.checkpoint import load_checkpoint, save_checkpoint
 from stylegan_sdk.config import GeneratorConfig
-from stylegan_sdk.fileio import atomic_write_bytes
+from stylegan_sdk.formats.checkpoint import load_checkpoint, save_checkpoint
+from stylegan_sdk.formats.fileio import atomic_write_bytes
 from stylegan_sdk.images import grid, save_png, to_uint8
 from stylegan_sdk.latents import seed_to_z
 from stylegan_sdk.models import build_generator, check_state_dict

@@ -42,8 +42,8 @@ from typing import Any
 import torch
 
 from stylegan_sdk._cli import EXIT_INTERRUPTED, OneLineParser, UserError, check_output, run_command
-from stylegan_sdk.checkpoint import read_header
 from stylegan_sdk.config import GeneratorConfig
+from stylegan_sdk.formats.checkpoint import read_header
 
 from .dataset import DatasetError, ImageDataset
 from .presets import ARCHS, AUGS, OPTIONS_FILE, PRESETS, RESUMABLE_CHANGES, TrainingOptions, resolve_options

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from stylegan_sdk.fileio import atomic_write_bytes
+from stylegan_sdk.formats.fileio import atomic_write_bytes
 
 FORMAT = "stylegan-sdk.training-state"
 FORMAT_VERSION = "1"

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..config import GeneratorConfig
-from ..exported import (
+from ..formats.exported import (
     NOISE_GAIN_INPUT,
     TRANSFORM_INPUT,
     ExportedModel,
@@ -29,7 +29,7 @@ def self_contained_graph(model: ExportedModel, graph: str) -> tuple[str, bytes]:
         raise ValueError(f"{where}: not a readable ONNX graph ({e})") from None
     if external:
         raise ValueError(f"{where}: the graph keeps tensors in external data files; exported graphs must be "
-                         f"self-contained (re-export with python export/to_onnx.py)")
+                         f"self-contained (re-export with stylegan export onnx)")
     return where, data
 
 

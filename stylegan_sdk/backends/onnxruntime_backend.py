@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ..exported import (
+from ..formats.exported import (
     ExportedModel,
     check_graph_io,
     read_exported,

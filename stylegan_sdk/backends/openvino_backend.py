@@ -28,7 +28,7 @@ import openvino.frontend as ov_frontend
 import openvino.properties as ov_props
 import openvino.properties.hint as ov_hints
 
-from ..exported import (
+from ..formats.exported import (
     ExportedModel,
     check_graph_io,
     graph_io,

@@ -1,4 +1,4 @@
-"""TensorRT backend: an exported folder's two engines (mapping.plan, synthesis.plan, built by export/to_trt.py).
+"""TensorRT backend: an exported folder's two engines (mapping.plan, synthesis.plan, built by stylegan export tensorrt).
 
 Device memory and the CUDA stream are torch's (a CUDA build of torch is needed next to tensorrt).
 Each call uploads its inputs, runs the engine and downloads the outputs on one stream of its own,
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import GeneratorConfig
-from ..exported import (
+from ..formats.exported import (
     NOISE_GAIN_INPUT,
     TRANSFORM_INPUT,
     ExportedModel,
@@ -26,8 +26,8 @@ from ..exported import (
     noise_input_names,
     read_exported,
 )
-from ..trt_build import import_tensorrt, trt_logger
 from .base import Backend
+from .tensorrt_runtime import import_tensorrt, trt_logger
 
 TORCH_MISSING = ("the tensorrt backend keeps its GPU buffers in torch: pip install torch "
                  "(a CUDA build, see https://pytorch.org)")
@@ -62,7 +62,7 @@ class _Engine:
         if self.engine is None:
             raise ValueError(f"{path}: TensorRT {trt.__version__} cannot load this engine (engines run only on the "
                              f"TensorRT version and GPU model that built them; built on {built_on}); "
-                             f"rebuild with: python export/to_trt.py")
+                             f"rebuild with: stylegan export tensorrt")
         self.context = self.engine.create_execution_context()
         if self.context is None:
             raise RuntimeError(f"{path}: TensorRT could not create an execution context (out of GPU memory?)")
@@ -86,8 +86,8 @@ class _Engine:
     def check_batch(self, n: int) -> None:
         if not self.min_batch <= n <= self.max_batch:
             raise ValueError(f"batch: {n} is outside the batch range [{self.min_batch}, {self.max_batch}] the "
-                             f"TensorRT engine was built for (rebuild with export/to_trt.py --min-batch/--max-batch, "
-                             f"or load with a smaller batch_size)")
+                             f"TensorRT engine was built for (rebuild with stylegan export tensorrt "
+                             f"--min-batch/--max-batch, or load with a smaller batch_size)")
 
     def enqueue(self, torch: Any, feeds: dict[str, Any], device: Any, stream: Any) -> dict[str, Any]:
         """Bind device tensors (by input name), allocate the outputs, enqueue on `stream`; outputs by name."""
@@ -124,7 +124,7 @@ def _check_io(cfg: GeneratorConfig, mapping: _Engine, synthesis: _Engine, gain_p
             check_graph_io(engine.path, graph, cfg, {n: shapes[n] for n in engine.inputs},
                            {n: shapes[n] for n in engine.outputs}, optional_noise=True, gain_per_row=gain_per_row)
         except ValueError as e:
-            raise ValueError(f"{e}; rebuild with export/to_trt.py") from None
+            raise ValueError(f"{e}; rebuild with stylegan export tensorrt") from None
 
 
 class TensorRTBackend(Backend):
@@ -141,11 +141,11 @@ class TensorRTBackend(Backend):
         if precision is not None and precision != built:
             flag = " --fp16" if precision == "fp16" else ""
             raise ValueError(f"precision: {model.folder}'s TensorRT engines were built for {built!r}, not "
-                             f"{precision!r}; rebuild them (python export/to_trt.py{flag})")
+                             f"{precision!r}; rebuild them (stylegan export tensorrt{flag})")
         plans = info.get("plans") or {}
         if not plans.get("mapping") or not plans.get("synthesis"):
             raise ValueError(f"{model.folder}: no TensorRT engines in model.json; build them with: "
-                             f"python export/to_trt.py {model.folder} --out {model.folder}")
+                             f"stylegan export tensorrt {model.folder} --out {model.folder}")
         index = _cuda_index(device)
         trt = import_tensorrt()
         torch = _import_torch()

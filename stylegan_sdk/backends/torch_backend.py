@@ -47,7 +47,7 @@ class TorchBackend(Backend):
         precision = precision or "fp32"
         if precision == "bf16":
             raise ValueError("precision: 'bf16' runs on the OpenVINO backend: export the model (python "
-                             "export/to_onnx.py MODEL --out DIR) and load DIR with precision='bf16'")
+                             "stylegan export onnx MODEL --out DIR) and load DIR with precision='bf16'")
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"precision: the torch backend computes in 'fp32' or 'fp16' (CUDA), got {precision!r}")
         fp16 = precision == "fp16"

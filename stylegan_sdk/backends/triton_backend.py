@@ -3,14 +3,14 @@
     G = sg.load("triton://host:8001/NAME")           # Triton models NAME_mapping and NAME_synthesis
     G = sg.load("triton://host:8001/NAME?timeout=5")  # seconds per call (default 30)
 
-The models come from export/to_triton.py. What the SDK needs to know about them (config, w_avg) is read
+The models come from stylegan export triton. What the SDK needs to know about them (config, w_avg) is read
 over the same connection from their config's `stylegan_sdk_model` parameter, and checked like a
 model.json: the two models must describe the same generator, and the inputs / outputs Triton reports
 for each must be exactly those the config implies (`check_graph_io`), FP32, with a batch axis
 (`max_batch_size` > 0, which becomes `batch_range`). Truncation, mixing, seeds, interpolation and image
 conversion stay in the SDK, so every `Generator` method works unchanged.
 
-Failures are the gRPC client's errors (`stylegan_sdk.client.errors`): an unreachable or stopping server
+Failures are the gRPC client's errors (`stylegan_sdk.errors`): an unreachable or stopping server
 -> ServerUnavailableError (a ConnectionError), a call slower than the timeout -> DeadlineExceededError (a
 TimeoutError), a refused request -> InvalidArgumentError (a ValueError), a missing model ->
 ModelNotFoundError. UNAVAILABLE is retried by grpc's own retry policy (a few quick attempts) first.
@@ -27,10 +27,10 @@ import numpy as np
 import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
-from ..client.errors import ClientError, InvalidArgumentError, error_for_status
 from ..config import GeneratorConfig
-from ..exported import GRAPHS, check_graph_io, graph_io
-from ..triton_repo import PARAMETER, model_names, parse_url, read_parameter
+from ..errors import ClientError, InvalidArgumentError, error_for_status
+from ..formats.exported import GRAPHS, check_graph_io, graph_io
+from ..formats.triton import PARAMETER, model_names, parse_url, read_parameter
 from .base import Backend
 from .host_feed import SynthesisFeed, mapping_feed
 
@@ -63,7 +63,7 @@ class TritonBackend(Backend):
             if cfg != cfg_s or not np.array_equal(w_avg, w_avg_s) or used != used_s:
                 raise ValueError(f"path: {self.address.url}: {self.names['mapping']} and "
                                  f"{self.names['synthesis']} describe different generators (re-export both with "
-                                 f"export/to_triton.py)")
+                                 f"stylegan export triton)")
             if precision not in (None, used):
                 raise ValueError(f"precision: the Triton models run in {used!r} (their engines decide), "
                                  f"not {precision!r}")
@@ -88,11 +88,11 @@ class TritonBackend(Backend):
                                    self.address.target, "load")
         if PARAMETER not in config.parameters:
             raise ValueError(f"{where}: the model has no {PARAMETER} parameter (not written by "
-                             f"export/to_triton.py)")
+                             f"stylegan export triton)")
         cfg, w_avg, precision = read_parameter(config.parameters[PARAMETER].string_value, graph, where)
         if config.max_batch_size < 1:
             raise ValueError(f"{where}: max_batch_size is {config.max_batch_size}; the SDK's models are batched "
-                             f"(re-export with export/to_triton.py)")
+                             f"(re-export with stylegan export triton)")
         meta = self._call(f"{model}: get_model_metadata", self._client.get_model_metadata, model)
         shapes = {kind: {t.name: [None if d < 0 else int(d) for d in t.shape] for t in tensors}
                   for kind, tensors in (("inputs", meta.inputs), ("outputs", meta.outputs))}

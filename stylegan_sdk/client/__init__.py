@@ -2,8 +2,7 @@
 over the network. They share settings and retry policy (settings.py), request planning with no I/O
 (planning.py, on the calls' one definition in stylegan_sdk.calls) and errors (errors.py)."""
 
-from .aio import AsyncClient
-from .errors import (
+from ..errors import (
     AuthenticationError,
     ClientError,
     DeadlineExceededError,
@@ -14,6 +13,7 @@ from .errors import (
     ServerUnavailableError,
     translate_error,
 )
+from .aio import AsyncClient
 from .planning import RemoteModel
 from .settings import ClientSettings, RetryPolicy
 from .sync import Client

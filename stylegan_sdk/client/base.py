@@ -11,7 +11,7 @@ import grpc
 
 from .._proto import codec, pb
 from ..config import ModelInfo
-from .errors import DeadlineExceededError, translate_error
+from ..errors import DeadlineExceededError, translate_error
 from .planning import RemoteModel
 from .settings import DEFAULT_MAX_MESSAGE_BYTES, ClientSettings
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from .._proto import pb, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
+from ..errors import ServerUnavailableError
 from .base import ClientBase
-from .errors import ServerUnavailableError
 from .planning import Plan, RemoteModel, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
 
 

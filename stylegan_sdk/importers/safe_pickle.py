@@ -1,4 +1,4 @@
-"""Shared machinery of the allow-list pickle readers (``nvlabs_pkl``, ``tf_pkl``); torch-free.
+"""Shared machinery of the allow-list pickle readers (``nvlabs.reader``, ``nvidia_tf.reader``); torch-free.
 
 A restricted ``pickle.Unpickler`` whose ``find_class`` returns entries of an allow-list (inert
 stand-ins of ours, never the original globals), the refusal signal it raises and

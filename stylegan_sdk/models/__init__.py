@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from ..checkpoint import few, tensor_mismatches
 from ..config import GeneratorConfig
+from ..formats.checkpoint import few, tensor_mismatches
 from . import stylegan1, stylegan2, stylegan3
 
 # Network families: config.arch -> generator class (one entry per module).

@@ -1,7 +1,7 @@
 """StyleGAN generator (Karras et al. 2019, arXiv 1812.04948), the original style-based network.
 
 Number-for-number with rosinality/style-based-gan-pytorch's `StyledGenerator` (the PyTorch StyleGAN
-that most published v1 checkpoints come from) once imported by `stylegan_sdk.importers.rosinality`,
+that most published v1 checkpoints come from) once imported by `stylegan_sdk.importers.rosinality.stylegan1`,
 with the interface of our StyleGAN2 generator: `.mapping` (z -> w [N, w_dim], buffer `w_avg`) and
 `.synthesis` (ws [N, num_ws, w_dim] -> image), two ws rows per resolution.
 

@@ -31,6 +31,12 @@ import numpy as np
 import torch
 
 from .feature_nets import MetricError, find_weights, load_inception, load_vgg16
+from .fid import FeatureStats, dataset_features, fid_from_features
+from .ppl import compute_ppl
+from .precision_recall import precision_recall
+from .sampling import generated_images
+from .separability import compute_separability, load_classifier
+from .variety import class_variety
 
 __all__ = ["MetricError", "MetricSpec", "parse_metric", "check_metrics", "calc_metric", "report_metric"]
 
@@ -90,8 +96,6 @@ def check_metrics(names: list[str], feature_weights: str | None, download: bool 
     for kind in sorted({s.weights for s in specs} - {None}):
         find_weights(kind, feature_weights, download)
     if any(s.kind == "ls" for s in specs):
-        from .separability import load_classifier
-
         if classifier is None:
             raise MetricError("classifier: ls_z / ls_w need the attribute classifier (--classifier DIR; train one "
                               "with python -m training.metrics.separability train)")
@@ -114,25 +118,10 @@ def _label_sampler(G: torch.nn.Module, dataset, gen: torch.Generator, device: to
     return lambda n: labels[torch.randint(len(labels), [n], generator=gen)].to(device)
 
 
-@torch.no_grad()
-def generated_images(G: torch.nn.Module, n: int, sample_c, gen: torch.Generator, device: torch.device,
-                     batch: int = 32):
-    """uint8-valued float images [b, C, H, W] in batches (random noise, no truncation)."""
-    for start in range(0, n, batch):
-        b = min(batch, n - start)
-        z = torch.randn([b, G.mapping.z_dim], generator=gen).to(device)
-        ws = G.mapping(z, sample_c(b)).unsqueeze(1).repeat([1, G.num_ws, 1])
-        noise = [torch.randn([b, 1, r, r], generator=gen).to(device) for r in G.cfg.noise_resolutions]
-        img = G.synthesis(ws, noise_mode="random", noise=noise or None)
-        yield (img.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
 _REAL_CACHE: dict[tuple, Any] = {}
 
 
 def _real_features(kind: str, dataset, max_real: int | None, net, extract, device, batch: int):
-    from .fid import FeatureStats, dataset_features
-
     key = (kind, dataset.path, dataset.resolution, dataset.num_channels, tuple(dataset.background), max_real, id(net))
     if key not in _REAL_CACHE:
         stats = FeatureStats(capture_all=kind == "pr", max_items=max_real)
@@ -153,10 +142,6 @@ def calc_metric(
     classifier: str | None = None,          # ls: folder of the attribute classifier (separability.py)
 ) -> dict[str, Any]:
     """{"metric": name, "results": {key: value}, "total_time": seconds}."""
-    from .fid import FeatureStats, dataset_features, fid_from_features
-    from .ppl import compute_ppl
-    from .precision_recall import precision_recall
-
     spec = parse_metric(name)
     device = torch.device(device)
     start = time.time()
@@ -186,8 +171,6 @@ def calc_metric(
                                 torch.from_numpy(fake.features()).to(device))
         results = {f"{name}_precision": p, f"{name}_recall": r}
     elif spec.kind == "ls":
-        from .separability import compute_separability, load_classifier
-
         if classifier is None:
             raise MetricError(f"classifier: {name} needs the attribute classifier (--classifier DIR)")
         net, info = load_classifier(classifier)
@@ -195,8 +178,6 @@ def calc_metric(
         results = {name: out["score"], f"{name}_entropies": out["entropies"],
                    f"{name}_positive_share": out["positive_share"], f"{name}_left_out": out["left_out"]}
     elif spec.kind == "cvar":
-        from .variety import class_variety
-
         per_class = class_variety(G, dataset, spec.num_gen, gen, device, batch)
         results = {name: min(per_class.values()), f"{name}_classes": per_class}
     else:

@@ -30,7 +30,10 @@ from collections.abc import Sequence
 import torch
 
 from stylegan_sdk._cli import OneLineParser, check_output, run_command, writing
+from stylegan_sdk.loading import read_model
+from stylegan_sdk.models import build_with_weights
 
+from ..dataset import ImageDataset
 from . import MetricError, calc_metric, check_metrics
 
 
@@ -62,11 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def evaluate(args: argparse.Namespace) -> None:
     """Check every argument, then compute each metric: printed and (--out) appended as JSON lines."""
-    from stylegan_sdk.loading import read_model
-    from stylegan_sdk.models import build_with_weights
-
-    from ..dataset import ImageDataset
-
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not names:
         raise MetricError("metrics: give at least one metric name")

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylegan_sdk.fileio import atomic_open
+from stylegan_sdk.formats.fileio import atomic_open
 
 ENV_VAR = "STYLEGAN_SDK_FEATURE_WEIGHTS"
 INCEPTION_SIZE = 299        # Inception input side (the standard; tests shrink it to run on a CPU in seconds)

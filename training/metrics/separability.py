@@ -45,9 +45,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
+from stylegan_sdk._cli import OneLineParser, run_command
+from stylegan_sdk.formats.fileio import atomic_path, atomic_write_bytes
 from stylegan_sdk.latents import class_to_c
 
+from ..dataset import ImageDataset
+from ..dataset_tool import labels_by_field, read_labels_doc
 from .feature_nets import MetricError
 
 # Attributes the classifier cannot tell apart on held-out real images (balanced accuracy below this) are left
@@ -172,8 +177,6 @@ def attribute_table(labels_file: str, names: Sequence[str]) -> tuple[list[str], 
     """(attribute names, bool [N, A], group [N]) for image `names` from an emoji64_labels.json-style file: one
     attribute per category ("category: K") and "has a skin tone"; images of the same emoji (its `name`: the
     Noto and the Twemoji drawing) share a group, so that a held-out split keeps them together."""
-    from ..dataset_tool import labels_by_field, read_labels_doc
-
     doc = read_labels_doc(labels_file)
     category, categories = labels_by_field(doc, labels_file, "category")
     emoji, _ = labels_by_field(doc, labels_file, "name")
@@ -259,10 +262,6 @@ def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def save_classifier(net: AttributeClassifier, info: ClassifierInfo, folder: str) -> None:
-    from safetensors.torch import save_file
-
-    from stylegan_sdk.fileio import atomic_path, atomic_write_bytes
-
     os.makedirs(folder, exist_ok=True)
     with atomic_path(os.path.join(folder, WEIGHTS_FILE)) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
@@ -271,8 +270,6 @@ def save_classifier(net: AttributeClassifier, info: ClassifierInfo, folder: str)
 
 def load_classifier(folder: str) -> tuple[AttributeClassifier, ClassifierInfo]:
     """The classifier in `folder` (safetensors + JSON; never a pickle). MetricError naming what is wrong."""
-    from safetensors.torch import load_file
-
     info_path, weights_path = os.path.join(folder, INFO_FILE), os.path.join(folder, WEIGHTS_FILE)
     if not (os.path.isfile(info_path) and os.path.isfile(weights_path)):
         raise MetricError(f"classifier: no {INFO_FILE} + {WEIGHTS_FILE} in {folder!r}; train one with "
@@ -349,8 +346,6 @@ def compute_separability(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from stylegan_sdk._cli import OneLineParser, run_command
-
     p = OneLineParser(prog="python -m training.metrics.separability",
                       description="Train the attribute classifier of the linear separability metric.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -366,8 +361,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from ..dataset import ImageDataset
-
     if args.epochs < 1:
         raise MetricError(f"epochs: must be >= 1, got {args.epochs}")
     if not os.path.isfile(args.labels):

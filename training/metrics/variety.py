@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .feature_nets import MetricError
+from .sampling import generated_images
 
 
 def pixel_spread(batches) -> float:
@@ -44,8 +45,6 @@ def class_variety(
     batch: int = 32,
 ) -> dict[str, float]:
     """{class name: variety} for every class with at least two (different) real images."""
-    from . import generated_images
-
     if G.mapping.c_dim == 0:
         raise MetricError("metrics: cvar is for class-conditional generators; this one has no labels")
     if dataset is None or not dataset.has_class_labels or dataset.label_dim != G.mapping.c_dim:

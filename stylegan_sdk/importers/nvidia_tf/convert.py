@@ -1,7 +1,7 @@
 """NVIDIA's TensorFlow StyleGAN (v1) and StyleGAN2 pickles -> our format, without TensorFlow.
 
 The official 2019 models (`karras2019stylegan-*.pkl`, `stylegan2-*-config-*.pkl`) are pickled
-`(G, D, Gs)` tuples of `dnnlib.tflib.network.Network`. `tf_pkl.read_tf_pickle` reads them with an
+`(G, D, Gs)` tuples of `dnnlib.tflib.network.Network`. `reader.read_tf_pickle` reads them with an
 allow-list unpickler (the embedded `build_module_src` is never run) and hands back `Gs`: its build
 function, static kwargs and variables. This module turns those into a `GeneratorConfig` and our
 tensors, checking every kwarg, variable name and shape before anything is built:
@@ -51,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import W_AVG_KEY, Checkpoint, few, tensor_mismatches
-from ..config import GeneratorConfig, check_config_sizes
-from .common import json_safe, stylegan2_filter_buffers
+from ...config import GeneratorConfig, check_config_sizes
+from ...formats.checkpoint import W_AVG_KEY, Checkpoint, few, tensor_mismatches
+from ..common import json_safe, stylegan2_filter_buffers
+from .reader import read_tf_pickle
 
 V1, V2 = "stylegan1", "stylegan2"
 FAMILIES = {
@@ -98,15 +99,13 @@ _NAME = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 def import_tf_pickle(path: str | os.PathLike) -> Checkpoint:
     """Read an NVIDIA TensorFlow StyleGAN / StyleGAN2 pickle safely into our format (its `Gs`)."""
-    from .tf_pkl import read_tf_pickle
-
     path = os.fspath(path)
     gs = read_tf_pickle(path)
     return import_tf_network(gs, path)
 
 
 def import_tf_network(gs: Any, source: str) -> Checkpoint:
-    """A `tf_pkl.TFNetwork` (Gs) -> Checkpoint. `source` names the file in errors and provenance."""
+    """A `reader.TFNetwork` (Gs) -> Checkpoint. `source` names the file in errors and provenance."""
     family = _family(gs, source)
     kwargs = _static_kwargs(gs, family, source)
     variables = {k: _as_float32(v, k, source) for k, v in gs.all_variables().items()}

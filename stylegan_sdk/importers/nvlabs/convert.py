@@ -1,7 +1,7 @@
 """Official NVlabs networks -> our format: StyleGAN2 (stylegan2-ada-pytorch, stylegan3's networks_stylegan2)
 and StyleGAN3 (stylegan3's networks_stylegan3, the -t and -r configs).
 
-The pickle itself is read by the allow-list unpickler in `nvlabs_pkl`; this module turns the
+The pickle itself is read by the allow-list unpickler in `reader`; this module turns the
 network's constructor kwargs into a `GeneratorConfig` and keeps the weights under their names. The
 family comes from the pickled class names (a `SynthesisInput` module is StyleGAN3) or, for a bare
 state dict, from its keys (`synthesis.input.*` is StyleGAN3, `synthesis.b4.*` StyleGAN2). Every
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import Checkpoint
-from ..config import GeneratorConfig
-from .common import json_safe
+from ...config import GeneratorConfig
+from ...formats.checkpoint import Checkpoint
+from ..common import json_safe
+from .reader import read_network_pickle
 
 STYLEGAN2, STYLEGAN3 = "stylegan2", "stylegan3"
 
@@ -151,7 +152,7 @@ def import_state(
     state: Mapping[str, Any],
     source: str,
     key: str = "G_ema",
-    module_classes: Mapping[str, str] | None = None,  # pickled class of each submodule (nvlabs_pkl), if known
+    module_classes: Mapping[str, str] | None = None,  # pickled class of each submodule (reader), if known
 ) -> Checkpoint:
     """Official kwargs + state_dict (tensors or arrays) -> Checkpoint in our format."""
     family = family_of(state, module_classes, source)
@@ -172,8 +173,6 @@ def import_state(
 
 def import_pickle(path: str | os.PathLike, key: str = "G_ema") -> Checkpoint:
     """Read an official network pickle safely (no code from the file runs) into our format."""
-    from .nvlabs_pkl import read_network_pickle
-
     record = read_network_pickle(path, key=key)
     if record.init_args:
         raise ValueError(f"{os.fspath(path)}: network {key!r} was built with positional args; expected kwargs")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import GeneratorConfig
+from ..config import GeneratorConfig
 from .fileio import atomic_write_bytes
 
 FORMAT = "stylegan-sdk.checkpoint"

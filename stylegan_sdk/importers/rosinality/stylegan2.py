@@ -2,7 +2,7 @@
 
 rosinality's PyTorch StyleGAN2 is a de-facto community format: its FFHQ 550000.pt, and the
 `stylegan2-ffhq-config-f.pt` that e4e, pSp, StyleCLIP, GFPGAN and others load. The files come in
-two layouts, both read by `rosinality.read_torch_file` (torch.load, weights only, `argparse.Namespace`
+two layouts, both read by `rosinality.reader.read_torch_file` (torch.load, weights only, `argparse.Namespace`
 the one class allowed beyond tensors and plain containers):
 
     train.py           {"g", "d", "g_ema", "g_optim", "d_optim", "args", "ada_aug_p"}
@@ -65,9 +65,9 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import W_AVG_KEY, Checkpoint, few, tensor_mismatches
-from ..config import GeneratorConfig, check_config_sizes
-from .common import stylegan2_filter_buffers
+from ...config import GeneratorConfig, check_config_sizes
+from ...formats.checkpoint import W_AVG_KEY, Checkpoint, few, tensor_mismatches
+from ..common import stylegan2_filter_buffers
 
 FORMAT = "rosinality-stylegan2"
 MAPPING_LR_MULTIPLIER = 0.01    # rosinality's lr_mlp default: EqualLinear(lr_mul=0.01) in the mapping
@@ -333,7 +333,7 @@ def mean_w(cfg: GeneratorConfig, tensors: Mapping[str, np.ndarray]) -> np.ndarra
     """Mean of our mapping network over W_AVG_SAMPLES fixed z (numpy RandomState(W_AVG_SEED)), float64 mean."""
     import torch
 
-    from ..models.stylegan2 import mapping_from_config
+    from ...models.stylegan2 import mapping_from_config
 
     mapping = mapping_from_config(cfg).eval().requires_grad_(False)
     state = {name[len("mapping."):]: torch.from_numpy(np.array(v, dtype=np.float32, order="C"))

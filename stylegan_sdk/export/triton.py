@@ -1,4 +1,4 @@
-"""A Triton Inference Server model repository from an exported folder (export/to_triton.py). No torch needed
+"""A Triton Inference Server model repository from an exported folder (stylegan export triton). No torch needed
 for an exported folder; a model file is exported first (torch + onnx).
 
     REPO/NAME_mapping/config.pbtxt        z [-1, z_dim] (+ c) -> w [-1, w_dim]
@@ -22,47 +22,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .config import PRECISIONS, GeneratorConfig
-from .exported import BATCH, GRAPHS, MANIFEST, ExportedModel, graph_io, is_exported_folder, read_exported
-from .fileio import atomic_write_bytes, default_dir_mode, move_into_place
+from ..config import GeneratorConfig
+from ..formats.exported import BATCH, MANIFEST, ExportedModel, graph_io, is_exported_folder, read_exported
+from ..formats.fileio import atomic_write_bytes, default_dir_mode, move_into_place
+from ..formats.triton import PARAMETER, check_name, model_names, model_parameter
+from ..loading import resolve_model
 
 ENGINES = ("onnx", "tensorrt")
 PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
 MODEL_FILES = {"onnx": "model.onnx", "tensorrt": "model.plan"}   # Triton's default file names
 INSTANCE_KINDS = {"auto": "KIND_AUTO", "cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 VERSION = "1"                               # the one model version written
-PARAMETER = "stylegan_sdk_model"            # config.pbtxt parameter (JSON): format, graph, precision, config, w_avg
-PARAMETER_FORMAT = "stylegan-sdk.triton/1"
 MAX_BATCH = 4096                            # the exported graphs' batch axis goes up to this
 MAX_INSTANCES = 256
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
-SCHEME = "triton"                           # sg.load("triton://host:8001/NAME")
-DEFAULT_PORT = 8001                         # Triton's gRPC port
-DEFAULT_TIMEOUT_S = 30.0
-
-
-def model_names(name: str) -> dict[str, str]:
-    """graph -> Triton model name: NAME_mapping, NAME_synthesis."""
-    return {graph: f"{name}_{graph}" for graph in GRAPHS}
-
-
-def check_name(name: object, what: str = "name") -> str:
-    """A model name prefix: letters, digits, '_' and '-' (a folder name in the repository and a URL segment)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"{what}: {name!r} is not a model name (1-100 letters, digits, '_' or '-', "
-                         f"starting with a letter or digit)")
-    return name
 
 
 def check_repository_args(name: str, max_batch: int, instances: int, engine: str, device: str,
@@ -92,13 +71,6 @@ def _text_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def model_parameter(graph: str, config: GeneratorConfig, w_avg: np.ndarray, precision: str) -> str:
-    """The `stylegan_sdk_model` parameter: what a client needs to run the pair (config, w_avg), as JSON."""
-    record = {"format": PARAMETER_FORMAT, "graph": graph, "precision": precision, "config": config.to_dict(),
-              "w_avg": np.asarray(w_avg, np.float32).tolist()}
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=True)
-
-
 def _tensor_entries(tensors: dict[str, tuple]) -> str:
     rows = []
     for name, shape in tensors.items():
@@ -113,7 +85,7 @@ def config_pbtxt(model_name: str, graph: str, config: GeneratorConfig, w_avg: np
     """One model's config.pbtxt (ModelConfig in protobuf text format)."""
     inputs, outputs = graph_io(config)[graph]
     return (
-        f"# Written by stylegan-sdk (export/to_triton.py): the {graph} graph of a "
+        f"# Written by stylegan-sdk (stylegan export triton): the {graph} graph of a "
         f"{config.arch} {config.img_resolution}px generator.\n"
         f'name: "{model_name}"\n'
         f'platform: "{PLATFORMS[engine]}"\n'
@@ -133,7 +105,7 @@ def config_pbtxt(model_name: str, graph: str, config: GeneratorConfig, w_avg: np
 
 
 def write_repository(
-    source: str | os.PathLike,        # an exported folder (export/to_onnx.py), or a model file to export first
+    source: str | os.PathLike,        # an exported folder (stylegan export onnx), or a model file to export first
     out: str | os.PathLike,           # the model repository (created if missing; its parent must exist)
     name: str = "stylegan",           # models NAME_mapping and NAME_synthesis
     max_batch: int = 8,               # max_batch_size: the most rows Triton batches into one execution
@@ -185,15 +157,13 @@ def write_repository(
 def _exported(source: str | os.PathLike) -> Iterator[ExportedModel]:
     """The exported folder `source` ("default": the bundled model's), or a model file exported into a
     temporary one (torch + onnx)."""
-    from .loading import resolve_model
-
     source = resolve_model(source, backend="onnxruntime")
     if os.path.isdir(source) and is_exported_folder(source):
         yield read_exported(source)
         return
     if not os.path.exists(source):
         raise FileNotFoundError(f"model: no such model file or exported folder {source!r}")
-    from .onnx_export import export_onnx  # needs torch + onnx
+    from .onnx import export_onnx  # an optional dependency: torch + onnx, needed only for a model file
 
     with tempfile.TemporaryDirectory(prefix="stylegan-sdk-triton-") as tmp:
         yield export_onnx(source, os.path.join(tmp, "exported"))
@@ -204,12 +174,12 @@ def _check_source(model: ExportedModel, engine: str, max_batch: int) -> None:
     if not model.gain_per_row:
         raise ValueError(f"model: {model.folder!r} was exported by stylegan-sdk 0.1 (format_version 1: its "
                          f"noise_const_gain has no batch axis, which Triton's batched models need); re-export it "
-                         f"with python export/to_onnx.py")
+                         f"with stylegan export onnx")
     if engine == "tensorrt":
         engines = model.engines
         if not engines.get("plans"):
             raise ValueError(f"engine: {model.folder!r} has no TensorRT engines; build them first with "
-                             f"python export/to_trt.py {model.folder} --out {model.folder} --max-batch {max_batch}")
+                             f"stylegan export tensorrt {model.folder} --out {model.folder} --max-batch {max_batch}")
         if engines.get("min_batch") != 1 or not isinstance(engines.get("max_batch"), int) \
                 or engines["max_batch"] < max_batch:
             raise ValueError(f"max_batch: the TensorRT engines take batches {engines.get('min_batch')}.."
@@ -221,74 +191,4 @@ def _graph_file(model: ExportedModel, graph: str, engine: str) -> str:
     return model.engines["plans"][graph] if engine == "tensorrt" else model.graph_file(graph)
 
 
-def read_parameter(text: str, graph: str, where: str) -> tuple[GeneratorConfig, np.ndarray, str]:
-    """(config, w_avg, precision) from a model's `stylegan_sdk_model` parameter, checked like model.json."""
-    from .exported import check_config_record, check_w_avg
-
-    try:
-        record: Any = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"{where}: unreadable {PARAMETER} parameter ({' '.join(str(e).split())[:120]})") from None
-    if not isinstance(record, dict) or record.get("format") != PARAMETER_FORMAT or record.get("graph") != graph:
-        raise ValueError(f"{where}: the {PARAMETER} parameter is not a stylegan-sdk {graph} model's "
-                         f"(format {PARAMETER_FORMAT!r}; re-export with export/to_triton.py)")
-    if record.get("precision") not in PRECISIONS:
-        raise ValueError(f"{where}: {PARAMETER} precision must be one of {PRECISIONS}")
-    config = check_config_record(f"{where}: {PARAMETER}", record.get("config"))
-    return config, check_w_avg(where, record.get("w_avg"), config.w_dim), record["precision"]
-
-
-# ----------------------------------------------------------------------------
-# triton://HOST[:PORT]/NAME
-
-
-@dataclass(frozen=True)
-class TritonAddress:
-    target: str        # host:port of Triton's gRPC endpoint
-    name: str          # the model pair NAME_mapping / NAME_synthesis
-    timeout_s: float   # per call
-
-    @property
-    def url(self) -> str:
-        return f"{SCHEME}://{self.target}/{self.name}"
-
-
-def is_triton_url(path: object) -> bool:
-    return isinstance(path, str) and path.startswith(f"{SCHEME}://")
-
-
-def parse_url(url: str) -> TritonAddress:
-    """triton://HOST[:PORT]/NAME[?timeout=SECONDS] -> TritonAddress; ValueError naming `path` otherwise."""
-    bad = f"path: {url!r} is not a Triton address (expected triton://HOST[:PORT]/NAME[?timeout=SECONDS])"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = DEFAULT_PORT if parts.port is None else parts.port
-    except ValueError:
-        raise ValueError(bad) from None
-    if parts.scheme != SCHEME or not 0 < port < 65536 or not parts.hostname or parts.fragment \
-            or parts.username or parts.password:
-        raise ValueError(bad)
-    name = parts.path[1:] if parts.path.startswith("/") else ""
-    if not name:
-        raise ValueError(bad)
-    check_name(name, "path")
-    try:
-        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError:
-        query = {"": []}
-    if set(query) - {"timeout"} or any(len(v) != 1 for v in query.values()):
-        raise ValueError(f"path: {url!r}: the only option is ?timeout=SECONDS")
-    timeout = DEFAULT_TIMEOUT_S
-    if "timeout" in query:
-        try:
-            timeout = float(query["timeout"][0])
-        except ValueError:
-            timeout = float("nan")
-        if not 0 < timeout <= 3600:
-            raise ValueError(f"path: {url!r}: timeout must be a number of seconds in (0, 3600]")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return TritonAddress(f"{host}:{port}", name, timeout)
-
-
-__all__ = ["ENGINES", "PARAMETER", "SCHEME", "TritonAddress", "check_name", "config_pbtxt", "is_triton_url",
-           "model_names", "parse_url", "read_parameter", "write_repository"]
+__all__ = ["ENGINES", "INSTANCE_KINDS", "check_repository_args", "config_pbtxt", "write_repository"]

@@ -4,7 +4,7 @@ Graphs come from torch.export (the dynamo ONNX exporter) with a dynamic batch ax
 graph's modulated convolutions scale activations by the styles, convolve with static weights and
 demodulate the output (no grouped convolution whose weights depend on the batch), so they run on
 ONNX Runtime and parse in TensorRT with any batch size. Noise is selected at run time (see
-`stylegan_sdk.exported`). Each export is verified against the torch model before it is kept.
+`stylegan_sdk.formats.exported`). Each export is verified against the torch model before it is kept.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .checkpoint import Checkpoint
-from .config import GeneratorConfig
-from .exported import (
+from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+from ..config import GeneratorConfig
+from ..formats.checkpoint import Checkpoint
+from ..formats.exported import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -40,9 +40,11 @@ from .exported import (
     read_exported,
     write_manifest,
 )
-from .fileio import move_into_place
-from .latents import input_transform
-from .models import build_with_weights
+from ..formats.fileio import move_into_place
+from ..latents import input_transform
+from ..loading import read_model
+from ..models import build_with_weights
+from ..version import package_version
 
 DEFAULT_OPSET = 18
 MAX_BATCH = 4096
@@ -139,8 +141,6 @@ def export_onnx(
     verify: bool = True,                         # compare ONNX Runtime with torch before keeping it
 ) -> ExportedModel:
     """Write DIR/mapping.onnx, DIR/synthesis.onnx and DIR/model.json; the folder appears whole or not at all."""
-    from .loading import read_model
-
     ckpt = source if isinstance(source, Checkpoint) else read_model(source)
     cfg = ckpt.config
     out_dir = os.path.abspath(os.fspath(out_dir))
@@ -221,7 +221,7 @@ def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], op
         },
         "graphs": graphs,
         "opset": opset,
-        "exporter": {"stylegan_sdk": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+        "exporter": {"stylegan_sdk": package_version(), "torch": torch.__version__, "onnx": onnx.__version__,
                      "method": "torch.onnx.export(dynamo=True)"},
         "source_metadata": ckpt.metadata,
         "files": {MAPPING_FILE: {}, SYNTHESIS_FILE: {}},
@@ -235,8 +235,6 @@ def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], op
 
 def verify_export(folder: str, model: torch.nn.Module, tol: float = 1e-4, batches: tuple[int, ...] = (1, 7)) -> float:
     """Run the graphs on ONNX Runtime (CPU) for each batch size and noise mode; max abs error vs torch."""
-    from .backends.onnxruntime_backend import OnnxRuntimeBackend
-
     exported = read_exported(folder)
     backend = OnnxRuntimeBackend(exported, device="cpu")
     cfg = exported.config

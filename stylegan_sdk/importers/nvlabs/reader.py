@@ -7,7 +7,7 @@ a restricted ``pickle.Unpickler`` whose ``find_class`` admits only the globals b
 to an inert stand-in of ours, and turns a network into a :class:`NetworkRecord` (class name,
 constructor arguments, flattened ``state_dict``). No network class is ever instantiated. The
 generic parts (restricted unpickler, size checks, budget, numpy stand-ins) live in
-``stylegan_sdk.importers.safe_pickle``, shared with the TensorFlow pickle reader ``tf_pkl``.
+``stylegan_sdk.importers.safe_pickle``, shared with the TensorFlow pickle reader ``nvidia_tf.reader``.
 
 Allow-list (any other global, any persistent id, raises :class:`UnsafePickleError`):
 
@@ -63,15 +63,15 @@ from typing import BinaryIO
 
 import torch
 
-# Generic machinery shared with tf_pkl; the private aliases keep this module's own names.
-from .safe_pickle import BUDGET as _BUDGET
-from .safe_pickle import Array as _Array
-from .safe_pickle import Budget as _Budget
-from .safe_pickle import Inert as _Inert
-from .safe_pickle import Refused as _Refused
-from .safe_pickle import UnsafePickleError, int_tuple, numpy_allowed, plain_dict, read_pickle, set_of
-from .safe_pickle import allowed as _allowed
-from .safe_pickle import check_pickle_sizes as _check_pickle_sizes
+# Generic machinery shared with nvidia_tf.reader; the private aliases keep this module's own names.
+from ..safe_pickle import BUDGET as _BUDGET
+from ..safe_pickle import Array as _Array
+from ..safe_pickle import Budget as _Budget
+from ..safe_pickle import Inert as _Inert
+from ..safe_pickle import Refused as _Refused
+from ..safe_pickle import UnsafePickleError, int_tuple, numpy_allowed, plain_dict, read_pickle, set_of
+from ..safe_pickle import allowed as _allowed
+from ..safe_pickle import check_pickle_sizes as _check_pickle_sizes
 
 __all__ = [
     "NetworkRecord",
@@ -99,7 +99,7 @@ class NetworkRecord:
 
 
 _ALLOW_LIST_HINT = (
-    "not on the allow-list of stylegan_sdk.importers.nvlabs_pkl (NVlabs network pickles only "
+    "not on the allow-list of stylegan_sdk.importers.nvlabs.reader (NVlabs network pickles only "
     "need torch tensor/storage rebuilders, numpy scalars/arrays, OrderedDict, EasyDict, torch.nn "
     "containers and torch_utils.persistence records)"
 )

@@ -5,7 +5,7 @@
                           -> img [batch, C, H, W]   (StyleGAN3: ws, transform [batch, 3, 3] -> img)
     DIR/model.json        config, w_avg, layer table, noise inputs, graph I/O, opset, exporter
                           versions, sha256 of every file; TensorRT engines once built
-    DIR/*.plan            TensorRT engines (export/to_trt.py), optional; model.json "engines" then holds
+    DIR/*.plan            TensorRT engines (stylegan export tensorrt), optional; model.json "engines" then holds
                           {"plans": {"mapping": ..., "synthesis": ...}, "fp16", "min_batch", "opt_batch",
                           "max_batch", "workspace_bytes", "tensorrt", "gpu", "timing_cache"}
 
@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import GeneratorConfig, check_config_sizes
+from ..config import GeneratorConfig, check_config_sizes
+from .fileio import atomic_write_bytes
 
 FORMAT = "stylegan-sdk.exported"
 FORMAT_VERSION = "2"                  # "2": noise_const_gain [batch, 1]
@@ -276,7 +277,7 @@ def _listed_files(folder: str, manifest: dict[str, Any]) -> dict[str, dict[str, 
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ValueError(f"{folder}: model.json lists no files (no sha256 to check the graphs against); "
-                         f"re-export the model (python export/to_onnx.py)")
+                         f"re-export the model (stylegan export onnx)")
     for name, entry in files.items():
         check_file_name(folder, name, "files entry")
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
@@ -443,8 +444,6 @@ def read_exported(folder: str | os.PathLike, verify_hashes: bool = True) -> Expo
 
 def write_manifest(folder: str, manifest: dict[str, Any]) -> None:
     """(Re)write model.json atomically, with fresh sha256 sums of the files it lists."""
-    from .fileio import atomic_write_bytes
-
     for name, entry in manifest.get("files", {}).items():
         check_file_name(folder, name, "files entry")
         entry["sha256"] = sha256_file(os.path.join(folder, name))

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from .safe_pickle import (
+from ..safe_pickle import (
     MAX_ITEMS,
     Array,
     Budget,
@@ -74,7 +74,7 @@ __all__ = ["TFNetwork", "UnsafePickleError", "is_tf_pickle", "read_tf_pickle"]
 _WHAT = "NVIDIA TensorFlow network pickle"
 _NETWORK = "dnnlib.tflib.network.Network"
 _ALLOW_LIST_HINT = (
-    "not on the allow-list of stylegan_sdk.importers.tf_pkl (NVIDIA TensorFlow network pickles only "
+    "not on the allow-list of stylegan_sdk.importers.nvidia_tf.reader (NVIDIA TensorFlow network pickles only "
     "need dnnlib.tflib.network.Network and numpy dtypes, scalars and arrays)"
 )
 _FIELDS = ("version", "name", "static_kwargs", "components", "build_module_src", "build_func_name", "variables")

@@ -1,14 +1,6 @@
-"""rosinality's PyTorch StyleGAN checkpoints -> our format: v1 here, StyleGAN2 in `rosinality_stylegan2`.
+"""rosinality/style-based-gan-pytorch StyleGAN (v1) checkpoints -> our format (arch "stylegan1").
 
-Every rosinality file is opened by `read_torch_file` and nowhere else: `torch.load(..., weights_only=True)`
-with `argparse.Namespace` (the `args` train.py saves) the one class allowed beyond tensors and plain
-containers, memory-mapped when the file is a zip archive. No code from the file runs; anything else
-the pickle asks for is a ValueError naming it. `import_torch_checkpoint` then tells the two families
-apart by their keys: a top-level `g_ema`, or a bare state dict with `style.1.weight` and `input.input`,
-is rosinality/stylegan2-pytorch (see `rosinality_stylegan2`); anything else goes to the v1 importer.
-
-rosinality/style-based-gan-pytorch StyleGAN (v1) checkpoints -> arch "stylegan1":
-that project's training checkpoints are `torch.save({'generator': ..., 'g_running': ..., ...})` zip
+That project's training checkpoints are `torch.save({'generator': ..., 'g_running': ..., ...})` zip
 archives of `StyledGenerator` state dicts; some published files are a bare state dict.
 
 What the tensors tell (nothing else is stored):
@@ -35,18 +27,17 @@ Conversion (see `stylegan_sdk.models.stylegan1` for our parameterisation):
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
-import zipfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..checkpoint import W_AVG_KEY, Checkpoint, few
-from ..config import GeneratorConfig
+from ...config import GeneratorConfig
+from ...formats.checkpoint import W_AVG_KEY, Checkpoint, few
+from .reader import read_torch_file
 
 W_AVG_SAMPLES = 10_000      # z drawn to estimate w_avg
 W_AVG_SEED = 0              # numpy RandomState seed of those z
@@ -57,83 +48,7 @@ _GEN = "generator."
 _PROG = "generator.progression."
 _BLOCK_RE = re.compile(r"^generator\.progression\.(\d+)\.")
 _STYLE_RE = re.compile(r"^style\.(\d+)\.linear\.weight_orig$")
-# torch.save's legacy (pre-1.6, non-zip) format starts by pickling this magic number (protocol 2).
-LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
-ZIP_MAGIC = b"PK\x03\x04"     # a zip local file header: torch.save's format since 1.6 (torch's own _is_zipfile test)
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
-# Lines of torch's weights-only error message that advise rather than say what failed.
-_TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
 _BLUR = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16
-
-
-def is_torch_file(path: str | os.PathLike) -> bool:
-    """Cheap sniff: a torch.save file (zip archive with a data.pkl, or the legacy pickle format).
-
-    Official NVlabs pickles also start with b"\\x80", so check this before treating a file as one.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(LEGACY_TORCH_MAGIC))
-    except OSError:
-        return False
-    if head.startswith(LEGACY_TORCH_MAGIC):
-        return True
-    if head[:2] != b"PK":
-        return False
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(name.endswith("data.pkl") for name in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def read_torch_file(path: str | os.PathLike) -> Any:
-    """The one place rosinality files are opened: weights-only torch.load, argparse.Namespace allowed.
-
-    Zip-format files (torch >= 1.6) are memory-mapped, so entries that are never converted (the
-    discriminator, optimiser states) are never read into memory; the legacy format cannot be.
-    Raises FileNotFoundError for a missing path, ValueError (naming the file and the reason) otherwise.
-    """
-    import torch
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"path: no such rosinality checkpoint {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"path: {path!r} is a folder; expected a rosinality checkpoint file")
-    try:
-        with open(path, "rb") as f:
-            is_zip = f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read the file ({e.strerror})") from None
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as e:  # pickle, zip, record-size and weights-only errors all mean "not one of ours to read"
-        raise ValueError(f"{path}: not a rosinality checkpoint (torch.load(weights_only=True) failed: "
-                         f"{_load_failure(e)})") from None
-
-
-def import_torch_checkpoint(path: str | os.PathLike, key: str = "G_ema", step: int | None = None) -> Checkpoint:
-    """Any rosinality checkpoint: StyleGAN2 (rosinality/stylegan2-pytorch) or StyleGAN v1 (style-based-gan-pytorch).
-
-    key: "G_ema" picks each project's EMA generator (StyleGAN2: g_ema; v1: g_running). A StyleGAN2 file
-    only ever gives g_ema ("G_ema" or "g_ema"); v1 also takes "generator". step: v1 only, its output
-    resolution 4 * 2**step (None: the deepest block).
-    """
-    from . import rosinality_stylegan2
-
-    path = os.fspath(path)
-    obj = read_torch_file(path)
-    if rosinality_stylegan2.is_stylegan2_object(obj):
-        if key not in ("G_ema", "g_ema"):
-            raise ValueError(f"key: {key!r}: {path} is a rosinality StyleGAN2 checkpoint, whose 'g' is the raw "
-                             f"(non-EMA) generator; only g_ema is loaded (key 'G_ema' or 'g_ema')")
-        if step is not None:
-            raise ValueError(f"step: {step!r}: only StyleGAN v1 checkpoints take a step; {path} is a rosinality "
-                             f"StyleGAN2 checkpoint with one output resolution")
-        return rosinality_stylegan2.import_object(obj, path)
-    return _import_v1(obj, path, "g_running" if key == "G_ema" else key, step)
 
 
 def import_checkpoint(path: str | os.PathLike, key: str = "g_running", step: int | None = None) -> Checkpoint:
@@ -143,10 +58,11 @@ def import_checkpoint(path: str | os.PathLike, key: str = "g_running", step: int
     Raises FileNotFoundError for a missing file, ValueError naming what is wrong otherwise.
     """
     path = os.fspath(path)
-    return _import_v1(read_torch_file(path), path, key, step)
+    return import_object(read_torch_file(path), path, key, step)
 
 
-def _import_v1(obj: Any, path: str, key: str, step: int | None) -> Checkpoint:
+def import_object(obj: Any, path: str, key: str, step: int | None) -> Checkpoint:
+    """What `read_torch_file` returned for a rosinality StyleGAN (v1) file -> Checkpoint (`key`'s state dict)."""
     state, used_key = _select_state(obj, key, path)
     return import_state(state, path, key=used_key, step=step)
 
@@ -266,23 +182,6 @@ def _select_state(obj: Any, key: str, path: str) -> tuple[Mapping[str, Any], str
                      f"top-level keys: {few(keys)}")
 
 
-def _load_failure(e: Exception) -> str:
-    """torch.load's error in one line: the global a weights-only load refused, else its first line."""
-    text = str(e).strip()
-    m = _GLOBAL_RE.search(text)
-    if m:
-        return (f"the pickle asks for {m.group(1)}, which is not allowed: only tensors, plain containers and "
-                f"argparse.Namespace are read, and nothing in the file was run")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and lines[0].startswith("Weights only load failed"):  # torch's advice first, the reason after it
-        detail = [line.split("WeightsUnpickler error:")[-1].strip() for line in lines[1:]
-                  if not line.startswith(_TORCH_ADVICE)]
-        detail = [d for d in detail if d]
-        if detail:
-            return f"weights-only unpickler: {detail[0][:200]}"
-    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
-
-
 def _strip_module(k: str) -> str:
     return k[len("module."):] if k.startswith("module.") else k
 
@@ -337,8 +236,8 @@ def _mean_w(cfg: GeneratorConfig, tensors: dict[str, np.ndarray], source: str) -
     """Load the weights into our generator (every name and shape checked), then the mean w."""
     import torch
 
-    from ..models import check_state_dict
-    from ..models.stylegan1 import Generator
+    from ...models import check_state_dict
+    from ...models.stylegan1 import Generator
 
     model = Generator(cfg).eval().requires_grad_(False)
     state = {k: torch.from_numpy(v) for k, v in tensors.items()}

@@ -1,4 +1,5 @@
-"""What a failed call raises: one exception class per gRPC status a caller can act on.
+"""What a failed remote call raises (our gRPC server through `sg.Client`, or Triton through the `triton`
+backend): one exception class per gRPC status a caller can act on.
 
     ValueError / InvalidArgumentError   bad argument (the text is the in-process Generator's ValueError)
     ModelNotFoundError (LookupError)    the server has no model of that name

@@ -1,0 +1,122 @@
+"""The `triton://` model address and the model parameter that a Triton model repository carries.
+
+    triton://HOST[:PORT]/NAME[?timeout=SECONDS]      the pair NAME_mapping / NAME_synthesis on Triton's gRPC port
+    parameters { key: "stylegan_sdk_model" ... }     in each config.pbtxt: format, graph, precision, the
+                                                     generator's config and w_avg, as JSON
+
+The `triton` backend reads both (no torch); the repository writer (`stylegan_sdk.export.triton`) writes
+the parameter. The parameter is checked like model.json's config before a model is used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import PRECISIONS, GeneratorConfig
+from .exported import GRAPHS, check_config_record, check_w_avg
+
+PARAMETER = "stylegan_sdk_model"            # config.pbtxt parameter (JSON): format, graph, precision, config, w_avg
+PARAMETER_FORMAT = "stylegan-sdk.triton/1"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+SCHEME = "triton"                           # sg.load("triton://host:8001/NAME")
+DEFAULT_PORT = 8001                         # Triton's gRPC port
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def model_names(name: str) -> dict[str, str]:
+    """graph -> Triton model name: NAME_mapping, NAME_synthesis."""
+    return {graph: f"{name}_{graph}" for graph in GRAPHS}
+
+
+def check_name(name: object, what: str = "name") -> str:
+    """A model name prefix: letters, digits, '_' and '-' (a folder name in the repository and a URL segment)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"{what}: {name!r} is not a model name (1-100 letters, digits, '_' or '-', "
+                         f"starting with a letter or digit)")
+    return name
+
+
+
+def model_parameter(graph: str, config: GeneratorConfig, w_avg: np.ndarray, precision: str) -> str:
+    """The `stylegan_sdk_model` parameter: what a client needs to run the pair (config, w_avg), as JSON."""
+    record = {"format": PARAMETER_FORMAT, "graph": graph, "precision": precision, "config": config.to_dict(),
+              "w_avg": np.asarray(w_avg, np.float32).tolist()}
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+
+
+
+def read_parameter(text: str, graph: str, where: str) -> tuple[GeneratorConfig, np.ndarray, str]:
+    """(config, w_avg, precision) from a model's `stylegan_sdk_model` parameter, checked like model.json."""
+    try:
+        record: Any = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: unreadable {PARAMETER} parameter ({' '.join(str(e).split())[:120]})") from None
+    if not isinstance(record, dict) or record.get("format") != PARAMETER_FORMAT or record.get("graph") != graph:
+        raise ValueError(f"{where}: the {PARAMETER} parameter is not a stylegan-sdk {graph} model's "
+                         f"(format {PARAMETER_FORMAT!r}; re-export with stylegan export triton)")
+    if record.get("precision") not in PRECISIONS:
+        raise ValueError(f"{where}: {PARAMETER} precision must be one of {PRECISIONS}")
+    config = check_config_record(f"{where}: {PARAMETER}", record.get("config"))
+    return config, check_w_avg(where, record.get("w_avg"), config.w_dim), record["precision"]
+
+
+# ----------------------------------------------------------------------------
+# triton://HOST[:PORT]/NAME
+
+
+@dataclass(frozen=True)
+class TritonAddress:
+    target: str        # host:port of Triton's gRPC endpoint
+    name: str          # the model pair NAME_mapping / NAME_synthesis
+    timeout_s: float   # per call
+
+    @property
+    def url(self) -> str:
+        return f"{SCHEME}://{self.target}/{self.name}"
+
+
+def is_triton_url(path: object) -> bool:
+    return isinstance(path, str) and path.startswith(f"{SCHEME}://")
+
+
+def parse_url(url: str) -> TritonAddress:
+    """triton://HOST[:PORT]/NAME[?timeout=SECONDS] -> TritonAddress; ValueError naming `path` otherwise."""
+    bad = f"path: {url!r} is not a Triton address (expected triton://HOST[:PORT]/NAME[?timeout=SECONDS])"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = DEFAULT_PORT if parts.port is None else parts.port
+    except ValueError:
+        raise ValueError(bad) from None
+    if parts.scheme != SCHEME or not 0 < port < 65536 or not parts.hostname or parts.fragment \
+            or parts.username or parts.password:
+        raise ValueError(bad)
+    name = parts.path[1:] if parts.path.startswith("/") else ""
+    if not name:
+        raise ValueError(bad)
+    check_name(name, "path")
+    try:
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        query = {"": []}
+    if set(query) - {"timeout"} or any(len(v) != 1 for v in query.values()):
+        raise ValueError(f"path: {url!r}: the only option is ?timeout=SECONDS")
+    timeout = DEFAULT_TIMEOUT_S
+    if "timeout" in query:
+        try:
+            timeout = float(query["timeout"][0])
+        except ValueError:
+            timeout = float("nan")
+        if not 0 < timeout <= 3600:
+            raise ValueError(f"path: {url!r}: timeout must be a number of seconds in (0, 3600]")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return TritonAddress(f"{host}:{port}", name, timeout)
+
+
+__all__ = ["PARAMETER", "SCHEME", "TritonAddress", "check_name", "is_triton_url", "model_names", "model_parameter",
+           "parse_url", "read_parameter"]

@@ -1,0 +1,97 @@
+"""`stylegan export onnx|tensorrt|triton`: the installed command writes what export/to_*.py write, checks its
+arguments first, and says in one line what to install when an optional package is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from stylegan_sdk.cli import main as stylegan
+
+REPO = Path(__file__).resolve().parents[1]
+PKL = FIXTURES / "nvlabs-stylegan2" / "sg2_skip_32" / "network-snapshot.pkl"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "export" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _exit_code(argv: list[str]) -> int:
+    """stylegan ARGV in process -> exit code (argparse's usage errors raise SystemExit)."""
+    try:
+        return stylegan(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _comparable_manifest(folder: Path) -> dict:
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest.pop("created", None)
+    return manifest
+
+
+def test_export_onnx_writes_what_the_script_writes(tmp_path, capsys):
+    assert stylegan(["export", "onnx", str(PKL), "--out", str(tmp_path / "cmd"), "--no-verify"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"wrote {tmp_path / 'cmd'} (stylegan2, 32px, num_ws=8, opset 18)")
+    assert _script("to_onnx")([str(PKL), "--out", str(tmp_path / "script"), "--no-verify"]) == 0
+    cmd, script = tmp_path / "cmd", tmp_path / "script"
+    assert sorted(p.name for p in cmd.iterdir()) == sorted(p.name for p in script.iterdir()) == \
+        ["mapping.onnx", "model.json", "synthesis.onnx"]
+    assert _comparable_manifest(cmd) == _comparable_manifest(script)   # the graphs' sha256 sums included
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "the following arguments are required: target"),
+    (["pdf"], "invalid choice: 'pdf'"),
+    (["onnx", str(PKL)], "the following arguments are required: --out"),
+    (["triton", "default", "--out", "{tmp}/repo", "--max-batch", "0"], "--max-batch: must be"),
+    (["triton", "default", "--out", "{tmp}/repo", "--name", "a/b"], "--name: 'a/b'"),
+    (["tensorrt", "{tmp}", "--out", "{tmp}/e", "--min-batch", "0"], "min-batch"),
+    (["onnx", "{tmp}/missing.pkl", "--out", "{tmp}/x"], "no such model file"),
+])
+def test_export_argument_errors_one_line_exit_2(tmp_path, capsys, argv, needle):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert _exit_code(["export", *argv]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("stylegan export") and needle in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []            # nothing written
+
+
+def test_export_is_listed_in_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        stylegan(["--help"])
+    assert e.value.code == 0
+    assert "export" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        stylegan(["export", "--help"])
+    out = capsys.readouterr().out
+    assert all(target in out for target in ("onnx", "tensorrt", "triton"))
+
+
+def test_export_onnx_without_torch_names_what_to_install(tmp_path):
+    """A torch-free install (the core, or the client extra): one line naming the extra, exit 2, nothing written."""
+    code = ("import sys\n"
+            "sys.modules['torch'] = None  # import torch -> ImportError, whatever is installed\n"
+            "from stylegan_sdk.cli import main\n"
+            f"sys.exit(main(['export', 'onnx', {str(PKL)!r}, '--out', {str(tmp_path / 'out')!r}]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    line = _one_line(run.stderr)
+    assert line.startswith("stylegan export onnx: error:") and "torch" in line and "[export]" in line, line
+    assert not (tmp_path / "out").exists()
