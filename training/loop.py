@@ -63,7 +63,9 @@ from .losses import (
     draw_gen_inputs,
     draw_mixing_cutoff,
     num_active_ws,
+    process_rank,
     progressive_reals,
+    world_size,
 )
 from .networks_d import build_discriminator, mbstd_group_of
 from .presets import OPTIONS_FILE, TrainingOptions
@@ -181,13 +183,6 @@ def setup_phases(G: torch.nn.Module, D: torch.nn.Module, opts: TrainingOptions) 
 
 # ----------------------------------------------------------------------------
 # Distributed helpers
-
-
-def _world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def sync_gradients(module: torch.nn.Module, world: int) -> None:
@@ -344,7 +339,7 @@ def training_loop(
     log: Callable[[str], None] = print,         # status lines (rank 0)
 ) -> dict[str, Any]:
     """Train; returns a summary (images seen, last checkpoint, last state)."""
-    rank, world = _world()
+    rank, world = process_rank(), world_size()
     start_time = time.time()
     say = log if rank == 0 else (lambda _msg: None)
     outdir = opts.outdir
