@@ -112,27 +112,27 @@ def _stats(outdir: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------
-# A few kimg of each family: outputs, checkpoints load and export
+# A short run of each family: outputs, checkpoints load and export
 
 
 def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, one_thread):
     from stylegan_sdk.onnx_export import export_onnx
 
     out = tmp_path / "sg2"
-    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "2", "--tick", "0.25", "--snap", "3",
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.2", "--tick", "0.024", "--snap", "3",
                  "--mirror"]) == 0
     names = sorted(os.listdir(out))
     for want in ("training_options.json", "reals.png", "fakes_init.png", "stats.jsonl"):
         assert want in names
     snaps = [n for n in names if n.startswith("network-snapshot-")]
-    # Snapshots at ticks 0 (8 images), 3, 6 (every 3 ticks of 0.25 kimg) and the end.
-    assert snaps == [f"network-snapshot-{n:09d}.safetensors" for n in (8, 776, 1544, 2000)]
+    # Snapshots at ticks 0 (8 images), 3, 6 (every 3 ticks of 24 images) and the end (tick 8).
+    assert snaps == [f"network-snapshot-{n:09d}.safetensors" for n in (8, 80, 152, 200)]
     assert [n for n in names if n.startswith("training-state-")] == \
-        [f"training-state-{n:09d}.safetensors" for n in (1544, 2000)]            # the newest --keep-states 2
+        [f"training-state-{n:09d}.safetensors" for n in (152, 200)]              # the newest --keep-states 2
     assert len([n for n in names if n.startswith("fakes0")]) == 4
-    assert Image.open(out / "fakes000002000.png").size == (4 * 16, 2 * 16)
+    assert Image.open(out / "fakes000000200.png").size == (4 * 16, 2 * 16)
     stats = _stats(out)
-    assert [s["tick"] for s in stats] == list(range(len(stats))) and stats[-1]["nimg"] == 2000
+    assert [s["tick"] for s in stats] == list(range(len(stats))) and stats[-1]["nimg"] == 200
     assert all(np.isfinite(s["Loss/G/loss"]) and np.isfinite(s["Loss/D/loss"]) for s in stats)
     opts = json.loads((out / "training_options.json").read_text())
     assert opts["mirror"] is True and opts["z_dim"] == 32 and opts["cfg"] == "cpu"
@@ -141,7 +141,7 @@ def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, 
     assert (G.info.arch, G.info.img_resolution, G.info.z_dim, G.info.img_channels) == ("stylegan2", 16, 32, 3)
     assert G.generate(0).size == (16, 16)
     meta = sg.read_model(out / snaps[-1]).metadata["training"]
-    assert meta["nimg"] == 2000 and meta["options"]["kimg"] == 2
+    assert meta["nimg"] == 200 and meta["options"]["kimg"] == 0.2
     exported = export_onnx(str(out / snaps[-1]), tmp_path / "onnx")      # verifies ONNX Runtime against torch
     assert exported is not None and (tmp_path / "onnx" / "model.json").is_file()
 
