@@ -24,7 +24,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import torch
@@ -196,7 +196,6 @@ RNG_SHARED = "rng.shared"
 RNG_TORCH = "rng.torch"
 AUG_P = "augment.p"
 AUG_SIGNS = "augment.signs"
-COUNTERS = ("cur_nimg", "cur_tick", "batch_idx", "stage_resolution", "stage_alpha", "total_time")
 
 
 @dataclass
@@ -242,8 +241,9 @@ class TrainState:
         save_training_state(path, tensors, info)
 
     def load(self, path: str) -> None:
-        """Put the state saved in `path` back: weights, optimiser moments, pl_mean, both generators' states, ADA's p
-        and the counters. StateError naming the file for an entry missing or left over, or another network."""
+        """Put the state saved in `path` back: weights, optimiser moments, pl_mean, the shared and the global torch
+        random generators, ADA's p and the counters. StateError naming the file for an entry missing or left over,
+        or another network."""
         tensors, info = load_training_state(path)
         missing = [k for k in COUNTERS if k not in info]
         missing += [f"optimizers.{n}" for n in self.optimizers if n not in info.get("optimizers", {})]
@@ -268,3 +268,7 @@ class TrainState:
             self.ada.signs.copy_(tensors[AUG_SIGNS])
         for name in COUNTERS:
             setattr(self, name, info[name])
+
+
+# The fields with a default: the counters, saved as JSON in the header.
+COUNTERS = tuple(f.name for f in fields(TrainState) if f.default is not MISSING)
