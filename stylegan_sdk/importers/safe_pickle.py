@@ -6,7 +6,10 @@ stand-ins of ours, never the original globals), the refusal signal it raises and
 
 * :func:`check_pickle_sizes` walks a pickle's opcodes (nothing is built) and checks every length
   an opcode claims (bytes, strings, frames, memo slots; the unpickler allocates those before
-  reading them) against the bytes left in the file;
+  reading them) against the bytes left in the file, counts the objects it would make (at most
+  MAX_PICKLE_OBJECTS: a file of one-byte empty-container opcodes would otherwise grow ~80x in
+  memory) and the dict keys / set members it would hash that are not strings (at most
+  MAX_UNSALTED_KEYS: int keys can be chosen to collide, making the dict quadratic);
 * a :class:`Budget` (reached through :data:`BUDGET` while a file is read) bounds what the file
   turns into by the file's size, so a payload or sub-tree shared through the pickle memo cannot
   be multiplied.
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import contextvars
 import errno
+import io
 import math
+import mmap
 import os
 import pickle
 import pickletools
@@ -38,6 +43,8 @@ __all__ = [
     "BUDGET",
     "CORRUPT_ERRORS",
     "MAX_ITEMS",
+    "MAX_PICKLE_OBJECTS",
+    "MAX_UNSALTED_KEYS",
     "NDARRAY",
     "Array",
     "BoundedReader",
@@ -85,7 +92,21 @@ class Refused(Exception):
 # --- Sizes a file claims, checked against the bytes it has before anything is allocated ----------
 
 MAX_ITEMS = 1_000_000  # entries a reader may build from one file (official files: < 10_000)
-_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+# Objects, memo entries and container slots one pickle may make (official NVlabs / TF files and
+# rosinality data.pkl: < 200_000); bounds what a file of empty-container opcodes can allocate (~60 MB).
+MAX_PICKLE_OBJECTS = 1_000_000
+# Dict keys and set members a pickle may hash that are not str / bytes (their hashes are not salted,
+# so a file can pick keys that all collide: n of them cost n**2 / 2 comparisons). Official files: none
+# (TF, NVlabs) or a few hundred (rosinality optimizer states keyed by parameter index).
+MAX_UNSALTED_KEYS = 4096
+# Opcodes that push a str or bytes: hashed with the per-process salt, so keys made of them cannot be
+# chosen to collide.
+_SALTED_OPS = frozenset({"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE",
+                         "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8"})
+# Opcodes that make no new object: memo, stack and framing operations, and the singletons.
+_NO_NEW_OBJECT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET", "LONG_BINGET", "MARK",
+                                "POP", "POP_MARK", "DUP", "FRAME", "PROTO", "STOP", "NONE", "NEWTRUE", "NEWFALSE"})
+_MARK = object()  # a MARK on the simulated stack
 
 
 class Budget:
@@ -102,6 +123,7 @@ class Budget:
         self.max_items = items
         self.items = items
         self.data_label = data_label
+        self.unsalted = MAX_UNSALTED_KEYS  # dict keys / set members not str or bytes, left (plain_dict, set_of)
 
     def spend(self, what: str, size: int = 0, items: int = 0) -> None:
         """Take `size` bytes (or elements) and `items` entries; ValueError once either runs out."""
@@ -119,41 +141,157 @@ BUDGET: contextvars.ContextVar[Budget] = contextvars.ContextVar("safe_pickle_bud
 
 
 class BoundedReader:
-    """read() / readline() of a binary stream that never ask it for more than the bytes left before `end`."""
+    """read() / readline() of a binary stream that never ask it for more than the bytes left before `end`.
+
+    The position is counted here, not asked of the stream: a buffered file's tell() is a system call,
+    and the opcode walk reads a few bytes at a time.
+    """
 
     def __init__(self, stream: BinaryIO, end: int) -> None:
         self._stream = stream
         self._end = end
+        self._pos = stream.tell()
 
     def left(self) -> int:
-        return max(self._end - self._stream.tell(), 0)
+        return max(self._end - self._pos, 0)
 
     def tell(self) -> int:
-        return self._stream.tell()
+        return self._pos
 
     def read(self, n: int = -1) -> bytes:
-        return self._stream.read(self.left() if n < 0 else min(n, self.left()))
+        left = self._end - self._pos
+        if n < 0 or n > left:
+            n = left if left > 0 else 0
+        data = self._stream.read(n)
+        self._pos += len(data)
+        return data
 
     def readline(self) -> bytes:
-        return self._stream.readline(self.left())
+        data = self._stream.readline(self.left())
+        self._pos += len(data)
+        return data
+
+
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+# Where the keys that get hashed are among what an opcode pops: "pairs" (every other item of its
+# MARK slice), "all" (the whole slice), "setitem" (the second of the three it pops).
+_HASHING = {"SETITEMS": "pairs", "DICT": "pairs", "ADDITEMS": "all", "FROZENSET": "all", "SETITEM": "setitem"}
+
+
+def _op_table() -> dict[str, tuple[bool, int, int, bool, int]]:
+    """opcode name -> (pops a MARK slice, items popped besides it, items pushed, pushes a str / bytes,
+    objects made: 1 for a new object, 0 for memo / stack / framing opcodes and singletons)."""
+    table = {}
+    for op in pickletools.opcodes:
+        sliced = pickletools.stackslice in op.stack_before
+        rest = len(op.stack_before) - (2 if sliced else 0)
+        table[op.name] = (sliced, rest, len(op.stack_after), op.name in _SALTED_OPS,
+                          0 if op.name in _NO_NEW_OBJECT_OPS else 1)
+    return table
+
+
+_OPS = _op_table()
+
+
+def _stream_length(stream: io.BytesIO | mmap.mmap) -> int:
+    if isinstance(stream, mmap.mmap):
+        return len(stream)
+    here = stream.tell()
+    length = stream.seek(0, io.SEEK_END)
+    stream.seek(here)
+    return length
+
+
+class _InMemory:
+    """genops' view of an in-memory stream read to its end: its own read / readline / tell, and left()."""
+
+    def __init__(self, stream: io.BytesIO | mmap.mmap, end: int) -> None:
+        self.read, self.readline, self.tell = stream.read, stream.readline, stream.tell
+        self._end = end
+
+    def left(self) -> int:
+        return max(self._end - self.tell(), 0)
 
 
 def check_pickle_sizes(stream: BinaryIO, end: int) -> None:
     """Walk one pickle's opcodes (nothing is built) from the stream's position to its STOP.
 
     Every length an opcode claims must fit in the bytes left before `end`: the unpickler allocates a
-    BINBYTES8, a FRAME or a memo table slot before it reads them. ValueError naming the opcode.
+    BINBYTES8, a FRAME or a memo table slot before it reads them. The objects, memo entries and
+    container slots the pickle would make are counted (at most MAX_PICKLE_OBJECTS), and so are the
+    dict keys and set members it would hash that are not str or bytes (at most MAX_UNSALTED_KEYS), on
+    a simulated stack of what each opcode pushes (True: a str / bytes; False: anything else; _MARK).
+    ValueError naming the opcode.
     """
     start = stream.tell()
-    reader = BoundedReader(stream, end)
+    # An in-memory stream (bytes, a memory map) read to its own end needs no bound, and its C read() keeps
+    # the walk fast; a file is read through BoundedReader.
+    in_memory = isinstance(stream, (io.BytesIO, mmap.mmap)) and end == _stream_length(stream)
+    reader = _InMemory(stream, end) if in_memory else BoundedReader(stream, end)
+    stack: list[object] = []
+    memo: dict[int, object] = {}    # memo slot -> what was stored there
+    objects = 0
+    unsalted = 0
     try:
         for op, arg, pos in pickletools.genops(reader):
-            if op.name == "FRAME" and arg > reader.left():
+            name = op.name
+            sliced, rest, pushed, salted, new = _OPS[name]
+            if name == "FRAME" and arg > reader.left():
                 raise ValueError(f"FRAME at byte {pos} claims {arg} bytes, but only {reader.left()} follow")
-            if op.name in _MEMO_OPS and arg > pos - start:
-                raise ValueError(f"{op.name} at byte {pos} claims memo slot {arg}, past any the pickle could have made")
+            if name in _MEMO_PUT:  # the top of the stack is stored, and stays
+                if name != "MEMOIZE" and arg > pos - start:
+                    raise ValueError(f"{name} at byte {pos} claims memo slot {arg}, "
+                                     f"past any the pickle could have made")
+                if not stack or stack[-1] is _MARK:
+                    raise ValueError(f"{name} at byte {pos} memoizes an empty stack")
+                memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+                objects += 1
+                continue
+            if name in _MEMO_GET:
+                if arg > pos - start:
+                    raise ValueError(f"{name} at byte {pos} claims memo slot {arg}, "
+                                     f"past any the pickle could have made")
+                stack.append(memo.get(arg, False))
+                continue
+            items: list[object] = []
+            if sliced:  # pop down to the last MARK
+                for i in range(len(stack) - 1, -1, -1):
+                    if stack[i] is _MARK:
+                        break
+                else:
+                    raise ValueError(f"{name} at byte {pos} has no MARK before it")
+                items = stack[i + 1:]
+                del stack[i:]
+                objects += len(items)
+            if rest:
+                if len(stack) < rest or _MARK in stack[-rest:]:
+                    raise ValueError(f"{name} at byte {pos} pops more than the stack holds")
+                popped = stack[-rest:]
+                del stack[-rest:]
+                objects += rest
+            else:
+                popped = []
+            hashing = _HASHING.get(name)
+            if hashing is not None:
+                keys = items[0::2] if hashing == "pairs" else items if hashing == "all" else popped[1:2]
+                unsalted += sum(1 for k in keys if k is not True)
+            if name == "MARK":
+                stack.append(_MARK)
+            elif name == "DUP":
+                stack.extend(popped * 2)
+            elif pushed:
+                stack.extend([salted] * pushed)
+            objects += new
+            if objects > MAX_PICKLE_OBJECTS:
+                raise ValueError(f"it makes more than {MAX_PICKLE_OBJECTS} objects, memo entries and container "
+                                 f"slots (by byte {pos}); real model files make far fewer")
+            if unsalted > MAX_UNSALTED_KEYS:
+                raise ValueError(f"it hashes more than {MAX_UNSALTED_KEYS} dict keys or set members that are not "
+                                 f"strings (by {name} at byte {pos}); real model files key their dicts by name")
     except ValueError as exc:  # pickletools: "expected N bytes in a bytes8, but only M remain", unknown opcode
-        raise ValueError(f"pickle claims more than it holds: {exc}") from None
+        what = "costs more than a model file may" if "real model files" in str(exc) else "claims more than it holds"
+        raise ValueError(f"pickle {what}: {exc}") from None
 
 
 # --- Inert stand-ins handed to pickle: no __dict__, BUILD refused unless overridden -------------
@@ -313,7 +451,27 @@ def numpy_reconstruct(subtype: object, shape: object, dtype_code: object) -> Arr
 # --- Plain containers ---------------------------------------------------------------------------
 
 
+def _spend_unsalted(keys: object, what: str) -> None:
+    """Count the keys (or members) of a pickled dict / set argument that are not str or bytes against
+    the file's MAX_UNSALTED_KEYS: their hashes are not salted, so a file could make them all collide."""
+    if not isinstance(keys, (list, tuple)):
+        return
+    n = sum(1 for k in keys if not isinstance(k, (str, bytes)))
+    budget = BUDGET.get(None)
+    if budget is None:
+        if n > MAX_UNSALTED_KEYS:
+            raise ValueError(f"pickled {what} has more than {MAX_UNSALTED_KEYS} keys that are not strings")
+        return
+    budget.unsalted -= n
+    if budget.unsalted < 0:
+        raise ValueError(f"pickled {what}s hash more than {MAX_UNSALTED_KEYS} keys that are not strings "
+                         f"(real model files key their dicts by name)")
+
+
 def plain_dict(*args: object) -> dict:
+    for arg in args:
+        if isinstance(arg, (list, tuple)):
+            _spend_unsalted([p[0] if isinstance(p, (list, tuple)) and p else p for p in arg], "dict")
     return dict(*args)
 
 
@@ -321,6 +479,7 @@ def set_of(kind: type[set] | type[frozenset]) -> Callable[..., set | frozenset]:
     def build(items: object = ()) -> set | frozenset:
         if not isinstance(items, (list, tuple)):
             raise ValueError(f"pickled {kind.__name__} is not built from a list")
+        _spend_unsalted(items, kind.__name__)
         return kind(items)
 
     return build
@@ -414,7 +573,8 @@ def read_pickle(
         size = os.fstat(stream.fileno()).st_size
         token = BUDGET.set(Budget(size, data_label=data_label))
         try:
-            check_pickle_sizes(stream, size)
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:  # the walk reads it fast
+                check_pickle_sizes(mapped, size)
             stream.seek(0)
             return RestrictedUnpickler(stream, allowed, hint, what).load()
         except Refused as exc:

@@ -69,7 +69,7 @@ from ..safe_pickle import Array as _Array
 from ..safe_pickle import Budget as _Budget
 from ..safe_pickle import Inert as _Inert
 from ..safe_pickle import Refused as _Refused
-from ..safe_pickle import UnsafePickleError, int_tuple, numpy_allowed, plain_dict, read_pickle, set_of
+from ..safe_pickle import UnsafePickleError, int_tuple, numpy_allowed, plain_dict, read_pickle, set_of, short_repr
 from ..safe_pickle import allowed as _allowed
 from ..safe_pickle import check_pickle_sizes as _check_pickle_sizes
 
@@ -560,6 +560,14 @@ def list_network_pickle_keys(path: str | os.PathLike[str]) -> list[str]:
     return _network_keys(_read_snapshot(path))
 
 
+def _short_keys(keys: list, n: int = 8, width: int = 40) -> str:
+    """At most n keys, each cut to `width` characters, and how many more: a file's keys are the file's
+    to choose, and one error line must not echo megabytes of them."""
+    shown = [short_repr(k)[:width] for k in keys[:n]]
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return "[" + ", ".join(shown) + "]" + more
+
+
 def read_network_pickle(path: str | os.PathLike[str], key: str = "G_ema") -> NetworkRecord:
     """Read one network of an NVlabs snapshot pickle without running any of its code."""
     snapshot = _read_snapshot(path)
@@ -567,7 +575,7 @@ def read_network_pickle(path: str | os.PathLike[str], key: str = "G_ema") -> Net
     if network is None:
         raise ValueError(
             f"{path}: no network under key {key!r}; networks available: "
-            f"{_network_keys(snapshot)} (top-level keys: {list(snapshot)})"
+            f"{_short_keys(_network_keys(snapshot))} (top-level keys: {_short_keys(list(snapshot))})"
         )
     if not isinstance(network, _PersistentObject):
         raise ValueError(f"{path}: {key!r} holds a {_describe(network)}, not a persistent network")
