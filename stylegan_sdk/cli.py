@@ -18,7 +18,7 @@ import numpy as np
 
 from ._cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UserError, check_output, report, run_command, writing
 from .backends.registry import BACKEND_CHOICES
-from .config import PRECISIONS, ModelInfo
+from .config import PRECISIONS, ModelInfo, check_config_weights
 from .export import cli as export_cli
 from .formats.checkpoint import save_checkpoint
 from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
@@ -143,6 +143,7 @@ def _check_weights(ckpt, source: str) -> None:
     except ImportError:
         raise ImportError("checking weights needs torch: pip install 'stylegan-sdk[torch]'") from None
 
+    check_config_weights(ckpt.config, sum(int(v.size) for v in ckpt.tensors.values()), source)
     check_state_dict(build_generator(ckpt.config), ckpt.tensors, source)
 
 

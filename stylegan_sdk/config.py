@@ -385,6 +385,9 @@ MAX_IMG_CHANNELS = 64
 # StyleGAN3 layer counts and sizes (the official networks: 14 layers, margin 10, kernel <= 3, 6 taps, 2x).
 STYLEGAN3_LIMITS = {"num_layers": 256, "margin_size": MAX_IMG_RESOLUTION, "conv_kernel": 31, "filter_size": 256,
                     "lrelu_upsampling": 64, "channel_max": 1 << 16}
+MAX_MAPPING_LAYERS = 256        # official networks: 2 (StyleGAN3) to 8
+MAX_CHANNELS = 1 << 16          # channel_max and explicit channels (official: 512, StyleGAN3-R 1024)
+MAX_CHANNEL_BASE = 1 << 24      # official: 16384-65536
 
 
 def check_config_sizes(cfg: GeneratorConfig, where: str = "config") -> None:
@@ -401,11 +404,52 @@ def check_config_sizes(cfg: GeneratorConfig, where: str = "config") -> None:
             raise ValueError(f"{where}: config.{name} must be an int, got {value!r}")
         if value > limit:
             raise ValueError(f"{where}: config.{name} = {value} exceeds the limit of {limit}")
+    for name, limit in (("mapping_layers", MAX_MAPPING_LAYERS), ("channel_base", MAX_CHANNEL_BASE),
+                        ("channel_max", MAX_CHANNELS)):
+        value = getattr(cfg, name)
+        if type(value) is not int:
+            raise ValueError(f"{where}: config.{name} must be an int, got {value!r}")
+        if value > limit:
+            raise ValueError(f"{where}: config.{name} = {value} exceeds the limit of {limit}")
+    if cfg.channels is not None and max(cfg.channels) > MAX_CHANNELS:
+        raise ValueError(f"{where}: config.channels has {max(cfg.channels)}, more than the limit of {MAX_CHANNELS}")
     if cfg.arch == "stylegan3":
         for name, limit in STYLEGAN3_LIMITS.items():
             value = getattr(cfg, name)
             if value > limit:
                 raise ValueError(f"{where}: config.{name} = {value} exceeds the limit of {limit}")
+
+
+def min_weight_count(cfg: GeneratorConfig) -> int:
+    """A lower bound on the weights (elements) of a generator for cfg, from the config alone (nothing built).
+
+    Counts only what every family surely holds: mapping_layers dense layers at least m x m
+    (m = the smallest of z_dim, w_dim, layer_features); StyleGAN1/2 per resolution r a 3x3
+    convolution [c_r, c_r, 3, 3] and its noise constants [r, r]; StyleGAN3 each layer's
+    [out, in, k, k] convolution (ToRGB not counted). A file that holds fewer weights than this
+    cannot be the model its config claims, whatever else it holds.
+    """
+    m = min(cfg.z_dim, cfg.w_dim, cfg.layer_features or cfg.w_dim)
+    total = cfg.mapping_layers * m * m
+    if cfg.arch == "stylegan3":
+        _, _, _, _, layers = stylegan3_layers(cfg)
+        total += sum(layer.in_channels * layer.out_channels * cfg.conv_kernel**2
+                     for layer in layers if not layer.is_torgb)
+    else:
+        total += sum(9 * cfg.channels_at(r) ** 2 for r in cfg.block_resolutions)
+        total += sum(r * r for r in cfg.noise_resolutions)
+    return total
+
+
+def check_config_weights(cfg: GeneratorConfig, count: int, where: str, what: str = "weights") -> None:
+    """ValueError unless `count` (the weights a file holds) reaches `min_weight_count(cfg)`: a config
+    read from a file must describe the tensors in that file before anything is built from it."""
+    need = min_weight_count(cfg)
+    if count < need:
+        raise ValueError(f"{where}: the config (mapping_layers {cfg.mapping_layers}, channel_base "
+                         f"{cfg.channel_base}, channel_max {cfg.channel_max}, img_resolution {cfg.img_resolution}) "
+                         f"needs at least {need} {what}, but the file holds {count}: the config does not "
+                         f"describe the file's tensors")
 
 
 # ----------------------------------------------------------------------------

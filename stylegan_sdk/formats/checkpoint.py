@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import GeneratorConfig
+from ..config import GeneratorConfig, check_config_sizes, check_config_weights
 from .fileio import atomic_write_bytes
 
 FORMAT = "stylegan-sdk.checkpoint"
@@ -139,6 +139,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     header_len = int.from_bytes(data[:8], "little")
     header = json.loads(data[8: 8 + header_len]).get("__metadata__") or {}
     config, metadata = _parse_header(path, header)
+    # Before anything is built from the header's config: its sizes within the SDK's limits, and its
+    # weights no more than the file holds (a 1.6 MB file must not describe a 10 GB network).
+    check_config_sizes(config, path)
+    check_config_weights(config, sum(int(v.size) for v in tensors.values()), path)
 
     for k, v in tensors.items():
         if v.dtype != np.float32:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import GeneratorConfig, check_config_sizes
+from ..config import GeneratorConfig, check_config_sizes, min_weight_count
 from .fileio import atomic_write_bytes
 
 FORMAT = "stylegan-sdk.exported"
@@ -309,6 +309,24 @@ def _check_used_files(folder: str, manifest: dict[str, Any], files: Mapping[str,
                              f"(no sha256 to check it against)")
 
 
+def _check_graph_bytes(path: str, folder: str, manifest: dict[str, Any], cfg: GeneratorConfig) -> None:
+    """The graph files must be large enough to hold the weights the config implies (at 2 bytes each, the
+    least any precision stores): a small folder must not describe a huge network to the runtime."""
+    names = {manifest["graphs"][g]["file"] for g in GRAPHS}
+    have = 0
+    for name in names:
+        try:
+            have += os.lstat(os.path.join(folder, name)).st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{folder}: model.json names {name!r}, which is not in the folder") from None
+    need = 2 * min_weight_count(cfg)
+    if have < need:
+        raise ValueError(f"{path}: the config (mapping_layers {cfg.mapping_layers}, channel_base {cfg.channel_base}, "
+                         f"channel_max {cfg.channel_max}, img_resolution {cfg.img_resolution}) needs graphs of at "
+                         f"least {need} bytes of weights, but {' + '.join(sorted(names))} hold {have} bytes: the "
+                         f"config does not describe the graphs")
+
+
 def _check_recorded(path: str, manifest: dict[str, Any], cfg: GeneratorConfig) -> None:
     """What model.json records about the graphs (I/O, num_ws, layers, noise inputs) must agree with its config."""
     for graph in GRAPHS:
@@ -439,6 +457,7 @@ def read_exported(folder: str | os.PathLike, verify_hashes: bool = True) -> Expo
     _check_recorded(path, manifest, config)
     for name, entry in files.items():
         _read_checked(folder, name, entry, keep=False, verify=verify_hashes)
+    _check_graph_bytes(path, folder, manifest, config)  # regular files in the folder (_read_checked)
     return ExportedModel(folder=folder, manifest=manifest, config=config, w_avg=w_avg)
 
 

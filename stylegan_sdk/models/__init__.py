@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from ..config import GeneratorConfig
+from ..config import GeneratorConfig, check_config_weights
 from ..formats.checkpoint import few, tensor_mismatches
 from . import stylegan1, stylegan2, stylegan3
 
@@ -40,7 +40,12 @@ def check_state_dict(model: torch.nn.Module, tensors: Mapping[str, np.ndarray | 
 def build_with_weights(
     cfg: GeneratorConfig, tensors: Mapping[str, np.ndarray | torch.Tensor], source: str
 ) -> torch.nn.Module:
-    """Generator for cfg with the given weights, checked, in eval mode, gradients off."""
+    """Generator for cfg with the given weights, checked, in eval mode, gradients off.
+
+    The config is first checked against the weights' total size (`check_config_weights`), so a config
+    that claims a far larger network than the weights hold is a ValueError before anything is built.
+    """
+    check_config_weights(cfg, sum(int(np.prod(tuple(v.shape))) for v in tensors.values()), source)
     model = build_generator(cfg)
     check_state_dict(model, tensors, source)
     state = {k: torch.as_tensor(np.asarray(v)).to(torch.float32) for k, v in tensors.items()}
