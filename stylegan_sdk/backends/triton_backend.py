@@ -35,6 +35,11 @@ from .base import Backend
 from .host_feed import SynthesisFeed, mapping_feed
 
 MAX_MESSAGE_BYTES = 1 << 30
+# What the server may send per call kind: readiness, config and metadata answers are small (a config with
+# the stylegan_sdk_model parameter is ~30 kB; model.json's bound); an inference answer is at most the
+# largest batch's outputs (set from the config once it is read), plus room for the response's framing.
+MAX_CONTROL_BYTES = 16 << 20
+_INFER_SLACK_BYTES = 1 << 20
 # grpc's retry policy for UNAVAILABLE (a restarting server, a dropped connection): a few quick attempts.
 _SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "name": [{"service": "inference.GRPCInferenceService"}],
@@ -52,11 +57,8 @@ class TritonBackend(Backend):
                              f"leave device at its default, not {device!r}")
         self.address = parse_url(url)
         self.names = model_names(self.address.name)
-        self._client = triton.InferenceServerClient(self.address.target, channel_args=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", _SERVICE_CONFIG)])
+        self._client = _connect(self.address.target, MAX_CONTROL_BYTES)  # config / metadata / readiness
+        self._infer_client: triton.InferenceServerClient | None = None
         try:
             described = {graph: self._describe(graph) for graph in GRAPHS}
             (cfg, w_avg, used), (cfg_s, w_avg_s, used_s) = described["mapping"][:3], described["synthesis"][:3]
@@ -76,6 +78,10 @@ class TritonBackend(Backend):
         # graph -> (output name, its shape without the batch axis): what every answer is checked against
         self._outputs = {graph: next(iter(graph_io(cfg)[graph][1].items())) for graph in GRAPHS}
         self._feed = SynthesisFeed(cfg)
+        # Inference answers: at most the largest batch of the larger output (float32), never more than 1 GiB.
+        sample = max(4 * int(np.prod(shape[1:])) for _, shape in self._outputs.values())
+        self._infer_client = _connect(self.address.target, min(MAX_MESSAGE_BYTES,
+                                                               self.batch_range[1] * sample + _INFER_SLACK_BYTES))
 
     # -- what the server says about the pair -----------------------------------------
     def _describe(self, graph: str) -> tuple[GeneratorConfig, np.ndarray, str, int]:
@@ -118,14 +124,34 @@ class TritonBackend(Backend):
             inputs.append(tensor)
         out, shape = self._outputs[graph]
         model = self.names[graph]
-        result = self._call(model, self._client.infer, model, inputs,
+        assert self._infer_client is not None
+        result = self._call(model, self._infer_client.infer, model, inputs,
                             outputs=[triton.InferRequestedOutput(out)])
-        array = result.as_numpy(out)
         want = (n, *shape[1:])
+        where = f"{self.address.url}: model {model!r} on {self.address.target}"
+        # What the answer claims, checked before tritonclient reshapes its bytes (a claim of 2**40
+        # elements would otherwise be numpy's "cannot reshape", naming neither model nor server).
+        declared = result.get_output(out)
+        if declared is None:
+            raise ValueError(f"{where} answered no {out!r} output")
+        claimed = tuple(int(d) for d in declared.shape)
+        if claimed != want or declared.datatype != "FP32":
+            raise ValueError(f"{where} answered {out!r} as {declared.datatype} {_short(claimed)}, "
+                             f"expected FP32 {list(want)}")
+        raw = result.get_response().raw_output_contents
+        index = [o.name for o in result.get_response().outputs].index(out)
+        nbytes = 4 * int(np.prod(want))
+        if index >= len(raw) or len(raw[index]) != nbytes:
+            got = len(raw[index]) if index < len(raw) else 0
+            raise ValueError(f"{where} answered {got} bytes for {out!r} {list(want)}, expected {nbytes}")
+        array = result.as_numpy(out)
         if array is None or tuple(array.shape) != want or array.dtype != np.float32:
             got = None if array is None else (tuple(array.shape), str(array.dtype))
             raise error_for_status(grpc.StatusCode.INTERNAL, f"{model} answered {got} for {out!r}, expected "
                                    f"{want} float32", self.address.target, model)
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where} answered NaN or Inf in {out!r} ({int(np.count_nonzero(~np.isfinite(array)))} "
+                             f"of {array.size} values): refused rather than passed on as an image")
         return array
 
     def _call(self, method: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -133,13 +159,37 @@ class TritonBackend(Backend):
         try:
             return fn(*args, client_timeout=self.address.timeout_s, **kwargs)
         except InferenceServerException as e:
-            raise _translate(e, self.address.target, method) from None
+            error = _translate(e, self.address.target, method)
+            control = self._infer_client is None or fn != self._infer_client.infer  # config / metadata / ready
+            if control and error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in error.details:
+                raise InvalidArgumentError(  # grpc's receive limit on a config / metadata answer
+                    f"{self.address.url}: {method} on {self.address.target} answered more than "
+                    f"{MAX_CONTROL_BYTES} bytes (a model's config and metadata take ~30 kB): refused",
+                    error.code, error.details) from None
+            raise error from None
 
     def close(self) -> None:
         self._client.close()
+        if self._infer_client is not None:
+            self._infer_client.close()
 
     def __repr__(self) -> str:
         return f"TritonBackend({self.address.url!r})"
+
+
+def _connect(target: str, max_receive: int) -> triton.InferenceServerClient:
+    """A gRPC client of `target` that accepts answers of at most max_receive bytes (grpc refuses larger
+    ones with RESOURCE_EXHAUSTED before they are decoded), with grpc's retries for UNAVAILABLE."""
+    return triton.InferenceServerClient(target, channel_args=[
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", max_receive),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", _SERVICE_CONFIG)])
+
+
+def _short(shape: tuple[int, ...]) -> str:
+    """A claimed shape in a message: at most 8 dims shown."""
+    return str(list(shape[:8]))[:-1] + (f", ... ({len(shape)} dims)]" if len(shape) > 8 else "]")
 
 
 def _translate(e: InferenceServerException, target: str, method: str) -> ClientError:

@@ -85,9 +85,27 @@ def is_triton_url(path: object) -> bool:
     return isinstance(path, str) and path.startswith(f"{SCHEME}://")
 
 
+MAX_URL = 2048                              # characters in a triton:// address
+MAX_HOST = 253                              # a DNS name's limit
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+                        r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+
+
+def check_host(host: str, url: str) -> None:
+    """A DNS name, an IPv4 address or an IPv6 literal (letters, digits, '-', '_', '.', ':'), at most
+    MAX_HOST characters: gRPC would otherwise resolve whatever a NUL or a megabyte of text makes of it.
+    ValueError naming the URL's host part."""
+    ok = bool(_IPV6.fullmatch(host) and ":" in host) if ":" in host else bool(_HOST_NAME.fullmatch(host))
+    if not ok:
+        shown = repr(host[:60]) + (f"... ({len(host)} characters)" if len(host) > 60 else "")
+        raise ValueError(f"path: the host {shown} of {url[:100]!r} is not a host name or IP address "
+                         f"(at most {MAX_HOST} letters, digits, '-', '_', '.'; IPv6 in [brackets])")
+
+
 def parse_url(url: str) -> TritonAddress:
     """triton://HOST[:PORT]/NAME[?timeout=SECONDS] -> TritonAddress; ValueError naming `path` otherwise."""
-    bad = f"path: {url!r} is not a Triton address (expected triton://HOST[:PORT]/NAME[?timeout=SECONDS])"
+    bad = f"path: {url[:200]!r} is not a Triton address (expected triton://HOST[:PORT]/NAME[?timeout=SECONDS])"
     try:
         parts = urllib.parse.urlsplit(url)
         port = DEFAULT_PORT if parts.port is None else parts.port
@@ -96,6 +114,9 @@ def parse_url(url: str) -> TritonAddress:
     if parts.scheme != SCHEME or not 0 < port < 65536 or not parts.hostname or parts.fragment \
             or parts.username or parts.password:
         raise ValueError(bad)
+    check_host(parts.hostname, url)
+    if len(url) > MAX_URL:
+        raise ValueError(f"path: a Triton address of {len(url)} characters (at most {MAX_URL}): {url[:60]!r}...")
     name = parts.path[1:] if parts.path.startswith("/") else ""
     if not name:
         raise ValueError(bad)
