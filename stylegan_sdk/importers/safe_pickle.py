@@ -192,6 +192,10 @@ def _op_table() -> dict[str, tuple[bool, int, int, bool, int]]:
 
 
 _OPS = _op_table()
+# Opcodes that push one object and pop nothing (no MARK, no memo): the walk's fast path.
+_PLAIN_PUSH = frozenset(name for name, (sliced, rest, pushed, _, _) in _OPS.items()
+                        if not sliced and rest == 0 and pushed == 1
+                        and name not in _MEMO_PUT | _MEMO_GET | {"MARK", "DUP"})
 
 
 def _stream_length(stream: io.BytesIO | mmap.mmap) -> int:
@@ -237,6 +241,13 @@ def check_pickle_sizes(stream: BinaryIO, end: int) -> None:
         for op, arg, pos in pickletools.genops(reader):
             name = op.name
             sliced, rest, pushed, salted, new = _OPS[name]
+            if name in _PLAIN_PUSH:  # most opcodes: one new object on the stack, nothing popped
+                stack.append(salted)
+                objects += new
+                if objects > MAX_PICKLE_OBJECTS:
+                    raise ValueError(f"it makes more than {MAX_PICKLE_OBJECTS} objects, memo entries and "
+                                     f"container slots (by byte {pos}); real model files make far fewer")
+                continue
             if name == "FRAME" and arg > reader.left():
                 raise ValueError(f"FRAME at byte {pos} claims {arg} bytes, but only {reader.left()} follow")
             if name in _MEMO_PUT:  # the top of the stack is stored, and stays
