@@ -296,7 +296,7 @@ class Mix:
         transform."""
         a, single = latents.check_ws(w_a, cfg.num_ws, cfg.w_dim, name="w_a")
         b, single_b = latents.check_ws(w_b, cfg.num_ws, cfg.w_dim, name="w_b")
-        idx = latents.check_layers(layers, cfg.num_ws)
+        idx = latents.check_layers(cfg.layer_indices(layers), cfg.num_ws)
         if a.shape != b.shape or single != single_b:
             shape_a = a.shape[1:] if single else a.shape
             shape_b = b.shape[1:] if single_b else b.shape

@@ -108,7 +108,7 @@ def class_to_c(class_idx: int | Sequence[int] | None, c_dim: int, n: int) -> np.
     """One-hot class vectors [n, c_dim] (None for unconditional models)."""
     if c_dim == 0:
         if class_idx is not None:
-            raise ValueError("c: this model is unconditional (c_dim = 0); pass c=None")
+            raise ValueError("c: this model is unconditional (c_dim = 0) and takes no class")
         return None
     if class_idx is None:
         raise ValueError(f"c: this model is conditional (c_dim = {c_dim}); give a class index or vectors")
@@ -316,7 +316,7 @@ def check_c(c: object, c_dim: int, n: int, class_names: Sequence[str] = ()) -> n
     if isinstance(c, (list, tuple)) and all(_is_index(k) for k in c):
         return class_to_c(list(c), c_dim, n)
     if c_dim == 0:
-        raise ValueError("c: this model is unconditional (c_dim = 0); pass c=None")
+        raise ValueError("c: this model is unconditional (c_dim = 0) and takes no class")
     arr = as_float_array(c, "c")
     if arr.ndim == 1 and arr.shape[0] == c_dim:
         arr = np.repeat(arr[np.newaxis], n, axis=0)
