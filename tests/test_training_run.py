@@ -2,12 +2,18 @@
 
 The runs use a 256-image, 16x16 subset of ../shared/datasets/emoji64.zip (synthetic shapes when the
 shared data set is absent: the code does not depend on it).
+
+Trainings are few and short: a run that several tests inspect is made once per module by a fixture
+(`base_run`, `v1_run`, `bars_run`); a test that continues such a run continues a copy of it. Argument
+errors run `main(argv)` in this process; a real process is started only where the process itself is
+under test (its exit code, SIGKILL, torchrun).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +32,7 @@ if str(REPO) not in sys.path:  # `training` lives at the repo root, beside the p
 import stylegan_sdk as sg  # noqa: E402
 from training.dataset_tool import convert_dataset  # noqa: E402
 from training.loop import training_loop  # noqa: E402
+from training.losses import StyleGANLoss  # noqa: E402
 from training.run import build_parser, main, setup  # noqa: E402
 from training.state import latest_state, list_states, load_training_state  # noqa: E402
 
@@ -63,6 +70,31 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _train_once(argv: list[str]) -> None:
+    """A module fixture's run, on one thread as the tests' own runs (the `one_thread` fixture)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def base_run(data16, tmp_path_factory) -> Path:
+    """The smallest StyleGAN2 run (16 images: snapshots at 8 and 16), complete; read it or continue a copy."""
+    out = tmp_path_factory.mktemp("base") / "run"
+    _train_once(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"])
+    return out
+
+
+def _copy_run(run: Path, tmp_path: Path) -> Path:
+    """A copy of a shared run folder, to continue without touching the original."""
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    return out
+
+
 def _states_equal(path_a: str, path_b: str, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     ta, ia = load_training_state(path_a)
     tb, ib = load_training_state(path_b)
@@ -80,27 +112,27 @@ def _stats(outdir: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------
-# A few kimg of each family: outputs, checkpoints load and export
+# A short run of each family: outputs, checkpoints load and export
 
 
 def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, one_thread):
     from stylegan_sdk.export.onnx import export_onnx
 
     out = tmp_path / "sg2"
-    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "2", "--tick", "0.25", "--snap", "3",
+    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.2", "--tick", "0.024", "--snap", "3",
                  "--mirror"]) == 0
     names = sorted(os.listdir(out))
     for want in ("training_options.json", "reals.png", "fakes_init.png", "stats.jsonl"):
         assert want in names
     snaps = [n for n in names if n.startswith("network-snapshot-")]
-    # Snapshots at ticks 0 (8 images), 3, 6 (every 3 ticks of 0.25 kimg) and the end.
-    assert snaps == [f"network-snapshot-{n:09d}.safetensors" for n in (8, 776, 1544, 2000)]
+    # Snapshots at ticks 0 (8 images), 3, 6 (every 3 ticks of 24 images) and the end (tick 8).
+    assert snaps == [f"network-snapshot-{n:09d}.safetensors" for n in (8, 80, 152, 200)]
     assert [n for n in names if n.startswith("training-state-")] == \
-        [f"training-state-{n:09d}.safetensors" for n in (1544, 2000)]            # the newest --keep-states 2
+        [f"training-state-{n:09d}.safetensors" for n in (152, 200)]              # the newest --keep-states 2
     assert len([n for n in names if n.startswith("fakes0")]) == 4
-    assert Image.open(out / "fakes000002000.png").size == (4 * 16, 2 * 16)
+    assert Image.open(out / "fakes000000200.png").size == (4 * 16, 2 * 16)
     stats = _stats(out)
-    assert [s["tick"] for s in stats] == list(range(len(stats))) and stats[-1]["nimg"] == 2000
+    assert [s["tick"] for s in stats] == list(range(len(stats))) and stats[-1]["nimg"] == 200
     assert all(np.isfinite(s["Loss/G/loss"]) and np.isfinite(s["Loss/D/loss"]) for s in stats)
     opts = json.loads((out / "training_options.json").read_text())
     assert opts["mirror"] is True and opts["z_dim"] == 32 and opts["cfg"] == "cpu"
@@ -109,15 +141,26 @@ def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, 
     assert (G.info.arch, G.info.img_resolution, G.info.z_dim, G.info.img_channels) == ("stylegan2", 16, 32, 3)
     assert G.generate(0).size == (16, 16)
     meta = sg.read_model(out / snaps[-1]).metadata["training"]
-    assert meta["nimg"] == 2000 and meta["options"]["kimg"] == 2
+    assert meta["nimg"] == 200 and meta["options"]["kimg"] == 0.2
     exported = export_onnx(str(out / snaps[-1]), tmp_path / "onnx")      # verifies ONNX Runtime against torch
     assert exported is not None and (tmp_path / "onnx" / "model.json").is_file()
 
 
-def test_stylegan1_grows_progressively_and_exports(data16, tmp_path, one_thread):
-    out = tmp_path / "sg1"
-    assert main(["--data", data16, "--outdir", str(out), *TINY, "--arch", "stylegan1", "--kimg", "2",
-                 "--tick", "0.1", "--snap", "3", "--lod-training-kimg", "0.3", "--lod-transition-kimg", "0.3"]) == 0
+# StyleGAN v1 growing 4 -> 8 -> 16 (0.1 kimg each fade-in and stage), a snapshot every tick of 40 images.
+V1 = [*TINY, "--arch", "stylegan1", "--kimg", "0.5", "--tick", "0.04", "--snap", "1",
+      "--lod-training-kimg", "0.1", "--lod-transition-kimg", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def v1_run(data16, tmp_path_factory) -> Path:
+    """One uninterrupted StyleGAN v1 run through both growth steps, ending at 16x16 (alpha 1)."""
+    out = tmp_path_factory.mktemp("v1") / "sg1"
+    _train_once(["--data", data16, "--outdir", str(out), *V1])
+    return out
+
+
+def test_stylegan1_grows_progressively_and_exports(v1_run, tmp_path, one_thread):
+    out = v1_run
     stats = _stats(out)
     res = [s["Progress/resolution"] for s in stats]
     assert res == sorted(res) and res[0] == 4 and res[-1] == 16 and 8 in res
@@ -137,18 +180,16 @@ def test_stylegan1_grows_progressively_and_exports(data16, tmp_path, one_thread)
     assert np.allclose(onnx_img, G.generate(3, output="float"), atol=1e-4)
 
 
-def test_stylegan1_resume_across_a_growth_step(data16, tmp_path, one_thread):
-    """Stop inside the 8x8 fade-in, resume: the same state as one uninterrupted run."""
-    common = ["--data", data16, *TINY, "--arch", "stylegan1", "--kimg", "0.5", "--tick", "0.04", "--snap", "1",
-              "--lod-training-kimg", "0.1", "--lod-transition-kimg", "0.2"]
-    assert main([*common, "--outdir", str(tmp_path / "a")]) == 0
+def test_stylegan1_resume_across_a_growth_step(data16, v1_run, tmp_path, one_thread):
+    """Stop inside the 8x8 fade-in, resume: the same state as one uninterrupted run (`v1_run`)."""
+    common = ["--data", data16, *V1]
     opts, ds, _ = setup(build_parser().parse_args([*common, "--outdir", str(tmp_path / "b")]), 1)
     ticks = iter(range(100))
     training_loop(opts, ds, torch.device("cpu"), abort_fn=lambda: next(ticks) >= 3, log=lambda _m: None)
     stopped = load_training_state(latest_state(str(tmp_path / "b")))[1]
     assert stopped["stage_resolution"] == 8 and 0 < stopped["stage_alpha"] < 1
     assert main([*common, "--outdir", str(tmp_path / "b"), "--resume", "latest"]) == 0
-    _states_equal(latest_state(str(tmp_path / "a")), latest_state(str(tmp_path / "b")))
+    _states_equal(latest_state(str(v1_run)), latest_state(str(tmp_path / "b")))
 
 
 def _bars(tmp_path: Path) -> Path:
@@ -166,11 +207,31 @@ def _bars(tmp_path: Path) -> Path:
     return src
 
 
-def test_conditional_grayscale_run(tmp_path, one_thread):
+def _record_d_labels(monkeypatch: pytest.MonkeyPatch, seen: list[torch.Tensor]) -> None:
+    """Every D pass appends the classes of its batch to `seen`."""
+    run_D = StyleGANLoss.run_D
+    monkeypatch.setattr(StyleGANLoss, "run_D", lambda self, img, c: (seen.append(c.argmax(1)), run_D(self, img, c))[1])
+
+
+BARS = [*TINY, "--batch-gpu", "4", "--mbstd-group", "2", "--tick", "1"]
+
+
+@pytest.fixture(scope="module")
+def bars_run(tmp_path_factory) -> tuple[Path, list[torch.Tensor]]:
+    """A conditional grayscale run on `_bars` (micro-batches of 4, minibatch-stddev groups of 2, classes mixed):
+    its folder and the classes of every batch D saw."""
+    root = tmp_path_factory.mktemp("bars")
+    out = root / "run"
+    seen: list[torch.Tensor] = []
+    with pytest.MonkeyPatch.context() as mp:
+        _record_d_labels(mp, seen)
+        _train_once(["--data", str(_bars(root)), "--outdir", str(out), *BARS, "--kimg", "0.032"])
+    return out, seen
+
+
+def test_conditional_grayscale_run(bars_run, one_thread):
     """Labels in dataset.json -> a class-conditional generator; gray images -> one channel."""
-    src = _bars(tmp_path)
-    out = tmp_path / "run"
-    assert main(["--data", str(src), "--outdir", str(out), *TINY, "--kimg", "0.032", "--tick", "1"]) == 0
+    out = bars_run[0]
     G = sg.load(sorted(out.glob("network-snapshot-*.safetensors"))[-1])
     assert (G.info.c_dim, G.info.img_channels, G.info.class_names) == (3, 1, ("narrow", "middle", "wide"))
     assert np.asarray(G.generate(0, c=2)).shape == (16, 16)
@@ -178,17 +239,11 @@ def test_conditional_grayscale_run(tmp_path, one_thread):
     assert Image.open(out / "fakes_init.png").size == (64, 32) and Image.open(out / "reals.png").mode == "L"
 
 
-def test_mbstd_by_class_gives_d_one_class_per_group(tmp_path, monkeypatch, one_thread):
+def test_mbstd_by_class_gives_d_one_class_per_group(bars_run, tmp_path, monkeypatch, one_thread):
     """--mbstd-by-class (switched on at resume): every minibatch-stddev group D sees, of reals and of fakes,
     holds one class, also across micro-batches; without it the groups mix classes."""
-    from training.losses import StyleGANLoss
-
-    seen: list[torch.Tensor] = []
-    run_D = StyleGANLoss.run_D
-    monkeypatch.setattr(StyleGANLoss, "run_D", lambda self, img, c: (seen.append(c.argmax(1)), run_D(self, img, c))[1])
-    out = tmp_path / "run"
-    common = [*TINY, "--batch-gpu", "4", "--mbstd-group", "2", "--tick", "1"]
-    assert main(["--data", str(_bars(tmp_path)), "--outdir", str(out), *common, "--kimg", "0.032"]) == 0
+    out = _copy_run(bars_run[0], tmp_path)
+    seen = list(bars_run[1])                  # the classes D saw in the first run (mixed groups)
 
     def mixed_groups() -> int:
         assert seen and all(len(c) == 4 for c in seen)
@@ -196,6 +251,7 @@ def test_mbstd_by_class_gives_d_one_class_per_group(tmp_path, monkeypatch, one_t
 
     assert mixed_groups() > 0
     seen.clear()
+    _record_d_labels(monkeypatch, seen)
     assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.064", "--mbstd-by-class"]) == 0
     assert mixed_groups() == 0 and len({int(c[0]) for c in seen}) == 3
     assert json.loads((out / "training_options.json").read_text())["mbstd_by_class"] is True
@@ -205,7 +261,7 @@ def test_mbstd_by_class_gives_d_one_class_per_group(tmp_path, monkeypatch, one_t
 # Resume after SIGKILL, in a real process
 
 
-def test_resume_after_kill_gives_the_uninterrupted_state(data16, tmp_path, one_thread):
+def test_resume_after_kill_gives_the_uninterrupted_state(data16, tmp_path, capsys, one_thread):
     common = ["--data", data16, *TINY, "--kimg", "0.4", "--tick", "0.024", "--snap", "1", "--keep-states", "3"]
     a, b = tmp_path / "a", tmp_path / "b"
     assert main([*common, "--outdir", str(a)]) == 0
@@ -223,10 +279,9 @@ def test_resume_after_kill_gives_the_uninterrupted_state(data16, tmp_path, one_t
     killed_at = load_training_state(latest_state(str(b)))[1]["cur_nimg"]
     assert 0 < killed_at < 400
 
-    r = subprocess.run([sys.executable, "-m", "training.run", "--outdir", str(b), "--resume", "latest"],
-                       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert f"resumed from {latest_state(str(b)).rsplit('/', 1)[0]}" in r.stdout
+    capsys.readouterr()
+    assert main(["--outdir", str(b), "--resume", "latest"]) == 0       # (the process that resumes is this one)
+    assert f"resumed from {latest_state(str(b)).rsplit('/', 1)[0]}" in capsys.readouterr().out
     _states_equal(latest_state(str(a)), latest_state(str(b)))
     assert [s["nimg"] for s in _stats(b)] == [s["nimg"] for s in _stats(a)]      # ticks past the state are redone
     ga = sg.read_model(a / "network-snapshot-000000400.safetensors").tensors
@@ -312,9 +367,8 @@ def test_user_errors_are_one_line_and_exit_2(data16, tmp_path, capsys, monkeypat
     assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")
 
 
-def test_resume_refuses_a_changed_network(data16, tmp_path, capsys, one_thread):
-    out = tmp_path / "run"
-    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+def test_resume_refuses_a_changed_network(base_run, tmp_path, capsys, one_thread):
+    out = _copy_run(base_run, tmp_path)
     assert main(["--outdir", str(out), "--resume", "latest", "--z-dim", "64"]) == 2
     assert "--z-dim: the run being resumed has 32, not 64" in capsys.readouterr().err
     # Longer training is allowed: --kimg may change on resume.
@@ -339,9 +393,8 @@ def test_ada_moves_p_saves_it_and_resumes_exactly(data16, tmp_path, one_thread):
     assert all("Progress/ada_rt" in line for line in stats[1:])  # tick 0 is the first step, before an update
 
 
-def test_augmentation_may_be_switched_on_when_resuming(data16, tmp_path, one_thread):
-    out = tmp_path / "run"
-    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+def test_augmentation_may_be_switched_on_when_resuming(base_run, tmp_path, one_thread):
+    out = _copy_run(base_run, tmp_path)
     assert main(["--outdir", str(out), "--resume", "latest", "--kimg", "0.032", "--aug", "fixed",
                  "--aug-p", "0.25"]) == 0
     tensors, info = load_training_state(latest_state(str(out)))
@@ -370,9 +423,8 @@ def test_max_minutes_stops_at_the_first_tick_past_it_with_a_snapshot(data16, tmp
     assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 40
 
 
-def test_resume_of_a_finished_run_says_so_and_trains_nothing(data16, tmp_path, capsys, one_thread):
-    out = tmp_path / "run"
-    assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+def test_resume_of_a_finished_run_says_so_and_trains_nothing(base_run, tmp_path, capsys, one_thread):
+    out = _copy_run(base_run, tmp_path)
     capsys.readouterr()
     before = {name: (out / name).read_bytes() for name in sorted(os.listdir(out))}
     for extra in ([], ["--kimg", "0.016"], ["--kimg", "0.008"]):
@@ -412,12 +464,12 @@ def test_user_errors_make_no_run_folder(data16, tmp_path, capsys, monkeypatch):
     assert not any((tmp_path / name).exists() for name in ("n1", "n2", "n3"))
 
 
-def test_readme_placeholder_data_makes_no_folder(tmp_path):
+def test_readme_placeholder_data_makes_no_folder(tmp_path, capsys, monkeypatch):
     """`--data ... --outdir ...` (the README's old placeholders) must not create a folder named `...`."""
-    r = subprocess.run([sys.executable, "-m", "training.run", "--data", "...", "--outdir", "..."], cwd=tmp_path,
-                       env=ENV, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["training.run: error: data: no such file or folder '...'"], r.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["--data", "...", "--outdir", "..."]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["training.run: error: data: no such file or folder '...'"], err
     assert os.listdir(tmp_path) == []
     readme = (REPO / "README.md").read_text()
     assert "--data ... --outdir ..." not in readme and "--data data64.zip --outdir runs/emoji" in readme
@@ -432,9 +484,8 @@ def _module_weights(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
-def test_init_from_starts_g_from_a_checkpoint_and_warms_d_up(data16, tmp_path, capsys, one_thread):
-    src = tmp_path / "src"
-    assert main(["--data", data16, "--outdir", str(src), *TINY, "--kimg", "0.016", "--tick", "1"]) == 0
+def test_init_from_starts_g_from_a_checkpoint_and_warms_d_up(data16, base_run, tmp_path, capsys, one_thread):
+    src = base_run
     ckpt = src / "network-snapshot-000000016.safetensors"
     out = tmp_path / "more"
     # The network options come from the checkpoint (none given here); D alone trains for the first 16 images.
@@ -463,9 +514,8 @@ def test_init_from_starts_g_from_a_checkpoint_and_warms_d_up(data16, tmp_path, c
     assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 40
 
 
-def test_init_from_errors_are_one_line_and_make_nothing(data16, tmp_path, capsys, one_thread):
-    src = tmp_path / "src"
-    assert main(["--data", data16, "--outdir", str(src), *TINY, "--kimg", "0.008", "--tick", "1"]) == 0
+def test_init_from_errors_are_one_line_and_make_nothing(data16, base_run, tmp_path, capsys, one_thread):
+    src = base_run
     ckpt = str(src / "network-snapshot-000000008.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a checkpoint")

@@ -17,12 +17,14 @@ if str(REPO) not in sys.path:  # `training` lives at the repo root, beside the p
 
 from stylegan_sdk.config import GeneratorConfig  # noqa: E402
 from stylegan_sdk.models import build_generator  # noqa: E402
+from training.augment import AdaptiveP, AugmentPipe  # noqa: E402
 from training.loop import Stats, progressive_stage, stage_checkpoint_config, stage_tensors  # noqa: E402
 from training.losses import GenInputs, StyleGANLoss, draw_gen_inputs, draw_mixing_cutoff, progressive_reals  # noqa: E402
 from training.networks_d import Discriminator, MinibatchStdLayer, ProgressiveDiscriminator  # noqa: E402
 from training.presets import TrainingOptions, preset_values, resolve_options  # noqa: E402
 from training.state import (  # noqa: E402
     StateError,
+    TrainState,
     latest_state,
     load_training_state,
     optimizer_from_flat,
@@ -293,3 +295,91 @@ def test_state_file_round_trip_latest_and_prune(tmp_path):
         load_training_state(str(tmp_path / state_filename(32)))
     prune_states(str(tmp_path), keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [state_filename(24), state_filename(32)]
+
+
+def _train_state(seed: int, d_out: int = 1) -> TrainState:
+    """A TrainState of small stand-in networks (the state does not care what the modules are)."""
+    torch.manual_seed(seed)
+    G, D, G_ema = torch.nn.Linear(3, 2), torch.nn.Linear(2, d_out), torch.nn.Linear(3, 2)
+    optimizers = {"G": torch.optim.Adam(G.parameters(), lr=0.1), "D": torch.optim.Adam(D.parameters(), lr=0.1)}
+    ada = AdaptiveP(AugmentPipe(0.0), target=0.6, speed_img=1000, batch=8)
+    return TrainState(G, D, G_ema, optimizers, StyleGANLoss(G, D), torch.Generator().manual_seed(seed), ada)
+
+
+def _trained_state(tmp_path: Path) -> tuple[TrainState, str]:
+    """A state with every entry moved away from its start, saved; (the state, its file)."""
+    a = _train_state(0)
+    for module, opt in ((a.G, a.optimizers["G"]), (a.D, a.optimizers["D"])):
+        module(torch.randn(4, module.in_features)).square().sum().backward()
+        opt.step()
+    a.loss.pl_mean.fill_(1.5)
+    torch.randn(5, generator=a.shared_rng)
+    a.ada.pipe.p.fill_(0.25)
+    a.ada.signs = torch.tensor([3.0, 8.0])
+    a.cur_nimg, a.cur_tick, a.batch_idx, a.stage_resolution, a.stage_alpha, a.total_time = 24, 3, 3, 8, 0.5, 12.5
+    path = str(tmp_path / state_filename(a.cur_nimg))
+    a.save(path, TrainingOptions(), {"arch": "stand-in"}, {"num_images": 1})
+    return a, path
+
+
+def test_train_state_saves_and_loads_every_entry(tmp_path):
+    a, path = _trained_state(tmp_path)
+    torch_rng = torch.get_rng_state()          # (saved with the state: the process's own generator)
+    tensors, info = load_training_state(path)
+    # The file's entries (format_version 1): the same names as every earlier release wrote.
+    assert sorted(info) == ["batch_idx", "cur_nimg", "cur_tick", "dataset", "generator_config", "optimizers",
+                            "options", "stage_alpha", "stage_resolution", "total_time", "world_size"]
+    assert {k.split(".")[0] for k in tensors} == {"G", "D", "G_ema", "G_opt", "D_opt", "loss", "rng", "augment"}
+    assert {k for k in tensors if k.split(".")[0] in ("loss", "rng", "augment")} == \
+        {"loss.pl_mean", "rng.shared", "rng.torch", "augment.p", "augment.signs"}
+    assert (info["cur_nimg"], info["world_size"], info["generator_config"]) == (24, 1, {"arch": "stand-in"})
+    assert info["options"] == TrainingOptions().to_dict() and sorted(info["optimizers"]) == ["D", "G"]
+
+    torch.manual_seed(123)
+    b = _train_state(1)
+    b.load(path)
+    for (name, ma), (_, mb) in zip(a.modules(), b.modules()):
+        assert all(torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mb.state_dict().values())), name
+    for name in ("G", "D"):
+        sa, sb = a.optimizers[name].state_dict(), b.optimizers[name].state_dict()
+        assert sa["param_groups"] == [dict(g, betas=tuple(g["betas"])) for g in sb["param_groups"]]  # (JSON: lists)
+        assert all(torch.equal(sa["state"][i][k], sb["state"][i][k]) for i in sa["state"] for k in sa["state"][i])
+    assert float(b.loss.pl_mean) == 1.5 and float(b.ada.pipe.p) == 0.25 and b.ada.signs.tolist() == [3.0, 8.0]
+    assert torch.equal(b.shared_rng.get_state(), a.shared_rng.get_state())
+    assert torch.equal(torch.get_rng_state(), torch_rng)
+    assert (b.cur_nimg, b.cur_tick, b.batch_idx, b.stage_resolution, b.stage_alpha, b.total_time) == \
+        (24, 3, 3, 8, 0.5, 12.5)
+    # A run without ADA writes no augment entries; an ADA run resumed from such a state keeps its --aug-p.
+    a.ada = None
+    a.save(path, TrainingOptions(), {}, {})
+    assert not any(k.startswith("augment.") for k in load_training_state(path)[0])
+    c = _train_state(2)
+    c.ada.pipe.p.fill_(0.125)
+    c.load(path)
+    assert float(c.ada.pipe.p) == 0.125 and c.cur_nimg == 24
+
+
+@pytest.mark.parametrize("change, match", [
+    ("drop rng.shared", r"missing \['rng.shared'\]"),
+    ("drop augment.signs", r"missing \['augment.signs'\]"),
+    ("drop the D optimiser", r"missing \['optimizers.D'\]"),
+    ("drop a counter", r"missing \['batch_idx'\]"),
+    ("add a stray entry", r"unexpected \['extra.x'\]"),
+    ("another network", "D does not match this run's network"),
+])
+def test_train_state_load_refuses_a_file_that_does_not_fit(tmp_path, change, match):
+    _, path = _trained_state(tmp_path)
+    tensors, info = load_training_state(path)
+    target = _train_state(1, d_out=3 if change == "another network" else 1)
+    if change.startswith("drop ") and change[5:] in tensors:
+        del tensors[change[5:]]
+    elif change == "drop the D optimiser":
+        del info["optimizers"]["D"]
+    elif change == "drop a counter":
+        del info["batch_idx"]
+    elif change == "add a stray entry":
+        tensors["extra.x"] = torch.zeros(1)
+    save_training_state(path, tensors, info)
+    with pytest.raises(StateError, match=match):
+        target.load(path)
+    assert target.cur_nimg == 0     # nothing counted from a file that was refused

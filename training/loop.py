@@ -63,20 +63,13 @@ from .losses import (
     draw_gen_inputs,
     draw_mixing_cutoff,
     num_active_ws,
+    process_rank,
     progressive_reals,
+    world_size,
 )
 from .networks_d import build_discriminator, mbstd_group_of
 from .presets import OPTIONS_FILE, TrainingOptions
-from .state import (
-    load_module,
-    load_training_state,
-    module_tensors,
-    optimizer_from_flat,
-    optimizer_to_flat,
-    prune_states,
-    save_training_state,
-    state_filename,
-)
+from .state import TrainState, prune_states, state_filename
 
 STATS_FILE = "stats.jsonl"
 ADAM_BETAS = (0.0, 0.99)
@@ -181,13 +174,6 @@ def setup_phases(G: torch.nn.Module, D: torch.nn.Module, opts: TrainingOptions) 
 
 # ----------------------------------------------------------------------------
 # Distributed helpers
-
-
-def _world() -> tuple[int, int]:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def sync_gradients(module: torch.nn.Module, world: int) -> None:
@@ -344,7 +330,7 @@ def training_loop(
     log: Callable[[str], None] = print,         # status lines (rank 0)
 ) -> dict[str, Any]:
     """Train; returns a summary (images seen, last checkpoint, last state)."""
-    rank, world = _world()
+    rank, world = process_rank(), world_size()
     start_time = time.time()
     say = log if rank == 0 else (lambda _msg: None)
     outdir = opts.outdir
@@ -367,31 +353,19 @@ def training_loop(
                         report=stats.report, augment_pipe=augment_pipe, observe_real=ada.observe if ada else None)
     shared_rng = torch.Generator().manual_seed(opts.seed)   # latents, labels, noise, mixing (all processes)
 
-    # -- Counters, or where a killed run stopped ---------------------------------------------
-    cur_nimg, cur_tick, batch_idx, stage_res = 0, 0, 0, None
-    time_before = 0.0
+    # -- The training state: fresh counters, or where a killed run stopped -----------------------
+    state = TrainState(G, D, G_ema, optimizers, loss, shared_rng, ada)
     if resume_path is not None:
-        tensors, info = load_training_state(resume_path)
-        for prefix, module in [("G", G), ("D", D), ("G_ema", G_ema)]:
-            load_module(prefix, module, tensors, resume_path)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(optimizer_from_flat(f"{name}_opt", tensors, info["optimizers"][name]))
-        loss.pl_mean.copy_(tensors["loss.pl_mean"])
-        shared_rng.set_state(tensors["rng.shared"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if ada is not None and "augment.p" in tensors:  # an ADA run goes on where p was (else: from --aug-p)
-            augment_pipe.p.copy_(tensors["augment.p"])
-            ada.signs.copy_(tensors["augment.signs"])
-        cur_nimg, cur_tick, batch_idx = info["cur_nimg"], info["cur_tick"], info["batch_idx"]
-        stage_res, time_before = info["stage_resolution"], info["total_time"]
-        say(f"resumed from {resume_path} at kimg {cur_nimg / 1000:.3f}")
+        state.load(resume_path)
+        say(f"resumed from {resume_path} at kimg {state.cur_nimg / 1000:.3f}")
     else:
         if opts.init_from is not None:
             start_from_checkpoint(G, G_ema, opts.init_from)
             say(f"G and G_ema start from {opts.init_from}; D starts fresh")
         for module in (G, D, G_ema):
             broadcast_module(module, world)
-    tick_start_nimg, tick_start_time = cur_nimg, time.time()
+    time_before = state.total_time
+    tick_start_nimg, tick_start_time = state.cur_nimg, time.time()
 
     # -- Batch geometry -----------------------------------------------------------------------
     local_batch = opts.batch // world
@@ -416,12 +390,12 @@ def training_loop(
             stage0 = {"resolution": res0, "alpha": alpha0} if opts.arch == "stylegan1" else {}
             save_png(render_grid(G_ema, grid_z, grid_c, cols, stage0, opts.resolution, device),
                      os.path.join(outdir, "fakes_init.png"))
-        _truncate_stats(os.path.join(outdir, STATS_FILE), cur_nimg)
+        _truncate_stats(os.path.join(outdir, STATS_FILE), state.cur_nimg)
         tfevents = _open_tensorboard(outdir, say)
     say(f"training {opts.arch} at {opts.resolution}px on {dataset.num_images} images "
         f"({'x-flip, ' if opts.mirror else ''}{world} process{'es' if world > 1 else ''}, "
         f"batch {opts.batch}, {rounds} micro-batch{'es' if rounds > 1 else ''} of {batch_gpu}) for {opts.kimg:g} kimg"
-        + (f", only D until kimg {opts.d_warmup_kimg:g}" if cur_nimg < opts.d_warmup_kimg * 1000 else "")
+        + (f", only D until kimg {opts.d_warmup_kimg:g}" if state.cur_nimg < opts.d_warmup_kimg * 1000 else "")
         + (f", minibatch-stddev groups of {class_group} images of one class" if class_group > 1 else ""))
     bar = ProgressBar(opts.kimg, enabled=rank == 0)
     last: dict[str, Any] = {"checkpoint": None, "state": None}
@@ -430,21 +404,21 @@ def training_loop(
     # -- Steps ----------------------------------------------------------------------------------
     while True:
         # Stage (v1: resolution and fade-in of this step; new resolution = fresh Adam moments).
-        res, alpha = progressive_stage(opts, cur_nimg)
+        res, alpha = progressive_stage(opts, state.cur_nimg)
         if opts.arch == "stylegan1":
             loss.stage_kwargs = {"resolution": res, "alpha": alpha}
-            if stage_res is not None and res != stage_res:
+            if state.stage_resolution is not None and res != state.stage_resolution:
                 for opt in optimizers.values():
                     opt.state.clear()
-                say(f"growing to {res}x{res} at kimg {cur_nimg / 1000:.3f}")
-        stage_res = res
+                say(f"growing to {res}x{res} at kimg {state.cur_nimg / 1000:.3f}")
+        state.stage_resolution, state.stage_alpha = res, alpha
         num_ws = num_active_ws(res)
         noise_res = [r for r in G_cfg.noise_resolutions if r <= res]
 
         # Reals: this process's slice of the global batch.
-        idx = sample_indices(len(dataset), opts.seed, cur_nimg, opts.batch)
+        idx = sample_indices(len(dataset), opts.seed, state.cur_nimg, opts.batch)
         if item_class is not None:
-            idx = group_by_class(idx, item_class, class_group, opts.seed, cur_nimg)
+            idx = group_by_class(idx, item_class, class_group, opts.seed, state.cur_nimg)
         idx = idx[rank * local_batch:(rank + 1) * local_batch]
         imgs, real_labels = dataset.get_batch(idx)
         real_img = torch.from_numpy(imgs).to(device).to(torch.float32) / 127.5 - 1
@@ -452,9 +426,9 @@ def training_loop(
         real_c = torch.from_numpy(real_labels if c_dim > 0 else np.zeros([len(idx), 0], np.float32)).to(device)
 
         # Phases.
-        d_warmup = cur_nimg < opts.d_warmup_kimg * 1000
+        d_warmup = state.cur_nimg < opts.d_warmup_kimg * 1000
         for phase in phases:
-            if batch_idx % phase.interval != 0 or (d_warmup and phase.name.startswith("G")):
+            if state.batch_idx % phase.interval != 0 or (d_warmup and phase.name.startswith("G")):
                 continue
             gen = draw_gen_inputs(shared_rng, opts.batch, opts.z_dim, labels, noise_res, class_group)
             gen = gen.narrow(rank * local_batch, local_batch).to(device)
@@ -482,7 +456,7 @@ def training_loop(
             sync_gradients(phase.module, world)
             phase.opt.step()
         if ada is not None:
-            r_t = ada.maybe_update(batch_idx, reduce=all_mean)
+            r_t = ada.maybe_update(state.batch_idx, reduce=all_mean)
             if r_t is not None:
                 stats.report("Progress/ada_rt", r_t)
         if augment_pipe is not None:
@@ -491,7 +465,7 @@ def training_loop(
         # G_ema: parameters follow G with a half-life of ema_kimg; buffers (w_avg, ...) are copied.
         ema_nimg = opts.ema_kimg * 1000
         if opts.ema_rampup is not None:
-            ema_nimg = min(ema_nimg, cur_nimg * opts.ema_rampup)
+            ema_nimg = min(ema_nimg, state.cur_nimg * opts.ema_rampup)
         ema_beta = 0.5 ** (opts.batch / max(ema_nimg, 1e-8))
         with torch.no_grad():
             for p_ema, p in zip(G_ema.parameters(), G.parameters()):
@@ -499,24 +473,25 @@ def training_loop(
             for b_ema, b in zip(G_ema.buffers(), G.buffers()):
                 b_ema.copy_(b)
 
-        cur_nimg += opts.batch
-        batch_idx += 1
-        done = cur_nimg >= opts.kimg * 1000
-        bar.update(cur_nimg / 1000, (time.time() - tick_start_time) / (cur_nimg - tick_start_nimg) * 1000,
+        state.cur_nimg += opts.batch
+        state.batch_idx += 1
+        done = state.cur_nimg >= opts.kimg * 1000
+        bar.update(state.cur_nimg / 1000, (time.time() - tick_start_time) / (state.cur_nimg - tick_start_nimg) * 1000,
                    tick_losses)
-        if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + opts.kimg_per_tick * 1000:
+        if not done and state.cur_tick != 0 and state.cur_nimg < tick_start_nimg + opts.kimg_per_tick * 1000:
             continue
 
         # -- Tick: statistics, status, snapshot -----------------------------------------------------
+        tick = state.cur_tick
         tick_end_time = time.time()
-        sec_per_kimg = (tick_end_time - tick_start_time) / (cur_nimg - tick_start_nimg) * 1000
+        sec_per_kimg = (tick_end_time - tick_start_time) / (state.cur_nimg - tick_start_nimg) * 1000
         tick_losses = stats.means(world, device)
-        total_time = time_before + tick_end_time - start_time
-        fields = {"tick": cur_tick, "nimg": cur_nimg, "kimg": cur_nimg / 1000, "Progress/resolution": res,
-                  "Progress/alpha": alpha, "Timing/sec_per_kimg": sec_per_kimg, "Timing/total_sec": total_time,
+        state.total_time = time_before + tick_end_time - start_time
+        fields = {"tick": tick, "nimg": state.cur_nimg, "kimg": state.cur_nimg / 1000, "Progress/resolution": res,
+                  "Progress/alpha": alpha, "Timing/sec_per_kimg": sec_per_kimg, "Timing/total_sec": state.total_time,
                   **tick_losses, "timestamp": time.time()}
         bar.clear()
-        say(f"tick {cur_tick:<4d} " + status_text(cur_nimg / 1000, opts.kimg, sec_per_kimg, tick_losses)
+        say(f"tick {tick:<4d} " + status_text(state.cur_nimg / 1000, opts.kimg, sec_per_kimg, tick_losses)
             + (f"  res {res} alpha {alpha:.2f}" if opts.arch == "stylegan1" else ""))
         if abort_fn is not None and not done and abort_fn():
             done = True
@@ -531,17 +506,14 @@ def training_loop(
         if rank == 0:
             with open(os.path.join(outdir, STATS_FILE), "a") as f:
                 f.write(json.dumps(fields) + "\n")
-        if done or cur_tick % opts.snap == 0:
-            info = {"cur_nimg": cur_nimg, "cur_tick": cur_tick + 1, "batch_idx": batch_idx, "stage_resolution": res,
-                    "stage_alpha": alpha, "total_time": total_time, "world_size": world,
-                    "options": opts.to_dict(), "generator_config": G_cfg.to_dict(), "dataset": dataset.info()}
+        state.cur_tick += 1   # this tick is done (a state saved now resumes with the next one)
+        if done or tick % opts.snap == 0:
             if rank == 0:
-                last = _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, ada, info, dataset,
-                                 (grid_z, grid_c, cols), device)
+                last = _snapshot(state, opts, G_cfg, dataset, (grid_z, grid_c, cols), device)
                 metric_fields = _evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say)
                 if metric_fields:  # a line of its own, after the state it measures
                     with open(os.path.join(outdir, STATS_FILE), "a") as f:
-                        f.write(json.dumps({"tick": cur_tick, "nimg": cur_nimg, "kimg": cur_nimg / 1000,
+                        f.write(json.dumps({"tick": tick, "nimg": state.cur_nimg, "kimg": state.cur_nimg / 1000,
                                             **metric_fields, "timestamp": time.time()}) + "\n")
                     fields.update(metric_fields)
             barrier(world)
@@ -549,17 +521,16 @@ def training_loop(
             if tfevents is not None:
                 for name, value in fields.items():
                     if name not in ("tick", "nimg", "timestamp") and isinstance(value, (int, float)):
-                        tfevents.add_scalar(name, value, global_step=cur_nimg, walltime=fields["timestamp"])
+                        tfevents.add_scalar(name, value, global_step=state.cur_nimg, walltime=fields["timestamp"])
                 tfevents.flush()
-        cur_tick += 1
-        tick_start_nimg, tick_start_time = cur_nimg, time.time()
+        tick_start_nimg, tick_start_time = state.cur_nimg, time.time()
         if done:
             break
 
     if tfevents is not None:
         tfevents.close()
-    say(f"done: {cur_nimg} images; last checkpoint {last['checkpoint']}")
-    return {"cur_nimg": cur_nimg, **last}
+    say(f"done: {state.cur_nimg} images; last checkpoint {last['checkpoint']}")
+    return {"cur_nimg": state.cur_nimg, **last}
 
 
 def _draw_pl_inputs(rng: torch.Generator, pl_batch: int, z_dim: int, labels: torch.Tensor, noise_res: list[int],
@@ -576,14 +547,15 @@ def _draw_pl_inputs(rng: torch.Generator, pl_batch: int, z_dim: int, labels: tor
 # Snapshot: grid, checkpoint, training state (rank 0)
 
 
-def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, ada, info, dataset, grid_args,
-              device) -> dict[str, Any]:
+def _snapshot(state: TrainState, opts: TrainingOptions, G_cfg: GeneratorConfig, dataset: ImageDataset,
+              grid_args: tuple[torch.Tensor, torch.Tensor, int], device: torch.device) -> dict[str, Any]:
+    """The sample grid, the checkpoint (G_ema) and the training state at state.cur_nimg; their paths."""
     outdir = opts.outdir
-    nimg = info["cur_nimg"]
-    res, alpha = info["stage_resolution"], info["stage_alpha"]
+    nimg = state.cur_nimg
+    res, alpha = state.stage_resolution, state.stage_alpha
     stage = {"resolution": res, "alpha": alpha} if opts.arch == "stylegan1" else {}
     grid_z, grid_c, cols = grid_args
-    save_png(render_grid(G_ema, grid_z, grid_c, cols, stage, opts.resolution, device),
+    save_png(render_grid(state.G_ema, grid_z, grid_c, cols, stage, opts.resolution, device),
              os.path.join(outdir, f"fakes{nimg:09d}.png"))
 
     # Checkpoint: G_ema in our format. A v1 network that is still growing is saved as the largest
@@ -596,23 +568,11 @@ def _snapshot(opts, G, D, G_ema, G_cfg, optimizers, loss, shared_rng, ada, info,
                          "final_resolution": opts.resolution, "dataset": dataset.info(),
                          "options": opts.to_dict()}}
     ckpt_path = os.path.join(outdir, f"network-snapshot-{nimg:09d}.safetensors")
-    save_checkpoint(ckpt_path, cfg, stage_tensors(G_ema, ckpt_res), meta)
+    save_checkpoint(ckpt_path, cfg, stage_tensors(state.G_ema, ckpt_res), meta)
 
     # Training state: everything a resumed run needs to continue exactly.
-    tensors = {**module_tensors("G", G), **module_tensors("D", D), **module_tensors("G_ema", G_ema)}
-    info = dict(info, optimizers={})
-    for name, opt in optimizers.items():
-        t, opt_info = optimizer_to_flat(f"{name}_opt", opt)
-        tensors.update(t)
-        info["optimizers"][name] = opt_info
-    tensors["loss.pl_mean"] = loss.pl_mean.detach().cpu().reshape([])
-    tensors["rng.shared"] = shared_rng.get_state()
-    tensors["rng.torch"] = torch.get_rng_state()
-    if ada is not None:
-        tensors["augment.p"] = ada.pipe.p.detach().cpu().reshape([])
-        tensors["augment.signs"] = ada.signs.detach().cpu().clone()
     state_path = os.path.join(outdir, state_filename(nimg))
-    save_training_state(state_path, tensors, info)
+    state.save(state_path, opts, G_cfg.to_dict(), dataset.info())
     prune_states(outdir, opts.keep_states)
     return {"checkpoint": ckpt_path, "state": state_path}
 

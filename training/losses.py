@@ -35,6 +35,11 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def process_rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def all_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of x over processes (x itself in a single process)."""
     if world_size() == 1:
