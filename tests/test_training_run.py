@@ -95,7 +95,10 @@ def _copy_run(run: Path, tmp_path: Path) -> Path:
     return out
 
 
-def _states_equal(path_a: str, path_b: str, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+def _states_equal(path_a: str, path_b: str, rtol: float = 1e-5, atol: float = 1e-6, by_norm: bool = False) -> None:
+    """The same counters, random states and tensors; tensors elementwise within rtol / atol, or with by_norm each
+    tensor as a whole: ||a - b|| <= rtol * ||a|| + atol (for runs whose sums are ordered differently, where Adam
+    turns the rounding of near-zero gradients into elementwise differences that say nothing of the training)."""
     ta, ia = load_training_state(path_a)
     tb, ib = load_training_state(path_b)
     for key in ("cur_nimg", "cur_tick", "batch_idx", "stage_resolution", "stage_alpha"):
@@ -104,7 +107,11 @@ def _states_equal(path_a: str, path_b: str, rtol: float = 1e-5, atol: float = 1e
     assert torch.equal(ta["rng.shared"], tb["rng.shared"]) and torch.equal(ta["rng.torch"], tb["rng.torch"])
     for k in ta:
         if ta[k].dtype.is_floating_point:
-            assert torch.allclose(ta[k], tb[k], rtol=rtol, atol=atol), k
+            if by_norm:
+                a, b = ta[k].double(), tb[k].double()
+                assert float((a - b).norm()) <= rtol * float(a.norm()) + atol, k
+            else:
+                assert torch.allclose(ta[k], tb[k], rtol=rtol, atol=atol), k
 
 
 def _stats(outdir: Path) -> list[dict]:
@@ -313,7 +320,10 @@ def test_two_process_gloo_run_matches_one_process(data16, tmp_path, one_thread):
     state = load_training_state(latest_state(str(two)))[1]
     assert state["world_size"] == 2 and state["cur_nimg"] == 96
     # The same global batch, latents and noise, split over two processes: the same training, up to rounding.
-    _states_equal(latest_state(str(one)), latest_state(str(two)), rtol=1e-4, atol=1e-5)
+    # Over 12 Adam steps the two orders of summation drift apart by up to 5e-4 of a tensor's norm (D's 16 px
+    # biases, measured on an AMD EPYC); a training that differs (gradients not averaged, other samples) is
+    # off by the size of an update, orders of magnitude more.
+    _states_equal(latest_state(str(one)), latest_state(str(two)), rtol=2e-3, atol=1e-6, by_norm=True)
 
 
 # ----------------------------------------------------------------------------
