@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from stylegan_sdk._cli import OneLineParser, run_command
 from stylegan_sdk.formats.fileio import atomic_path, atomic_write_bytes
 from stylegan_sdk.latents import class_to_c
+from stylegan_sdk.progress import Progress
 
 from ..dataset import DatasetError, ImageDataset
 from ..dataset_tool import labels_by_field, read_labels_doc
@@ -338,6 +339,7 @@ def compute_separability(
     space: str,                      # "z" | "w"
     batch: int = 64,
     seed: int = 0,
+    progress: Progress | None = None,  # counts the samples
 ) -> dict:
     """{"score": exp(sum H), "entropies": {attribute: H in nats}, "positive_share": {attribute: share of samples
     labelled positive}, "samples": N, "left_out": attributes below MIN_BALANCED_ACCURACY}; the same samples for
@@ -359,6 +361,8 @@ def compute_separability(
         img = (G.synthesis(ws, noise_mode="random", noise=noise or None) * 127.5 + 128).clamp(0, 255)
         probs.append(torch.sigmoid(classifier(img)).numpy())
         latents.append((w if space == "w" else z if c is None else torch.cat([z, c], 1)).numpy())
+        if progress is not None:
+            progress.advance(b)
     x, p = np.concatenate(latents), np.concatenate(probs)
     used = [k for k, a in enumerate(info.attributes)
             if info.balanced_accuracy.get(a, 1.0) >= MIN_BALANCED_ACCURACY]
