@@ -64,8 +64,18 @@ class RunComplete(Exception):
 # Command line -> options
 
 
-def _float_or_none(text: str) -> float | None:
-    return None if text.lower() in ("none", "off") else float(text)
+class _Off:
+    """'none' on the command line: the option switched off, which an option left out (None) cannot say."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+OFF = _Off()
+
+
+def _float_or_none(text: str) -> float | _Off:
+    return OFF if text.lower() in ("none", "off") else float(text)
 
 
 def _metric_list(text: str) -> list[str]:
@@ -149,7 +159,7 @@ GIVEN_FIELDS = [f for f in TrainingOptions.__dataclass_fields__]
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainingOptions fields the user set (None = not given)."""
-    return {k: v for k, v in vars(args).items() if k in GIVEN_FIELDS and v is not None}
+    return {k: None if v is OFF else v for k, v in vars(args).items() if k in GIVEN_FIELDS and v is not None}
 
 
 # ----------------------------------------------------------------------------
