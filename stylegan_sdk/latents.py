@@ -202,19 +202,16 @@ def check_num_frames(num_frames: int) -> int:
     return int(num_frames)
 
 
-def path_length(num_keys: int, num_frames: int) -> int:
-    """Frames through num_keys keyframes, num_frames per segment, ends shared: (K - 1) * (F - 1) + 1."""
-    return (num_keys - 1) * (num_frames - 1) + 1
-
-
-def path_position(index: int, num_frames: int) -> tuple[int, float]:
-    """(segment, t) of frame `index` of a path with num_frames per segment (ends shared): the frame is
-    lerp/slerp(key[segment], key[segment + 1], t). t as numpy.linspace(0, 1, num_frames) computes it."""
-    if index == 0:
-        return 0, 0.0
-    segment, j = divmod(index - 1, num_frames - 1)
-    j += 1
-    return segment, 1.0 if j == num_frames - 1 else j * (1.0 / (num_frames - 1))
+def path_position(index: int, num_keys: int, num_frames: int) -> tuple[int, float]:
+    """(segment, t) of frame `index` of num_frames frames spread evenly along a path through num_keys
+    keyframes, the first frame on the first keyframe and the last on the last: the frame is
+    lerp/slerp(key[segment], key[segment + 1], t). Two keyframes: t as numpy.linspace(0, 1, num_frames)
+    computes it; a keyframe lands on a frame when num_frames - 1 is a multiple of num_keys - 1."""
+    if index >= num_frames - 1:
+        return num_keys - 2, 1.0
+    u = index * ((num_keys - 1) / (num_frames - 1))     # position along the path, in segments
+    segment = min(int(u), num_keys - 2)
+    return segment, u - segment
 
 
 def interpolation_path(
@@ -229,7 +226,7 @@ def interpolation_path(
     if a.shape != b.shape:
         raise ValueError(f"b: shape {list(b.shape)} does not match a {list(a.shape)}")
     fn = slerp if mode == "slerp" else lerp
-    return np.stack([fn(a, b, path_position(i, num_frames)[1]) for i in range(num_frames)])
+    return np.stack([fn(a, b, path_position(i, 2, num_frames)[1]) for i in range(num_frames)])
 
 
 # ----------------------------------------------------------------------------

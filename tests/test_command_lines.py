@@ -158,3 +158,25 @@ def test_dataset_tool_labels_as_its_help_says(tmp_path):
         labels_by_field({"labels": 7}, "f.json", "category")
     text = " ".join(build_parser().format_help().split())
     assert '{"labels": [[path, label], ...]}' in text and '{"labels": {path: {field: value, ...}}}' in text
+
+
+# ----------------------------------------------------------------------------
+# interpolate(num_frames=N) gives N frames, whatever the number of keyframes
+
+
+def test_interpolate_gives_the_frames_asked_for(skip32_generator):
+    import numpy as np
+
+    from stylegan_sdk.latents import path_position
+
+    G = skip32_generator
+    frames = list(G.interpolate([1, 2, 3], num_frames=60, output="uint8"))
+    assert len(frames) == 60
+    np.testing.assert_array_equal(frames[0], G.generate(1, output="uint8"))
+    np.testing.assert_array_equal(frames[-1], G.generate(3, output="uint8"))
+    five = list(G.interpolate([1, 2, 3], num_frames=5, output="uint8"))    # 4 steps over 2 segments: keys on frames
+    np.testing.assert_array_equal(five[2], G.generate(2, output="uint8"))
+    assert [path_position(i, 3, 5) for i in range(5)] == [(0, 0.0), (0, 0.5), (1, 0.0), (1, 0.5), (1, 1.0)]
+    assert [path_position(i, 2, 4)[1] for i in range(4)] == list(np.linspace(0, 1, 4))
+    with pytest.raises(ValueError, match=r"^num_frames: 2 frames cannot pass through 3 keyframes"):
+        G.interpolate([1, 2, 3], num_frames=2)
