@@ -43,7 +43,7 @@ async def serve(cfg: ServeConfig, prog: str = "stylegan serve") -> int:
     print(f"{prog}: listening on {cfg.host}:{port} ({scheme}; models loading: "
           f"{', '.join(name for name, _ in cfg.models)})", file=sys.stderr, flush=True)
     if server.metrics_port:
-        print(f"{prog}: metrics on http://{server.metrics_host}:{server.metrics_port}/metrics",
+        print(f"{prog}: metrics on {server.metrics_url}",
               file=sys.stderr, flush=True)
     try:
         await server.wait_until_ready()

@@ -106,6 +106,16 @@ class StyleGANServer:
         """The metrics endpoint's address: --metrics-host, else the gRPC host (loopback stays loopback)."""
         return (self.settings.metrics_host or self.host).strip("[]")
 
+    @property
+    def metrics_url(self) -> str:
+        """http://HOST:PORT/metrics to open on this machine (localhost for a wildcard address; IPv6 in brackets)."""
+        host = self.metrics_host
+        if host in ("::", "0.0.0.0", ""):
+            host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.metrics_port}/metrics"
+
     async def start(self) -> None:
         """Listen (health NOT_SERVING), start the metrics endpoint, load the models in the background."""
         for service in HEALTH_SERVICES:

@@ -19,29 +19,54 @@ import sys
 from collections.abc import Callable, Iterator
 
 from .formats.fileio import make_folders, remove_empty_folders, why_not_creatable
+from .version import install_hint
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-# The extra to install when an optional package is missing (the top-level module names).
-INSTALL_HINTS = {
-    "torch": "pip install 'stylegan-sdk[torch]'",
-    "onnx": "pip install 'stylegan-sdk[export]'",
-    "onnxscript": "pip install 'stylegan-sdk[export]'",
-    "tensorrt": "pip install 'stylegan-sdk[tensorrt]'",
-    "tensorboard": "pip install tensorboard",
-    "scipy": "pip install scipy",
-    "tritonclient": "pip install 'stylegan-sdk[triton]'",
+# The extra that brings an optional package (by its top-level module name); None: not in an extra, pip install it.
+EXTRA_OF = {
+    "torch": "torch",
+    "onnx": "export",
+    "onnxscript": "export",
+    "tensorrt": "tensorrt",
+    "tensorboard": "train",
+    "openvino": "openvino",
+    "tritonclient": "triton",
+    "scipy": None,
 }
+
+
+def install_hint_for(module: str) -> str:
+    """What to run to get `module` (a key of EXTRA_OF), from where this install came from."""
+    extra = EXTRA_OF[module]
+    return install_hint(extra) if extra else f"pip install {module}"
 
 
 class UserError(Exception):
     """A problem with what the user asked for: reported in one line, exit 2."""
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help says each option's default, unless its help already does or there is none to say."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default in (None, False, argparse.SUPPRESS) or default == [] \
+                or action.option_strings == [] or isinstance(action, argparse._HelpAction):
+            return text
+        return f"{text} (default: {default})" if text else f"default: {default}"
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line and exit 2 (shared by every command line of the project)."""
+    """argparse whose errors are one line and exit 2, and whose --help shows the defaults (shared by every
+    command line of the project)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # one line instead of usage + message
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -52,9 +77,9 @@ def import_error_message(e: ImportError) -> str:
     """The error's text, plus what to pip install when it names a known optional package and says nothing itself."""
     text = str(e)
     module = (e.name or "").split(".")[0]
-    if "pip install" in text or module not in INSTALL_HINTS:
+    if "pip install" in text or module not in EXTRA_OF:
         return text
-    return f"{module} is not installed ({text}); install it with: {INSTALL_HINTS[module]}"
+    return f"{module} is not installed ({text}); install it with: {install_hint_for(module)}"
 
 
 def run_command(prog: str, body: Callable[[], int | None],
@@ -83,7 +108,10 @@ def run_command(prog: str, body: Callable[[], int | None],
 
 def flag_names(message: str, fields: tuple[str, ...]) -> str:
     """'opt_batch: must be >= min_batch' -> '--opt-batch: must be >= --min-batch' when the message is about one
-    of `fields` (a library argument's ValueError, reported with the flags the user typed)."""
+    of `fields` (a library argument's ValueError, reported with the flags the user typed); a switch set in
+    Python words ('force=True') becomes its flag ('--force') wherever it stands."""
+    for name in fields:
+        message = re.sub(rf"(?<![-\w]){name}=True\b", "--" + name.replace("_", "-"), message)
     head, sep, rest = message.partition(":")
     if not sep or head not in fields:
         return message
@@ -133,5 +161,5 @@ def writing(path: str, flag: str, folder: bool = False) -> Iterator[None]:
         raise
 
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USAGE", "INSTALL_HINTS", "OneLineParser", "UserError",
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USAGE", "EXTRA_OF", "OneLineParser", "UserError",
            "check_output", "flag_names", "import_error_message", "report", "run_command", "writing"]

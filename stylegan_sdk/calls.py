@@ -296,7 +296,7 @@ class Mix:
         transform."""
         a, single = latents.check_ws(w_a, cfg.num_ws, cfg.w_dim, name="w_a")
         b, single_b = latents.check_ws(w_b, cfg.num_ws, cfg.w_dim, name="w_b")
-        idx = latents.check_layers(layers, cfg.num_ws)
+        idx = latents.check_layers(cfg.layer_indices(layers), cfg.num_ws)
         if a.shape != b.shape or single != single_b:
             shape_a = a.shape[1:] if single else a.shape
             shape_b = b.shape[1:] if single_b else b.shape
@@ -324,7 +324,8 @@ class Interpolate:
     """interpolate(seeds | z= | ws=, num_frames=30, space="w", psi=1.0, cutoff=None, noise_mode="const",
     c=None, output="pil", noise_seed=None): frames along a path through K >= 2 keyframes.
 
-    num_frames per segment, ends included and shared: (K - 1) * (num_frames - 1) + 1 frames. space "w":
+    num_frames frames in all, spread evenly along the path, the first on the first keyframe and the last on
+    the last (each keyframe on a frame when num_frames - 1 is a multiple of K - 1). space "w":
     lerp between the mapped keyframes; "z": slerp in Z (seeds or z keyframes), every frame mapped. Random
     noise is one draw shared by every frame (no flicker). The frames are planned lazily: a path of any
     length costs nothing until its frames are computed."""
@@ -370,6 +371,8 @@ class Interpolate:
             mapping = Mapping.check(cfg, k, c, psi, cutoff)
         if k < 2:
             raise ValueError(f"keyframes: need at least 2, got {k}")
+        if num_frames < k:
+            raise ValueError(f"num_frames: {num_frames} frames cannot pass through {k} keyframes (give at least {k})")
         camera = Transform.check(cfg, translate, rotate, transform, keyframes=k)
         call = cls(seed_list, z_keys, ws_keys, num_frames, space, mapping, render, camera)
         if max_frames is not None and call.total > max_frames:
@@ -383,7 +386,7 @@ class Interpolate:
 
     @property
     def total(self) -> int:
-        return latents.path_length(self.rows, self.num_frames)
+        return self.num_frames
 
     def key_z(self, cfg: GeneratorConfig) -> np.ndarray:
         """z of the keyframes [K, z_dim] (seeds or z keyframes)."""
@@ -393,7 +396,7 @@ class Interpolate:
         """(index of the first frame, [(segment, t), ...]) for consecutive runs of at most `size` frames."""
         for first in range(0, self.total, size):
             stop = min(self.total, first + size)
-            yield first, [latents.path_position(i, self.num_frames) for i in range(first, stop)]
+            yield first, [latents.path_position(i, self.rows, self.num_frames) for i in range(first, stop)]
 
     @staticmethod
     def between(keys: np.ndarray, part: list[tuple[int, float]], spherical: bool = False) -> np.ndarray:

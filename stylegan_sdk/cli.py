@@ -21,15 +21,15 @@ from .backends.registry import BACKEND_CHOICES
 from .config import PRECISIONS, ModelInfo, check_config_weights
 from .export import cli as export_cli
 from .formats.checkpoint import save_checkpoint
+from .formats.exported import read_exported
 from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
 from .latents import parse_int_list, seed_to_z
-from .loading import load, read_model
-from .version import package_version
+from .loading import load, model_kind, read_model
+from .version import install_hint, package_version
 
 PLUGIN_GROUP = "stylegan_sdk.commands"
 # Commands that come from other packages of the project: listed in --help even when not installed.
 KNOWN_PLUGINS = {"serve": "serve models over gRPC (stylegan serve --help)"}
-INSTALL_ALL = "pip install stylegan-sdk"
 
 
 # ----------------------------------------------------------------------------
@@ -47,13 +47,23 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    ckpt = read_model(args.model, key=args.key)
-    info = ModelInfo.from_config(ckpt.config).to_dict()
+    kind, path = model_kind(args.model)
+    if kind == "exported":  # model.json says it all; the graphs are not read
+        model = read_exported(path)
+        config, metadata = model.config, model.manifest.get("source_metadata", {})
+        extra = {"exported": {k: model.manifest.get(k) for k in ("format_version", "opset", "exporter", "files",
+                                                                 "engines")}}
+    elif kind == "triton":
+        config, metadata, extra = load(path, backend="triton").config, {}, {"triton": path}
+    else:
+        ckpt = read_model(path, key=args.key)
+        config, metadata = ckpt.config, ckpt.metadata
+        extra = {"num_parameters": int(sum(np.asarray(v).size for v in ckpt.tensors.values()))}
+    info = ModelInfo.from_config(config).to_dict()
     info.pop("backend")
     info.pop("device")
     # "source": what the weights were converted from (format, file, network); {} for models trained here.
-    out = {"source": ckpt.config.source, "info": info, "config": ckpt.config.to_dict(), "metadata": ckpt.metadata,
-           "num_parameters": int(sum(np.asarray(v).size for v in ckpt.tensors.values()))}
+    out = {"source": config.source, "info": info, "config": config.to_dict(), "metadata": metadata, **extra}
     print(json.dumps(out, indent=2, default=str))
 
 
@@ -117,11 +127,11 @@ def run_plugin(name: str, argv: Sequence[str], entry: EntryPoint | None) -> int:
     """`stylegan NAME ...` -> the entry point's main(argv, prog); one line and exit 2 when it is not installed."""
     prog = f"stylegan {name}"
     if entry is None:
-        return report(prog, f"the {name!r} command is not installed; install it with: {INSTALL_ALL}")
+        return report(prog, f"the {name!r} command is not installed; install it with: {install_hint()}")
     try:
         command = entry.load()
     except ImportError as e:
-        return report(prog, f"the {name!r} command cannot be loaded ({e}); install it with: {INSTALL_ALL}")
+        return report(prog, f"the {name!r} command cannot be loaded ({e}); install it with: {install_hint()}")
     try:
         code = command(list(argv), prog)
     except KeyboardInterrupt:
@@ -141,7 +151,7 @@ def _check_weights(ckpt, source: str) -> None:
     try:
         from .models import build_generator, check_state_dict
     except ImportError:
-        raise ImportError("checking weights needs torch: pip install 'stylegan-sdk[torch]'") from None
+        raise ImportError(f"checking weights needs torch: {install_hint('torch')}") from None
 
     check_config_weights(ckpt.config, sum(int(v.size) for v in ckpt.tensors.values()), source)
     check_state_dict(build_generator(ckpt.config), ckpt.tensors, source)
@@ -212,7 +222,9 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     model_args(sp)
     sp.add_argument("--row-seeds", required=True, help="seeds down the left (styles taken from them)")
     sp.add_argument("--col-seeds", required=True, help="seeds across the top (their listed layers copied in)")
-    sp.add_argument("--layers", required=True, help="ws rows taken from the columns, e.g. 0-3 (coarse)")
+    sp.add_argument("--layers", required=True,
+                    help="ws rows taken from the columns: indices (0-3) or style groups (coarse, middle, fine, "
+                         "coarse,middle)")
     sp.add_argument("--out", required=True, help="grid PNG path (missing folders are made)")
     sp.add_argument("--upscale", type=int, default=0,
                     help="tile scale for display, nearest neighbour (default 0 = auto: tiles of at least 128 px, "

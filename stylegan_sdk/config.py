@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ NOISE_MODES = ("const", "random", "none")
 # TensorRT); bfloat16 on CPUs with bf16 instructions (OpenVINO). Inputs and outputs stay float32.
 PRECISIONS = ("fp32", "fp16", "bf16")
 LayerGroup = Literal["coarse", "middle", "fine"]
+LAYER_GROUPS: tuple[LayerGroup, ...] = ("coarse", "middle", "fine")
 
 
 # ----------------------------------------------------------------------------
@@ -320,6 +322,24 @@ class GeneratorConfig:
 
     def layers_in_group(self, group: LayerGroup) -> list[int]:
         return [row["index"] for row in self.layer_table() if row["group"] == group]
+
+    def layer_indices(self, layers: int | str | Iterable[int]) -> int | str | Iterable[int]:
+        """`layers` with the style groups named in a string ("coarse", "middle,fine", "coarse,9") replaced by
+        their ws rows; anything else as it was (latents.check_layers checks the indices). ValueError naming
+        `layers` for a group this model has no rows in."""
+        if not isinstance(layers, str) or not any(g in layers for g in LAYER_GROUPS):
+            return layers
+        parts = []
+        for token in (t.strip() for t in layers.split(",")):
+            if token in LAYER_GROUPS:
+                rows = self.layers_in_group(token)
+                if not rows:
+                    raise ValueError(f"layers: this {self.img_resolution} px model has no {token} layers "
+                                     f"(coarse: 4-8 px, middle: 16-32 px, fine: 64 px and up)")
+                parts.extend(str(i) for i in rows)
+            else:
+                parts.append(token)
+        return ",".join(parts)
 
     # -- JSON round trip ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

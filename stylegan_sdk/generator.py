@@ -130,7 +130,8 @@ class Generator:
         transform: Any = None,
     ) -> Iterator[Any]:
         """Frames along a path through K >= 2 keyframes (seeds, z [K, z_dim] or ws [K, num_ws, w_dim]),
-        num_frames per segment, ends shared: lerp between mapped keyframes in W ("w"), or slerp in Z
+        num_frames in all, spread evenly from the first keyframe to the last: lerp between mapped keyframes in
+        W ("w"), or slerp in Z
         ("z", every frame mapped). Random noise is one draw shared by every frame (no flicker).
         StyleGAN3: translate [2] or [K, 2] and rotate (degrees) [] or [K] (one per keyframe: a camera
         path, lerped like the latents), or one transform [3, 3]. Arguments are checked at once; frames

@@ -108,7 +108,7 @@ def class_to_c(class_idx: int | Sequence[int] | None, c_dim: int, n: int) -> np.
     """One-hot class vectors [n, c_dim] (None for unconditional models)."""
     if c_dim == 0:
         if class_idx is not None:
-            raise ValueError("c: this model is unconditional (c_dim = 0); pass c=None")
+            raise ValueError("c: this model is unconditional (c_dim = 0) and takes no class")
         return None
     if class_idx is None:
         raise ValueError(f"c: this model is conditional (c_dim = {c_dim}); give a class index or vectors")
@@ -202,19 +202,16 @@ def check_num_frames(num_frames: int) -> int:
     return int(num_frames)
 
 
-def path_length(num_keys: int, num_frames: int) -> int:
-    """Frames through num_keys keyframes, num_frames per segment, ends shared: (K - 1) * (F - 1) + 1."""
-    return (num_keys - 1) * (num_frames - 1) + 1
-
-
-def path_position(index: int, num_frames: int) -> tuple[int, float]:
-    """(segment, t) of frame `index` of a path with num_frames per segment (ends shared): the frame is
-    lerp/slerp(key[segment], key[segment + 1], t). t as numpy.linspace(0, 1, num_frames) computes it."""
-    if index == 0:
-        return 0, 0.0
-    segment, j = divmod(index - 1, num_frames - 1)
-    j += 1
-    return segment, 1.0 if j == num_frames - 1 else j * (1.0 / (num_frames - 1))
+def path_position(index: int, num_keys: int, num_frames: int) -> tuple[int, float]:
+    """(segment, t) of frame `index` of num_frames frames spread evenly along a path through num_keys
+    keyframes, the first frame on the first keyframe and the last on the last: the frame is
+    lerp/slerp(key[segment], key[segment + 1], t). Two keyframes: t as numpy.linspace(0, 1, num_frames)
+    computes it; a keyframe lands on a frame when num_frames - 1 is a multiple of num_keys - 1."""
+    if index >= num_frames - 1:
+        return num_keys - 2, 1.0
+    u = index * ((num_keys - 1) / (num_frames - 1))     # position along the path, in segments
+    segment = min(int(u), num_keys - 2)
+    return segment, u - segment
 
 
 def interpolation_path(
@@ -229,7 +226,7 @@ def interpolation_path(
     if a.shape != b.shape:
         raise ValueError(f"b: shape {list(b.shape)} does not match a {list(a.shape)}")
     fn = slerp if mode == "slerp" else lerp
-    return np.stack([fn(a, b, path_position(i, num_frames)[1]) for i in range(num_frames)])
+    return np.stack([fn(a, b, path_position(i, 2, num_frames)[1]) for i in range(num_frames)])
 
 
 # ----------------------------------------------------------------------------
@@ -316,7 +313,7 @@ def check_c(c: object, c_dim: int, n: int, class_names: Sequence[str] = ()) -> n
     if isinstance(c, (list, tuple)) and all(_is_index(k) for k in c):
         return class_to_c(list(c), c_dim, n)
     if c_dim == 0:
-        raise ValueError("c: this model is unconditional (c_dim = 0); pass c=None")
+        raise ValueError("c: this model is unconditional (c_dim = 0) and takes no class")
     arr = as_float_array(c, "c")
     if arr.ndim == 1 and arr.shape[0] == c_dim:
         arr = np.repeat(arr[np.newaxis], n, axis=0)

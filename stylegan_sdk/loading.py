@@ -46,6 +46,26 @@ def resolve_model(path: str | os.PathLike, backend: str = "auto") -> str:
     return bundled
 
 
+MODEL_KINDS = ("checkpoint", "nvlabs-pkl", "nvidia-tf", "rosinality", "exported", "triton")
+
+
+def model_kind(path: str | os.PathLike, backend: str = "auto") -> tuple[str, str]:
+    """What a model argument names, the one resolution every command and `sg.load` use: (kind, path), kind
+    one of MODEL_KINDS, path with "default" resolved to the bundled model. FileNotFoundError when there is
+    nothing at the path, ValueError (naming `path`) when it is not a model."""
+    if is_triton_url(path):
+        return "triton", os.fspath(path)
+    path = resolve_model(path, backend)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no such model file or exported folder {path!r}")
+    if os.path.isdir(path):
+        if not is_exported_folder(path):
+            raise ValueError(f"path: {path!r} is a folder without a model.json, so not an exported model; "
+                             f"expected a model file (.safetensors, .pkl, .pt) or an exported folder")
+        return "exported", path
+    return sniff(path), path
+
+
 def sniff(path: str) -> str:
     """'checkpoint' | 'rosinality' | 'nvidia-tf' | 'nvlabs-pkl'; ValueError for anything else."""
     if is_checkpoint(path):
@@ -71,13 +91,18 @@ def read_model(path: str | os.PathLike, key: str = "G_ema", step: int | None = N
     StyleGAN2 files g_ema (the weights' moving averages): key G_ema (or Gs / g_ema). step: rosinality
     v1 output resolution 4 * 2**step (None: deepest).
     """
-    path = resolve_model(path, backend="torch")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"path: no such model file {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"path: {path!r} is a folder but not an exported model (no model.json); "
-                         f"expected a checkpoint, a .pkl file or an exported folder")
-    kind = sniff(path)
+    kind, path = model_kind(path, backend="torch")
+    if kind == "exported":
+        raise ValueError(f"path: {path!r} is an exported model (ONNX graphs + model.json), which holds no "
+                         f"checkpoint to read: use the model file it was exported from (sg.load runs the folder)")
+    if kind == "triton":
+        raise ValueError(f"path: {path!r} is a model on a Triton server, which holds no checkpoint to read: use "
+                         f"the model file it was exported from (sg.load runs the address)")
+    return _read_file(kind, path, key, step)
+
+
+def _read_file(kind: str, path: str, key: str, step: int | None) -> Checkpoint:
+    """A model file of a known kind (model_kind) -> Checkpoint."""
     if kind == "checkpoint":
         return load_checkpoint(path)
     if kind == "rosinality":
@@ -119,16 +144,16 @@ def load(
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
     precision = check_precision(precision, fp16)
-    if is_triton_url(path):
+    if backend == "triton" and not is_triton_url(path):
+        raise ValueError(f"backend: 'triton' runs models on a Triton server: pass a triton://HOST:PORT/NAME address "
+                         f"(stylegan export triton makes the models), not {os.fspath(path)!r}")
+    kind, path = model_kind(path, backend)
+    if kind == "triton":
         if backend not in ("auto", "triton") or compile:
             raise ValueError(f"backend: {path!r} is a Triton address: use backend='triton' or 'auto'"
                              + (" (compile is an option of the torch backend)" if compile else ""))
         return Generator(backend_class("triton")(path, device=device, precision=precision), batch_size=batch_size)
-    if backend == "triton":
-        raise ValueError(f"backend: 'triton' runs models on a Triton server: pass a triton://HOST:PORT/NAME address "
-                         f"(stylegan export triton makes the models), not {os.fspath(path)!r}")
-    path = resolve_model(path, backend)
-    if os.path.isdir(path) and is_exported_folder(path):
+    if kind == "exported":
         if backend == "torch":
             raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); use backend="
                              f"'onnxruntime', 'openvino' or 'tensorrt', or load the checkpoint it came from")
@@ -137,7 +162,7 @@ def load(
         exported = read_exported(path)
         name = auto_backend(exported.config, device, precision) if backend == "auto" else backend
         return Generator(backend_class(name)(exported, device=device, precision=precision), batch_size=batch_size)
-    ckpt = read_model(path, key=key, step=step)
+    ckpt = _read_file(kind, path, key, step)
     if backend not in ("auto", "torch"):
         raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
                          f"use backend='torch', or export it first (stylegan export onnx)")

@@ -8,6 +8,7 @@ from conftest import run_without_torch
 from PIL import Image
 
 import stylegan_sdk as sg
+from stylegan_sdk.version import install_hint
 
 
 def test_info_and_layer_table(skip32_generator):
@@ -129,4 +130,4 @@ def test_core_package_imports_without_torch():
     out = run_without_torch(code)
     assert out.returncode == 0, out.stderr
     assert "(4, 8) (2, 8)" in out.stdout
-    assert "pip install 'stylegan-sdk[torch]'" in out.stdout
+    assert install_hint("torch") in out.stdout

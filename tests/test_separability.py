@@ -114,6 +114,24 @@ def test_attribute_table_from_emoji_style_records(tmp_path):
         attribute_table(str(path), ["x/4.png"])
 
 
+def test_attribute_table_from_any_records(tmp_path):
+    """Not only emoji64's fields (issue 32): true / false fields, fields with nulls, categorical fields; a bare
+    {path: record} mapping; no group field -> each image its own group."""
+    labels = {"a.png": {"smiling": True, "hair": "black", "hat": None},
+              "b.png": {"smiling": False, "hair": "blond", "hat": "cap"},
+              "c.png": {"smiling": True, "hair": "blond", "hat": None}}
+    path = tmp_path / "faces.json"
+    path.write_text(json.dumps(labels))
+    names, table, groups = attribute_table(str(path), ["a.png", "b.png", "c.png"], ["smiling", "hair", "hat"])
+    assert names == ["smiling", "hair: black", "hair: blond", "has a hat"]
+    np.testing.assert_array_equal(table, [[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]])
+    assert sorted(groups.tolist()) == [0, 1, 2]
+    with pytest.raises(MetricError, match="no field 'mood'"):
+        attribute_table(str(path), ["a.png"], ["mood"])
+    with pytest.raises(MetricError, match="no field 'person'"):
+        attribute_table(str(path), ["a.png"], ["hair"], group_field="person")
+
+
 class _ThresholdClassifier(torch.nn.Module):
     """Attribute 0: brighter than middle gray. Attribute 1: far from middle gray (either way): two-sided."""
 

@@ -121,7 +121,7 @@ def test_served_stylegan3_answers_translate_and_rotate_exactly_as_in_process(sg3
             np.testing.assert_allclose(C.mix(ws[0], ws[1], [0, 1, 2], rotate=30, output="float"),
                                        G.mix(ws[0], ws[1], [0, 1, 2], rotate=30, output="float"), atol=1e-5)
             # A camera path: one translate / rotate per keyframe, lerped along with the latents.
-            path = dict(num_frames=4, translate=[(0, 0), (0.2, 0.1), (0.4, -0.1)], rotate=[0, 20, 45], output="float")
+            path = dict(num_frames=7, translate=[(0, 0), (0.2, 0.1), (0.4, -0.1)], rotate=[0, 20, 45], output="float")
             frames = list(C.interpolate([3, 4, 5], **path))
             local = list(G.interpolate([3, 4, 5], **path))
             assert len(frames) == len(local) == 7

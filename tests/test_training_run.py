@@ -416,19 +416,20 @@ def test_augmentation_may_be_switched_on_when_resuming(base_run, tmp_path, one_t
 # Issue 11: a finished run is not trained past its goal; nothing is made before every check passes
 
 
-def test_max_minutes_stops_at_the_first_tick_past_it_with_a_snapshot(data16, tmp_path, capsys, one_thread):
+def test_max_minutes_stops_after_the_first_step_past_it_with_a_snapshot(data16, tmp_path, capsys, one_thread):
     out = tmp_path / "run"
-    # A budget of 0 minutes is spent at the first tick (tick 0, one batch): the run stops there, far short of
-    # --kimg, and writes that tick's checkpoint and state as its last snapshot (--snap 100 would not yet).
+    # A budget of 0 minutes is spent after the first step (tick 0, one batch): the run stops there, far short of
+    # --kimg, and writes that step's checkpoint and state as its last snapshot (--snap 100 would not yet).
     assert main(["--data", data16, "--outdir", str(out), *TINY, "--kimg", "1", "--tick", "0.016", "--snap", "100",
                  "--max-minutes", "0"]) == 0
-    assert "stopping: --max-minutes 0 reached (after this snapshot)" in capsys.readouterr().out
+    assert "stopping: --max-minutes 0 reached after " in capsys.readouterr().out
     assert [s["nimg"] for s in _stats(out)] == [8]
     assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 8
     assert (out / "network-snapshot-000000008.safetensors").is_file()
-    # --resume latest continues with the saved budget; `none` lifts it, and the run reaches --kimg.
+    # --resume latest continues with the saved budget (spent again after one step, inside tick 1); `none` lifts
+    # it, and the run reaches --kimg.
     assert main(["--outdir", str(out), "--resume", "latest"]) == 0
-    assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 24
+    assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 16
     assert main(["--outdir", str(out), "--resume", "latest", "--max-minutes", "none", "--kimg", "0.04"]) == 0
     assert load_training_state(latest_state(str(out)))[1]["cur_nimg"] == 40
 

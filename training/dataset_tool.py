@@ -9,7 +9,8 @@ background, grayscale kept or expanded, centre crop, Lanczos down-sampling). The
 the NVlabs layout: `00000/img00000000.png`, ... plus `dataset.json` with the labels (or null).
 Labels come from the source's own `dataset.json`, or from `--labels FILE`: either that same NVlabs
 layout, or one record per image path (`{"labels": {"noto/1f600.png": {"category": "Smileys & Emotion",
-...}}}`, as `emoji64_labels.json`), whose `--label-field` becomes a class index (the file's list of that
+...}}}`, as `emoji64_labels.json`, or the bare `{"noto/1f600.png": {...}}`),
+whose `--label-field` becomes a class index (the file's list of that
 field's values when it has one, e.g. "categories", else the sorted distinct values; a null value is the
 class "none"); the class names are written to `dataset.json` under "classes".
 Unreadable files are reported on stderr and skipped, with a count. The zip (or folder) appears
@@ -164,12 +165,16 @@ def labels_by_field(doc: Any, path: str, field: str) -> tuple[dict[str, int | li
     """(label by image path, class names or None) of a labels file's JSON: NVlabs' [[path, label], ...]
     as it is, or one `field` of a mapping path -> record as class indices."""
     entries = doc.get("labels") if isinstance(doc, dict) else None
+    if entries is None and isinstance(doc, dict) and doc and all(isinstance(r, dict) for r in doc.values()):
+        entries = doc   # a bare {path: record} mapping
     if isinstance(entries, list):  # the NVlabs dataset.json layout: [[path, label], ...]
         if not all(isinstance(e, list) and len(e) == 2 for e in entries):
             raise DatasetError(f"labels: {path!r}: 'labels' must be a list of [file name, label] pairs")
         return {str(name).replace("\\", "/"): label for name, label in entries}, None
     if not isinstance(entries, dict) or not all(isinstance(r, dict) for r in entries.values()):
-        raise DatasetError(f"labels: {path!r} has no 'labels' list of [path, label] pairs or mapping of path -> record")
+        raise DatasetError(f"labels: {path!r} is neither {{\"labels\": [[path, label], ...]}} (NVlabs dataset.json) "
+                           f"nor a mapping of image path -> record "
+                           f"({{\"labels\": {{path: record}}}} or {{path: record}})")
     missing = sorted(name for name, record in entries.items() if field not in record)
     if missing:
         raise DatasetError(f"labels: the records of {len(missing)} image(s) have no field {field!r}, "
@@ -235,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="convert only the first N files (sorted by name)")
     p.add_argument("--no-labels", action="store_true", help="ignore dataset.json labels")
     p.add_argument("--labels", default=None, metavar="FILE",
-                   help="labels from FILE instead of the source's dataset.json: NVlabs [[path, label], ...] or "
-                        "{path: record} (e.g. emoji64_labels.json)")
+                   help='labels from FILE instead of the source\'s dataset.json: {"labels": [[path, label], ...]} '
+                        '(NVlabs dataset.json), or per-image records {"labels": {path: {field: value, ...}}} '
+                        '(emoji64_labels.json) or {path: {field: value, ...}}')
     p.add_argument("--label-field", default="category",
                    help="with --labels FILE of per-image records: the field that becomes the class (default category)")
     return p

@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
-# The 64 px emoji model on a lent GPU, in one command: trains a StyleGAN2 on emoji64.zip for a time budget
+# The 64 px emoji model on one NVIDIA GPU, in one command: trains a StyleGAN2 on emoji64.zip for a time budget
 # and leaves the final checkpoint, its sample grid and the training statistics in ${OUT:-out/gpu_emoji64}.
-# FID is measured afterwards where the Inception weights are (they and the data do not fit the device tool's
-# 64 MiB working tree together).
 #
-# Prepare here, once (the device machine sees the repo's working tree, not ../shared):
-#   mkdir -p .gpu && cp ../shared/datasets/emoji64.zip ../shared/datasets/emoji64_labels.json .gpu/
-#   echo /.gpu/ >> .git/info/exclude
-# On the device (the device tool's `run`, repo root as working directory; about 9 of its 10 minutes):
-#   run(command="bash training/gpu_emoji64.sh", carry=[".gpu"], timeout_s=600)
-# Plan it here first, on the CPU with a tiny network (about a minute):
+# On the GPU machine, in a clone of this repository with the torch extra installed (make install, or
+# pip install ".[train]" with a CUDA build of torch):
+#   python -m training.emoji64 --out data        # once: data/emoji64.zip + data/emoji64_labels.json (npm, ~150 MB)
+#   bash training/gpu_emoji64.sh                  # about 9 minutes: 8 of training, then the snapshot
+# Try it first on any machine, on the CPU with a tiny network and made-up images (about a minute):
 #   SMOKE=1 bash training/gpu_emoji64.sh
-# Then, here: FID with the model card's protocol (fid5k_full, psi 1) at 64 px, and the bundling steps:
+# Then FID with the model card's protocol (fid5k_full, psi 1) at 64 px, where the Inception weights are:
 #   python -m training.metrics --model out/gpu_emoji64/network-snapshot.safetensors \
-#       --data ../shared/datasets/emoji64.zip --metrics fid5k_full --feature-weights ~/weights
+#       --data data/emoji64.zip --metrics fid5k_full --feature-weights ~/weights
+# On a machine that sees only this folder (a GPU lent for a few minutes), copy the two data files into a folder
+# of the repo, e.g. .gpu/ (listed in .git/info/exclude), and run DATA=.gpu/emoji64.zip
+# LABELS=.gpu/emoji64_labels.json bash training/gpu_emoji64.sh there.
 #
-# Knobs (environment): MINUTES (training budget, default 8; the run stops at the first tick past it, with a
-#   snapshot), COND (1: conditional on the emoji category, from .gpu/emoji64_labels.json), CBASE / CMAX
-#   (channels, default 8192 / 128: 2.8 M generator parameters, an 11 MB checkpoint that the repo and a
-#   CPU demo can carry), BATCH (64), AUG (ada), SEED (0), DATA (.gpu/emoji64.zip), PYTHON (python3 there),
-#   LIMIT_S (hard stop of the training process, default MINUTES * 60 + 75 s; keep it under the call's timeout).
-# What comes back (<= 8 files): run.log, network-snapshot.safetensors, fakes.png (the fixed grid, psi 1),
+# Knobs (environment): MINUTES (training budget, default 8; the run stops after the first step past it, with a
+#   snapshot), COND (1: conditional on the emoji category, from LABELS), CBASE / CMAX (channels, default
+#   8192 / 128: 2.8 M generator parameters, an 11 MB checkpoint that the repo and a CPU demo can carry),
+#   BATCH (64), AUG (ada), SEED (0), DATA (data/emoji64.zip), LABELS (data/emoji64_labels.json), PYTHON
+#   (.venv/bin/python when there, else python3), LIMIT_S (hard stop of the training process, default
+#   MINUTES * 60 + 75 s).
+# What comes back in OUT (<= 8 files): run.log, network-snapshot.safetensors, fakes.png (the fixed grid, psi 1),
 #   reals.png, stats.jsonl, training_options.json, and training-state.safetensors when it is under 16 MiB.
 # Exit code: the training's (0 done, 2 a bad option), 124 when LIMIT_S stopped it, 1 when there is no CUDA (unless
 #   SMOKE=1).
@@ -31,8 +32,8 @@ cd "$ROOT"
 
 SMOKE=${SMOKE:-0}
 OUT=${OUT:-out/gpu_emoji64}
-DATA=${DATA:-.gpu/emoji64.zip}
-LABELS=${LABELS:-.gpu/emoji64_labels.json}
+DATA=${DATA:-data/emoji64.zip}
+LABELS=${LABELS:-data/emoji64_labels.json}
 COND=${COND:-0}
 SEED=${SEED:-0}
 AUG=${AUG:-ada}
@@ -40,7 +41,7 @@ if [[ -z ${PYTHON:-} ]]; then
     if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-[[ -f $DATA || $SMOKE == 1 ]] || { echo "gpu_emoji64.sh: error: no data at $DATA (see the header: prepare .gpu/)" >&2; exit 2; }
+[[ -f $DATA || $SMOKE == 1 ]] || { echo "gpu_emoji64.sh: error: no data at $DATA (make it with: python -m training.emoji64 --out data)" >&2; exit 2; }
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -48,7 +49,7 @@ LOG="$OUT/run.log"
 : > "$LOG"
 
 if [[ $SMOKE == 1 ]]; then
-    # The same steps on the CPU, small: a made-up 64 px data set unless .gpu/ holds the real one.
+    # The same steps on the CPU, small: a made-up 64 px data set unless DATA holds the real one.
     MINUTES=${MINUTES:-0.5} CBASE=${CBASE:-512} CMAX=${CMAX:-16} BATCH=${BATCH:-8}
     DEVICE=cpu EXTRA=(--z-dim 32 --w-dim 32 --map 1 --tick 0.032)
     if [[ ! -f $DATA ]]; then

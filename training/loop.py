@@ -38,9 +38,12 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,13 +199,48 @@ def broadcast_module(module: torch.nn.Module, world: int) -> None:
             torch.distributed.broadcast(t.data, src=0)
 
 
-def rank0_says(flag: bool, world: int, device: torch.device) -> bool:
-    """Rank 0's flag in every process (a decision read off each process's own clock could differ)."""
+def rank0_says(code: int, world: int, device: torch.device) -> int:
+    """Rank 0's code in every process (a decision read off each process's own clock or signals could differ)."""
     if world == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=device)   # (on the training device: NCCL broadcasts CUDA tensors only)
+        return code
+    t = torch.tensor([float(code)], device=device)
     torch.distributed.broadcast(t, src=0)
-    return bool(t.item())
+    return int(t.item())
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) asks the run to stop after the step in hand, with a snapshot and a training state; a
+    second Ctrl-C stops at once, as Python does. Outside the main thread (no signal handler) it never fires."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.asked:   # the second Ctrl-C: no more waiting
+            raise KeyboardInterrupt
+        self.asked = True
+        print("\nCtrl-C: stopping after this step, with a snapshot and a training state "
+              "(Ctrl-C again to quit at once, losing the work since the last one)", file=sys.stderr, flush=True)
+
+    @contextmanager
+    def watching(self) -> Iterator[StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def human_bytes(n: int) -> str:
+    """'637 MB', '1.6 MB', '12 kB'."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            value = n / size
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{n} B"
 
 
 def barrier(world: int) -> None:
@@ -329,7 +367,14 @@ def training_loop(
     abort_fn: Callable[[], bool] | None = None,  # checked once per tick: stop (after a snapshot) when True
     log: Callable[[str], None] = print,         # status lines (rank 0)
 ) -> dict[str, Any]:
-    """Train; returns a summary (images seen, last checkpoint, last state)."""
+    """Train; returns a summary (images seen, last checkpoint, last state, and "stopped": None when --kimg was
+    reached, else "max_minutes", "interrupted" (Ctrl-C) or "aborted")."""
+    with StopRequest().watching() as stop:
+        return _train(opts, dataset, device, resume_path, abort_fn, log, stop)
+
+
+def _train(opts: TrainingOptions, dataset: ImageDataset, device: torch.device, resume_path: str | None,
+           abort_fn: Callable[[], bool] | None, log: Callable[[str], None], stop: StopRequest) -> dict[str, Any]:
     rank, world = process_rank(), world_size()
     start_time = time.time()
     say = log if rank == 0 else (lambda _msg: None)
@@ -397,9 +442,15 @@ def training_loop(
         f"batch {opts.batch}, {rounds} micro-batch{'es' if rounds > 1 else ''} of {batch_gpu}) for {opts.kimg:g} kimg"
         + (f", only D until kimg {opts.d_warmup_kimg:g}" if state.cur_nimg < opts.d_warmup_kimg * 1000 else "")
         + (f", minibatch-stddev groups of {class_group} images of one class" if class_group > 1 else ""))
+    if opts.cfg == "auto" and device.type == "cpu":
+        say(f"--cfg auto is NVlabs' configuration for GPUs (up to {opts.channel_max} channels); on a CPU, "
+            f"--cfg cpu trains networks of a size a CPU can train in hours")
     bar = ProgressBar(opts.kimg, enabled=rank == 0)
     last: dict[str, Any] = {"checkpoint": None, "state": None}
     tick_losses: dict[str, float] = {}
+    stopped: str | None = None
+    budget_s = None if opts.max_minutes is None else opts.max_minutes * 60
+    first_step_nimg, first_step_start = state.cur_nimg, time.time()
 
     # -- Steps ----------------------------------------------------------------------------------
     while True:
@@ -476,6 +527,21 @@ def training_loop(
         state.cur_nimg += opts.batch
         state.batch_idx += 1
         done = state.cur_nimg >= opts.kimg * 1000
+        if state.cur_nimg == first_step_nimg + opts.batch:   # the first step of this process: what to expect
+            step_s = time.time() - first_step_start
+            say(f"first step: {step_s:.1f} s for {opts.batch} images, so about "
+                f"{format_time(step_s * opts.kimg_per_tick * 1000 / opts.batch)} a tick ({opts.kimg_per_tick:g} kimg) "
+                f"and {format_time(step_s * max(0.0, opts.kimg * 1000 - state.cur_nimg) / opts.batch)} to --kimg "
+                f"{opts.kimg:g} (the first step is the slowest)")
+        # Stop after any step, not only at a tick's end: a tick may take longer than the budget.
+        if not done:
+            over = budget_s is not None and time.time() - start_time >= budget_s
+            reason = "max_minutes" if over else "interrupted" if stop.asked else None
+            if world > 1:   # every process stops after the same step: rank 0's view decides
+                code = rank0_says({None: 0, "max_minutes": 1, "interrupted": 2}[reason], world, device)
+                reason = {0: None, 1: "max_minutes", 2: "interrupted"}[code]
+            if reason is not None:
+                done, stopped = True, reason
         bar.update(state.cur_nimg / 1000, (time.time() - tick_start_time) / (state.cur_nimg - tick_start_nimg) * 1000,
                    tick_losses)
         if not done and state.cur_tick != 0 and state.cur_nimg < tick_start_nimg + opts.kimg_per_tick * 1000:
@@ -494,12 +560,13 @@ def training_loop(
         say(f"tick {tick:<4d} " + status_text(state.cur_nimg / 1000, opts.kimg, sec_per_kimg, tick_losses)
             + (f"  res {res} alpha {alpha:.2f}" if opts.arch == "stylegan1" else ""))
         if abort_fn is not None and not done and abort_fn():
-            done = True
+            done, stopped = True, "aborted"
             say("aborting (after this snapshot)")
-        if not done and opts.max_minutes is not None and rank0_says(
-                tick_end_time - start_time >= opts.max_minutes * 60, world, device):
-            done = True
-            say(f"stopping: --max-minutes {opts.max_minutes:g} reached (after this snapshot)")
+        if stopped == "max_minutes":
+            say(f"stopping: --max-minutes {opts.max_minutes:g} reached after {format_time(time.time() - start_time)} "
+                f"(writing a snapshot and a training state)")
+        elif stopped == "interrupted":
+            say("stopping: Ctrl-C (writing a snapshot and a training state)")
 
         # The tick's statistics line goes first: a training state never exists without its tick's line
         # (a run killed in between redoes the tick, and resume drops the lines after its state).
@@ -510,6 +577,11 @@ def training_loop(
         if done or tick % opts.snap == 0:
             if rank == 0:
                 last = _snapshot(state, opts, G_cfg, dataset, (grid_z, grid_c, cols), device)
+                if tick == 0 or done:   # what a snapshot costs on disk, once, and where the last one is
+                    say(f"snapshot: {os.path.basename(last['checkpoint'])} "
+                        f"({human_bytes(os.path.getsize(last['checkpoint']))}) and "
+                        f"{os.path.basename(last['state'])} ({human_bytes(os.path.getsize(last['state']))}: G, D, "
+                        f"G_ema and Adam's moments; the newest {opts.keep_states} are kept)")
                 metric_fields = _evaluate_metrics(opts, G_ema, G_cfg, res, alpha, dataset, last, device, say)
                 if metric_fields:  # a line of its own, after the state it measures
                     with open(os.path.join(outdir, STATS_FILE), "a") as f:
@@ -529,8 +601,12 @@ def training_loop(
 
     if tfevents is not None:
         tfevents.close()
-    say(f"done: {state.cur_nimg} images; last checkpoint {last['checkpoint']}")
-    return {"cur_nimg": state.cur_nimg, **last}
+    if stopped in ("max_minutes", "interrupted"):
+        say(f"stopped at {state.cur_nimg} images of {opts.kimg * 1000:g}; last checkpoint {last['checkpoint']}, "
+            f"training state {last['state']}; to continue: python -m training.run --outdir {outdir} --resume latest")
+    else:
+        say(f"done: {state.cur_nimg} images; last checkpoint {last['checkpoint']}")
+    return {"cur_nimg": state.cur_nimg, "stopped": stopped, **last}
 
 
 def _draw_pl_inputs(rng: torch.Generator, pl_batch: int, z_dim: int, labels: torch.Tensor, noise_res: list[int],

@@ -54,7 +54,7 @@ class TrainingOptions:
     batch: int = 32                         # global batch (all processes together)
     batch_gpu: int | None = None            # per-process micro-batch, gradients accumulate (None = batch / processes)
     seed: int = 0                           # weights, latents, noise and data order
-    max_minutes: float | None = None        # stop at the first tick past this many minutes of this process's
+    max_minutes: float | None = None        # stop after the first step past this many minutes of this process's
                                             # training (a snapshot and state are written); None = no limit
     init_from: str | None = None            # our generator checkpoint whose weights start G, G_ema (D: fresh)
     d_warmup_kimg: float = 0.0              # kimg at the start in which only D trains (G held), e.g. after init_from

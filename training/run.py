@@ -25,6 +25,10 @@ A user error (missing or empty data, a resolution that is not a power of two, im
 the resolution, an unwritable outdir, a bad option) prints one line and exits 2; every argument is
 checked before the run folder is made. `--resume` on a run that reached its --kimg says so and
 exits 0 without training (pass a larger --kimg to train further).
+
+Stopping early keeps the work: `--max-minutes` and Ctrl-C both end the run after the step in hand
+(a tick may be long), write a snapshot and a training state, and print the `--resume latest` command
+that continues it; Ctrl-C exits 130, and a second Ctrl-C quits at once.
 """
 
 from __future__ import annotations
@@ -60,8 +64,18 @@ class RunComplete(Exception):
 # Command line -> options
 
 
-def _float_or_none(text: str) -> float | None:
-    return None if text.lower() in ("none", "off") else float(text)
+class _Off:
+    """'none' on the command line: the option switched off, which an option left out (None) cannot say."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+OFF = _Off()
+
+
+def _float_or_none(text: str) -> float | _Off:
+    return OFF if text.lower() in ("none", "off") else float(text)
 
 
 def _metric_list(text: str) -> list[str]:
@@ -100,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-gpu", type=int, help="per-process micro-batch (gradients accumulate)")
     g.add_argument("--seed", type=int, help="random seed")
     g.add_argument("--max-minutes", type=_float_or_none, metavar="MIN",
-                   help="stop at the first tick after MIN minutes of training, with a snapshot (a time budget; "
-                        "--resume latest continues; none = no limit)")
+                   help="a time budget: stop after the first step past MIN minutes of training, with a snapshot and "
+                        "a training state (--resume latest continues; none = no limit)")
     g = p.add_argument_group("networks")
     g.add_argument("--z-dim", type=int, help="input latent size")
     g.add_argument("--w-dim", type=int, help="intermediate latent size")
@@ -145,7 +159,7 @@ GIVEN_FIELDS = [f for f in TrainingOptions.__dataclass_fields__]
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainingOptions fields the user set (None = not given)."""
-    return {k: v for k, v in vars(args).items() if k in GIVEN_FIELDS and v is not None}
+    return {k: None if v is OFF else v for k, v in vars(args).items() if k in GIVEN_FIELDS and v is not None}
 
 
 # ----------------------------------------------------------------------------
@@ -355,10 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         if world > 1:
             torch.distributed.barrier()
-        training_loop(prepared["opts"], prepared["dataset"], prepared["device"],
-                      resume_path=prepared["resume_path"])
+        result = training_loop(prepared["opts"], prepared["dataset"], prepared["device"],
+                               resume_path=prepared["resume_path"])
         if world > 1:
             torch.distributed.barrier()  # every rank done (rank 0 writes last) before the group goes away
+        if result["stopped"] == "interrupted":   # stopped by Ctrl-C, the work kept: still "interrupted"
+            return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     finally:

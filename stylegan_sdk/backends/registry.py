@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..version import install_hint
 from .base import Backend
 
 
@@ -15,14 +16,14 @@ from .base import Backend
 class BackendEntry:
     name: str
     load_class: Callable[[], type[Backend]]  # imports the module on first use
-    install_hint: str                        # what to pip install when the import fails
+    install: Callable[[], str]               # what to pip install when the import fails (from where we came)
 
 
 REGISTRY: dict[str, BackendEntry] = {}
 
 
-def register(name: str, load_class: Callable[[], type[Backend]], install_hint: str) -> None:
-    REGISTRY[name] = BackendEntry(name, load_class, install_hint)
+def register(name: str, load_class: Callable[[], type[Backend]], install: Callable[[], str]) -> None:
+    REGISTRY[name] = BackendEntry(name, load_class, install)
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -34,7 +35,7 @@ def backend_class(name: str) -> type[Backend]:
         return entry.load_class()
     except ImportError as e:
         raise ImportError(f"backend {name!r} needs packages that are not installed ({e.msg}); "
-                          f"install them with: {entry.install_hint}") from e
+                          f"install them with: {entry.install()}") from e
 
 
 def _load_torch() -> type[Backend]:
@@ -67,12 +68,12 @@ def _load_triton() -> type[Backend]:
     return TritonBackend
 
 
-register("torch", _load_torch, "pip install 'stylegan-sdk[torch]'")
-register("onnxruntime", _load_onnxruntime, "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
-register("openvino", _load_openvino, "pip install 'stylegan-sdk[openvino]'")
+register("torch", _load_torch, lambda: install_hint("torch"))
+register("onnxruntime", _load_onnxruntime, lambda: "pip install onnxruntime (or onnxruntime-gpu for CUDA)")
+register("openvino", _load_openvino, lambda: install_hint("openvino"))
 register("tensorrt", _load_tensorrt,
-         "pip install 'stylegan-sdk[tensorrt]' (tensorrt + a CUDA build of torch; needs an NVIDIA GPU)")
-register("triton", _load_triton, "pip install 'stylegan-sdk[triton]' (tritonclient[grpc])")
+         lambda: f"{install_hint('tensorrt')} (tensorrt + a CUDA build of torch; needs an NVIDIA GPU)")
+register("triton", _load_triton, lambda: f"{install_hint('triton')} (tritonclient[grpc])")
 
 
 BACKEND_CHOICES = ("auto", *REGISTRY)   # what a `backend=` argument or --backend option accepts

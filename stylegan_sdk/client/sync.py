@@ -156,7 +156,7 @@ class Client(ClientBase):
                     translate: Any = None, rotate: Any = None, transform: Any = None,
                     timeout: float | None = None) -> Iterator[Any]:
         """Frames along a path through K >= 2 keyframes (seeds, z [K, z_dim] or ws [K, num_ws, w_dim]):
-        num_frames per segment, ends included and shared, (K - 1) * (num_frames - 1) + 1 in all.
+        num_frames in all, spread evenly from the first keyframe to the last.
         space "w": lerp between the mapped keyframes; "z": slerp in Z, every frame mapped. Random noise is
         one draw shared by all frames. Yields one image per frame (PIL, uint8 [H, W, C] or float [C, H, W]);
         timeout (default: the client's) bounds the whole stream. Arguments are checked at once."""

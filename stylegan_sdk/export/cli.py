@@ -18,14 +18,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .._cli import INSTALL_HINTS, OneLineParser, UserError, check_output, flag_names, report, run_command
+from .._cli import OneLineParser, UserError, check_output, flag_names, report, run_command
 from ..backends.tensorrt_runtime import NoGPUError
 from ..formats.fileio import made_parents
+from ..version import install_hint
 from .tensorrt import build_engines
 from .triton import ENGINES, INSTANCE_KINDS, check_repository_args, write_repository
 
 TENSORRT_FIELDS = ("min_batch", "opt_batch", "max_batch", "workspace_gb")
-TRITON_FIELDS = ("name", "max_batch", "instances", "engine", "device", "max_queue_delay_us")
+TRITON_FIELDS = ("name", "max_batch", "instances", "engine", "device", "max_queue_delay_us", "force")
+ONNX_FIELDS = ("opset", "force")
 
 
 # ----------------------------------------------------------------------------
@@ -45,11 +47,15 @@ def run_onnx(args: argparse.Namespace, prog: str) -> int:
         from .onnx import export_onnx  # an optional dependency: torch + onnx + onnxscript
     except ImportError as e:
         raise UserError(f"ONNX export needs torch, onnx and onnxscript ({e}); install them with: "
-                        f"{INSTALL_HINTS['onnx']}") from None
+                        f"{install_hint('export')}") from None
     check_output(args.out, "out", folder=True)
     t0 = time.time()
-    with made_parents(args.out):  # the export writes beside --out, then renames its folder into place
-        exported = export_onnx(args.model, args.out, opset=args.opset, force=args.force, verify=not args.no_verify)
+    try:
+        with made_parents(args.out):  # the export writes beside --out, then renames its folder into place
+            exported = export_onnx(args.model, args.out, opset=args.opset, force=args.force,
+                                   verify=not args.no_verify)
+    except ValueError as e:
+        raise UserError(flag_names(str(e), ONNX_FIELDS)) from None
     cfg = exported.config
     print(f"wrote {exported.folder} ({cfg.arch}, {cfg.img_resolution}px, num_ws={cfg.num_ws}, "
           f"opset {args.opset}) in {time.time() - t0:.1f}s")
@@ -107,10 +113,13 @@ def run_triton(args: argparse.Namespace, prog: str) -> int:
     except ValueError as e:
         raise UserError(flag_names(str(e), TRITON_FIELDS)) from None
     check_output(args.out, "out", folder=True)
-    with made_parents(args.out):
-        folders = write_repository(args.model, args.out, name=args.name, max_batch=args.max_batch,
-                                   instances=args.instances, engine=args.engine, device=args.device,
-                                   max_queue_delay_us=args.max_queue_delay_us, force=args.force)
+    try:
+        with made_parents(args.out):
+            folders = write_repository(args.model, args.out, name=args.name, max_batch=args.max_batch,
+                                       instances=args.instances, engine=args.engine, device=args.device,
+                                       max_queue_delay_us=args.max_queue_delay_us, force=args.force)
+    except ValueError as e:
+        raise UserError(flag_names(str(e), TRITON_FIELDS)) from None
     print(f"wrote {', '.join(folders.values())} (max_batch_size {args.max_batch}, {args.instances} instance(s), "
           f"{args.engine}); serve with: tritonserver --model-repository {args.out}")
     return 0

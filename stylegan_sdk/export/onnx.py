@@ -145,7 +145,7 @@ def export_onnx(
     cfg = ckpt.config
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not force:
-        raise ValueError(f"out: {out_dir!r} already exists (use force=True / --force to replace it)")
+        raise ValueError(f"out: {out_dir!r} already exists (force=True replaces it)")
     parent = os.path.dirname(out_dir)
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"out: folder {parent!r} does not exist")

@@ -127,7 +127,7 @@ def write_repository(
     targets = {graph: os.path.join(out, model) for graph, model in names.items()}
     existing = [t for t in (*targets.values(), os.path.join(out, f"{name}.{MANIFEST}")) if os.path.lexists(t)]
     if existing and not force:
-        raise ValueError(f"out: {existing[0]!r} already exists (use force=True / --force to replace it)")
+        raise ValueError(f"out: {existing[0]!r} already exists (force=True replaces it)")
 
     with _exported(source) as model:
         _check_source(model, engine, max_batch)

@@ -25,16 +25,18 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
+
+from stylegan_sdk.progress import Progress
 
 from .feature_nets import MetricError, find_weights, load_inception, load_vgg16
 from .fid import FeatureStats, dataset_features, fid_from_features
 from .ppl import compute_ppl
 from .precision_recall import precision_recall
-from .sampling import generated_images
+from .sampling import counted, generated_images
 from .separability import compute_separability, load_classifier
 from .variety import class_variety
 
@@ -121,11 +123,17 @@ def _label_sampler(G: torch.nn.Module, dataset, gen: torch.Generator, device: to
 _REAL_CACHE: dict[tuple, Any] = {}
 
 
-def _real_features(kind: str, dataset, max_real: int | None, net, extract, device, batch: int):
+def _real_count(dataset, max_real: int | None) -> int:
+    """How many real images a metric reads (its cap, or the whole data set)."""
+    return dataset.num_images if max_real is None else min(max_real, dataset.num_images)
+
+
+def _real_features(kind: str, dataset, max_real: int | None, net, extract, device, batch: int,
+                   progress: Progress | None):
     key = (kind, dataset.path, dataset.resolution, dataset.num_channels, tuple(dataset.background), max_real, id(net))
     if key not in _REAL_CACHE:
         stats = FeatureStats(capture_all=kind == "pr", max_items=max_real)
-        batches = (imgs for imgs, _ in dataset.iter_batches(batch, max_real))
+        batches = counted((imgs for imgs, _ in dataset.iter_batches(batch, max_real)), progress)
         _REAL_CACHE[key] = dataset_features(batches, lambda x: extract(x.to(device)), stats)
     return _REAL_CACHE[key]
 
@@ -140,9 +148,14 @@ def calc_metric(
     seed: int = 0,                          # latents and noise of the generated images
     download: bool = True,                  # fetch missing weights when online
     classifier: str | None = None,          # ls: folder of the attribute classifier (separability.py)
+    progress: TextIO | None = None,         # where to say how far it is, with an estimate (None: silent)
 ) -> dict[str, Any]:
     """{"metric": name, "results": {key: value}, "total_time": seconds}."""
     spec = parse_metric(name)
+
+    def track(what: str, total: int, unit: str = "img") -> Progress | None:
+        return None if progress is None else Progress(f"{name}: {what}", total, unit, stream=progress)
+
     device = torch.device(device)
     start = time.time()
     G = G.eval().to(device)
@@ -154,8 +167,10 @@ def calc_metric(
     if spec.kind == "fid":
         net = load_inception(feature_weights, device, download)
         extract = net
-        real = _real_features("fid", dataset, spec.max_real, net, extract, device, batch)
-        fake = dataset_features(generated_images(G, spec.num_gen, sample_c, gen, device, batch),
+        real = _real_features("fid", dataset, spec.max_real, net, extract, device, batch,
+                              track("real images", _real_count(dataset, spec.max_real)))
+        fake = dataset_features(counted(generated_images(G, spec.num_gen, sample_c, gen, device, batch),
+                                        track("generated images", spec.num_gen)),
                                 extract, FeatureStats(max_items=spec.num_gen))
         results = {name: fid_from_features(real, fake)}
     elif spec.kind == "pr":
@@ -164,8 +179,10 @@ def calc_metric(
         def extract(x: torch.Tensor) -> torch.Tensor:
             return net.fc7(x.float() / 127.5 - 1)
 
-        real = _real_features("pr", dataset, spec.max_real, net, extract, device, batch)
-        fake = dataset_features(generated_images(G, spec.num_gen, sample_c, gen, device, batch),
+        real = _real_features("pr", dataset, spec.max_real, net, extract, device, batch,
+                              track("real images", _real_count(dataset, spec.max_real)))
+        fake = dataset_features(counted(generated_images(G, spec.num_gen, sample_c, gen, device, batch),
+                                        track("generated images", spec.num_gen)),
                                 extract, FeatureStats(capture_all=True, max_items=spec.num_gen))
         p, r = precision_recall(torch.from_numpy(real.features()).to(device),
                                 torch.from_numpy(fake.features()).to(device))
@@ -174,17 +191,19 @@ def calc_metric(
         if classifier is None:
             raise MetricError(f"classifier: {name} needs the attribute classifier (--classifier DIR)")
         net, info = load_classifier(classifier)
-        out = compute_separability(G, net.to(device), info, spec.num_gen, spec.space, batch=batch, seed=seed)
+        out = compute_separability(G, net.to(device), info, spec.num_gen, spec.space, batch=batch, seed=seed,
+                                   progress=track("samples", spec.num_gen))
         results = {name: out["score"], f"{name}_entropies": out["entropies"],
                    f"{name}_positive_share": out["positive_share"], f"{name}_left_out": out["left_out"]}
     elif spec.kind == "cvar":
-        per_class = class_variety(G, dataset, spec.num_gen, gen, device, batch)
+        per_class = class_variety(G, dataset, spec.num_gen, gen, device, batch,
+                                  progress=track("classes", dataset.label_dim, "class"))
         results = {name: min(per_class.values()), f"{name}_classes": per_class}
     else:
         net = load_vgg16(feature_weights, device, download)
         results = {name: compute_ppl(G, net.lpips_embedding, sample_c, spec.num_gen, epsilon=1e-4,
                                      space=spec.space, sampling=spec.sampling, crop=spec.crop,
-                                     batch=min(batch, 16), seed=seed)}
+                                     batch=min(batch, 16), seed=seed, progress=track("paths", spec.num_gen, "path"))}
     return {"metric": name, "results": results, "total_time": time.time() - start}
 
 

@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint (.safetensors), official .pkl or rosinality .pt; repeat it to evaluate several "
                         "models against one pass over the real images")
     p.add_argument("--data", default=None, help="folder or zip of real images (FID, PR; labels for conditional models)")
-    p.add_argument("--metrics", default="fid50k_full", help="comma-separated metric names")
+    p.add_argument("--metrics", default="fid50k_full",
+                   help="comma-separated metric names: fid50k_full, fid50k, pr50k3_full, pr50k3, ppl_zfull, ppl_wfull, "
+                        "ppl_zend, ppl_wend, ppl2_wend, ls_z, ls_w, cvar256; the counts are free (fid5k_full, fid500, "
+                        "ppl_wend_1k, pr5k3, ls_w_20k, cvar1k)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr (results only)")
     p.add_argument("--feature-weights", default=None, help="folder holding the feature networks' weights")
     p.add_argument("--no-download", action="store_true", help="never download missing weights")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
@@ -92,7 +96,7 @@ def evaluate(args: argparse.Namespace) -> None:
         for name in names:
             result = calc_metric(name, G, dataset, feature_weights=args.feature_weights, device=device,
                                  batch=args.batch, seed=args.seed, download=not args.no_download,
-                                 classifier=args.classifier)
+                                 classifier=args.classifier, progress=None if args.quiet else sys.stderr)
             result["model"] = path
             print(json.dumps(result), flush=True)
             if args.out is not None:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from stylegan_sdk.progress import Progress
+
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation of directions a, b [N, D] at t [N, 1]; unit-norm result."""
@@ -93,10 +95,13 @@ def compute_ppl(
     crop: bool = False,
     batch: int = 16,
     seed: int = 0,
+    progress: Progress | None = None,                       # counts the paths
 ) -> float:
     gen = torch.Generator().manual_seed(seed)
     dist = []
     for start in range(0, num_samples, batch):
         n = min(batch, num_samples - start)
         dist.append(path_distances(G, embed, sample_c(n), gen, epsilon, space, sampling, crop).cpu().numpy())
+        if progress is not None:
+            progress.advance(n)
     return ppl_from_distances(np.concatenate(dist))

@@ -1,8 +1,25 @@
-"""Generated images for the metrics: the one sampler every metric draws from."""
+"""Generated images for the metrics: the one sampler every metric draws from, and batches counted as they pass."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
 import torch
+
+from stylegan_sdk.progress import Progress
+
+T = TypeVar("T")
+
+
+def counted(batches: Iterable[T], progress: Progress | None) -> Iterator[T]:
+    """The batches as they are, each one's length added to `progress` once it has been used."""
+    for b in batches:
+        yield b
+        if progress is not None:
+            progress.advance(len(b))
+    if progress is not None:
+        progress.close()
 
 
 @torch.no_grad()

@@ -50,8 +50,9 @@ from safetensors.torch import load_file, save_file
 from stylegan_sdk._cli import OneLineParser, run_command
 from stylegan_sdk.formats.fileio import atomic_path, atomic_write_bytes
 from stylegan_sdk.latents import class_to_c
+from stylegan_sdk.progress import Progress
 
-from ..dataset import ImageDataset
+from ..dataset import DatasetError, ImageDataset
 from ..dataset_tool import labels_by_field, read_labels_doc
 from .feature_nets import MetricError
 
@@ -173,24 +174,52 @@ class ClassifierInfo:
     training: dict                   # settings of the run
 
 
-def attribute_table(labels_file: str, names: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(attribute names, bool [N, A], group [N]) for image `names` from an emoji64_labels.json-style file: one
-    attribute per category ("category: K") and "has a skin tone"; images of the same emoji (its `name`: the
-    Noto and the Twemoji drawing) share a group, so that a held-out split keeps them together."""
+DEFAULT_ATTRIBUTES = ("category", "skin_tone")   # emoji64_labels.json's fields
+DEFAULT_GROUP_FIELD = "name"                        # emoji64: the Noto and the Twemoji drawing of one emoji
+
+
+def attribute_table(
+    labels_file: str,                                   # per-image records: {"labels": {path: record}} or bare
+    names: Sequence[str],                               # the images, as the data set names them
+    fields: Sequence[str] = DEFAULT_ATTRIBUTES,         # record fields that become binary attributes
+    group_field: str | None = DEFAULT_GROUP_FIELD,      # images with the same value are held out together
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(attribute names, bool [N, A], group [N]) for image `names`. Each field gives attributes by its values:
+    true / false -> one attribute, "FIELD"; some values null (none) -> one attribute, "has a FIELD" (not
+    null); otherwise one per value, "FIELD: value". `group_field` keeps images with the same value on one
+    side of the held-out split; when the records do not have the default group field, each image is its
+    own group. MetricError naming what the file lacks."""
     doc = read_labels_doc(labels_file)
-    category, categories = labels_by_field(doc, labels_file, "category")
-    emoji, _ = labels_by_field(doc, labels_file, "name")
-    tone, tones = labels_by_field(doc, labels_file, "skin_tone")
-    missing = [n for n in names if n not in category]
-    if missing:
-        raise MetricError(f"labels: {labels_file!r} has no record for {len(missing)} image(s), e.g. {missing[0]!r}")
-    none = tones.index("none") if tones and "none" in tones else -1
-    table = np.zeros([len(names), len(categories) + 1], bool)
-    for i, name in enumerate(names):
-        table[i, category[name]] = True
-        table[i, -1] = tone[name] != none
-    groups = np.array([emoji[name] for name in names])
-    return [f"category: {c}" for c in categories] + ["has a skin tone"], table, groups
+    columns, attributes = [], []
+    try:
+        for field in fields:
+            label, classes = labels_by_field(doc, labels_file, field)
+            missing = [n for n in names if n not in label]
+            if missing:
+                raise MetricError(f"labels: {labels_file!r} has no record for {len(missing)} image(s), "
+                                  f"e.g. {missing[0]!r}")
+            index = np.array([label[n] for n in names])
+            shown = field.replace("_", " ")
+            if set(classes) <= {"True", "False"}:
+                columns.append(index == classes.index("True") if "True" in classes else np.zeros(len(names), bool))
+                attributes.append(shown)
+            elif "none" in classes:
+                columns.append(index != classes.index("none"))
+                attributes.append(f"has a {shown}")
+            else:
+                columns.extend(index == k for k in range(len(classes)))
+                attributes.extend(f"{field}: {c}" for c in classes)
+        groups = np.arange(len(names))
+        if group_field is not None:
+            try:
+                group, _ = labels_by_field(doc, labels_file, group_field)
+                groups = np.array([group[n] for n in names])
+            except DatasetError:
+                if group_field != DEFAULT_GROUP_FIELD:
+                    raise
+    except DatasetError as e:
+        raise MetricError(str(e)) from None
+    return attributes, np.stack(columns, axis=1), groups
 
 
 def train_classifier(
@@ -310,6 +339,7 @@ def compute_separability(
     space: str,                      # "z" | "w"
     batch: int = 64,
     seed: int = 0,
+    progress: Progress | None = None,  # counts the samples
 ) -> dict:
     """{"score": exp(sum H), "entropies": {attribute: H in nats}, "positive_share": {attribute: share of samples
     labelled positive}, "samples": N, "left_out": attributes below MIN_BALANCED_ACCURACY}; the same samples for
@@ -331,6 +361,8 @@ def compute_separability(
         img = (G.synthesis(ws, noise_mode="random", noise=noise or None) * 127.5 + 128).clamp(0, 255)
         probs.append(torch.sigmoid(classifier(img)).numpy())
         latents.append((w if space == "w" else z if c is None else torch.cat([z, c], 1)).numpy())
+        if progress is not None:
+            progress.advance(b)
     x, p = np.concatenate(latents), np.concatenate(probs)
     used = [k for k, a in enumerate(info.attributes)
             if info.balanced_accuracy.get(a, 1.0) >= MIN_BALANCED_ACCURACY]
@@ -351,7 +383,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train on real images and their labels")
     t.add_argument("--data", required=True, help="zip or folder of the real images (e.g. emoji64.zip)")
-    t.add_argument("--labels", required=True, help="per-image records (emoji64_labels.json: category, skin_tone)")
+    t.add_argument("--labels", required=True, help="per-image records: {path: {field: value}} or {\"labels\": ...} "
+                                                    "(emoji64_labels.json)")
+    t.add_argument("--attributes", default=",".join(DEFAULT_ATTRIBUTES),
+                   help="record fields that become the binary attributes: one per value, or one 'has a FIELD' "
+                        "when some values are null, or the field itself when true / false")
+    t.add_argument("--group-field", default=DEFAULT_GROUP_FIELD,
+                   help="images with the same value are held out together (when the records have it)")
     t.add_argument("--resolution", type=int, required=True, help="the generators' resolution")
     t.add_argument("--out", required=True, help="folder for classifier.safetensors + classifier.json")
     t.add_argument("--epochs", type=int, default=12, help="passes over the training images (default 12)")
@@ -367,7 +405,10 @@ def _train(args: argparse.Namespace) -> None:
         raise MetricError(f"labels: no such file {args.labels!r}")
     t0 = time.time()
     data = ImageDataset(args.data, resolution=args.resolution, use_labels=False, preload=True)
-    attributes, table, groups = attribute_table(args.labels, data.names)
+    fields = [f.strip() for f in args.attributes.split(",") if f.strip()]
+    if not fields:
+        raise MetricError("attributes: give at least one record field")
+    attributes, table, groups = attribute_table(args.labels, data.names, fields, args.group_field)
     images = np.stack([data.get_image(i) for i in range(data.num_images)])
     net, info = train_classifier(images, table, attributes, groups, epochs=args.epochs, seed=args.seed)
     save_classifier(net, info, args.out)

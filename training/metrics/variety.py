@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stylegan_sdk.progress import Progress
+
 from .feature_nets import MetricError
 from .sampling import generated_images
 
@@ -43,6 +45,7 @@ def class_variety(
     gen: torch.Generator,               # latents and noise
     device: torch.device,
     batch: int = 32,
+    progress: Progress | None = None,   # counts the classes
 ) -> dict[str, float]:
     """{class name: variety} for every class with at least two (different) real images."""
     if G.mapping.c_dim == 0:
@@ -62,6 +65,8 @@ def class_variety(
         fake = pixel_spread(generated_images(G, n, lambda b, c=onehot: c.expand(b, -1), gen, device, batch))
         if real > 0:                                                    # (identical real images: nothing to compare)
             out[names[k]] = fake / real
+        if progress is not None:
+            progress.advance(1)
     if not out:
         raise MetricError("metrics: cvar found no class with two real images")
     return out
