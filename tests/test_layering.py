@@ -3,7 +3,7 @@ functions) and check that no module imports a higher layer, that there is no imp
 import inside a function is there only to put off an optional dependency (torch, onnx, tensorrt, ...),
 never to dodge a circle.
 
-    0 formats   config, latents, images, errors, version, formats/*, _cli (the command lines' shared parts),
+    0 formats   config, latents, images, errors, version, progress, formats/*, _cli (the command lines' shared parts),
                 the generated protobuf modules
     1 models, importers
     2 backends
@@ -35,7 +35,7 @@ FRONTS = {"stylegan_sdk", "serving"}    # package fronts: layer 5, imported by n
 # Most specific prefix wins.
 LAYERS = {
     "stylegan_sdk.config": 0, "stylegan_sdk.latents": 0, "stylegan_sdk.images": 0, "stylegan_sdk.errors": 0,
-    "stylegan_sdk.version": 0, "stylegan_sdk.formats": 0, "stylegan_sdk._cli": 0, "stylegan_sdk._proto": 0,
+    "stylegan_sdk.version": 0, "stylegan_sdk.progress": 0, "stylegan_sdk.formats": 0, "stylegan_sdk._cli": 0, "stylegan_sdk._proto": 0,
     "stylegan_sdk.models": 1, "stylegan_sdk.importers": 1,
     "stylegan_sdk.backends": 2,
     "stylegan_sdk.loading": 3, "stylegan_sdk.calls": 3, "stylegan_sdk.generator": 3,
