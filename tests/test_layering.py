@@ -35,7 +35,8 @@ FRONTS = {"stylegan_sdk", "serving"}    # package fronts: layer 5, imported by n
 # Most specific prefix wins.
 LAYERS = {
     "stylegan_sdk.config": 0, "stylegan_sdk.latents": 0, "stylegan_sdk.images": 0, "stylegan_sdk.errors": 0,
-    "stylegan_sdk.version": 0, "stylegan_sdk.progress": 0, "stylegan_sdk.formats": 0, "stylegan_sdk._cli": 0, "stylegan_sdk._proto": 0,
+    "stylegan_sdk.version": 0, "stylegan_sdk.progress": 0, "stylegan_sdk.formats": 0, "stylegan_sdk._cli": 0,
+    "stylegan_sdk._proto": 0,
     "stylegan_sdk.models": 1, "stylegan_sdk.importers": 1,
     "stylegan_sdk.backends": 2,
     "stylegan_sdk.loading": 3, "stylegan_sdk.calls": 3, "stylegan_sdk.generator": 3,
