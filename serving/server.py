@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from stylegan_sdk._proto import SERVICE_NAME, codec, pb
@@ -31,7 +31,7 @@ from .auth import TokenAuthInterceptor
 from .batcher import Batcher
 from .config import ServerSettings
 from .metrics import ServerMetrics
-from .servicer import ModelEntry, StyleGANServicer, add_to_server, log
+from .servicer import Malformed, ModelEntry, StyleGANServicer, add_to_server, lenient_deserializer, log
 
 ModelSource = Union[str, "os.PathLike[str]", Generator, Callable[[], Generator]]
 Models = Mapping[str, ModelSource] | Sequence[tuple[str, ModelSource]]
@@ -186,7 +186,8 @@ class StyleGANServer:
         try:
             await asyncio.wait_for(self.servicer.wait_idle(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
-            log.warning("grace period over: cancelling the requests still in flight")
+            if self.servicer.admitted:   # (a grace of 0 times out before it looks: say it only when it is so)
+                log.warning("grace period over: cancelling the requests still in flight")
         # Our RPCs are done (or out of time): let the last responses flush, cut long-lived health watches.
         await self.grpc_server.stop(min(1.0, max(0.0, deadline - time.monotonic())))
         for entry in list(self.servicer.models.values()):
@@ -203,6 +204,35 @@ class StyleGANServer:
 
     async def wait_for_termination(self) -> None:
         await self._stopped.wait()
+
+
+def add_health_to_server(health_servicer: Any, server: grpc.aio.Server) -> None:
+    """grpc.health.v1, served by grpcio's HealthServicer, registered with the lenient decoding of our own
+    service: bytes that are not a HealthCheckRequest get INVALID_ARGUMENT and one log line (grpcio would
+    answer UNKNOWN with the decoder's exception class in the details, and log a traceback)."""
+
+    async def refuse(request: Malformed, method: str, context: grpc.aio.ServicerContext) -> None:
+        log.warning("%s: a request of %d bytes is not a valid %s", method, request.size, request.message)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {request.message}")
+
+    async def check(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            await refuse(request, "Check", context)
+        return await health_servicer.Check(request, context)
+
+    async def watch(request: Any, context: grpc.aio.ServicerContext) -> None:
+        if isinstance(request, Malformed):
+            await refuse(request, "Watch", context)
+        await health_servicer.Watch(request, context)
+
+    decode = lenient_deserializer(health_pb2.HealthCheckRequest)
+    encode = health_pb2.HealthCheckResponse.SerializeToString
+    handlers = {"Check": grpc.unary_unary_rpc_method_handler(check, request_deserializer=decode,
+                                                             response_serializer=encode),
+                "Watch": grpc.unary_stream_rpc_method_handler(watch, request_deserializer=decode,
+                                                              response_serializer=encode)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(health.SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(health.SERVICE_NAME, handlers)
 
 
 def create_server(address: str, models: Models, settings: ServerSettings | None = None
@@ -227,7 +257,7 @@ def create_server(address: str, models: Models, settings: ServerSettings | None 
     servicer = StyleGANServicer(settings, metrics)
     add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_health_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
         if settings.tls_cert is not None:

@@ -180,3 +180,41 @@ def test_interpolate_gives_the_frames_asked_for(skip32_generator):
     assert [path_position(i, 2, 4)[1] for i in range(4)] == list(np.linspace(0, 1, 4))
     with pytest.raises(ValueError, match=r"^num_frames: 2 frames cannot pass through 3 keyframes"):
         G.interpolate([1, 2, 3], num_frames=2)
+
+
+# ----------------------------------------------------------------------------
+# The server: no false alarm on stop, junk to the health service answered like junk to ours
+
+
+def test_stop_with_nothing_in_flight_says_nothing_of_a_grace_period(skip32_generator, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="stylegan.serving"):
+        with serve_in_thread({"m": skip32_generator}, "127.0.0.1:0", ServerSettings(grace=0.0)):
+            pass
+    assert not [r for r in caplog.records if "grace period over" in r.getMessage()]
+
+
+def test_junk_to_the_health_service_is_invalid_argument(skip32_generator, caplog):
+    import logging
+
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with serve_in_thread({"m": skip32_generator}, "127.0.0.1:0", ServerSettings()) as bg, \
+            grpc.insecure_channel(bg.target) as channel, caplog.at_level(logging.WARNING, logger="stylegan.serving"):
+        for path in ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"):
+            call = channel.unary_unary(path) if path.endswith("Check") else channel.unary_stream(path)
+            with pytest.raises(grpc.RpcError) as e:
+                reply = call(b"\xff\xff\xff", timeout=10)
+                if path.endswith("Watch"):
+                    next(iter(reply))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert e.value.details() == "request is not a valid HealthCheckRequest"
+        ok = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert ok.status == health_pb2.HealthCheckResponse.SERVING
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+        assert next(iter(watch)).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+    records = [r for r in caplog.records if r.name == "stylegan.serving" and "not a valid" in r.getMessage()]
+    assert len(records) == 2 and all(r.exc_info is None for r in records)
