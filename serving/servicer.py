@@ -359,11 +359,13 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @staticmethod
-    async def _encode(x: np.ndarray, render: codec.RenderArgs) -> pb.Images:
-        """Float images -> the requested format (large or compressed outputs converted off the event loop)."""
+    async def _encode(x: np.ndarray, render: codec.RenderArgs, into: pb.Images) -> None:
+        """Float images -> the requested format, written into the response's field (large or compressed
+        outputs converted off the event loop)."""
         if render.fmt in (pb.RAW_FLOAT32, pb.RAW_UINT8) and x.size < OFFLOAD_ELEMENTS:
-            return codec.images_to_pb(x, render.fmt, render.quality)
-        return await asyncio.to_thread(codec.images_to_pb, x, render.fmt, render.quality)
+            codec.images_to_pb(x, render.fmt, render.quality, into)
+        else:
+            await asyncio.to_thread(codec.images_to_pb, x, render.fmt, render.quality, into)
 
     # -- handlers: decode (the codec), check (the call's definition, then this server's limits), compute ------
     async def _generate(self, request: pb.GenerateRequest, deadline: float | None) -> pb.GenerateResponse:
@@ -386,8 +388,11 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             ws_parts.append(ws)
             x_parts.append(x)
         ws, x = (ws_parts[0], x_parts[0]) if len(x_parts) == 1 else (np.concatenate(ws_parts), np.concatenate(x_parts))
-        return pb.GenerateResponse(images=await self._encode(x, args.render),
-                                   ws=codec.to_tensor(ws) if args.return_ws else None)
+        response = pb.GenerateResponse()
+        await self._encode(x, args.render, response.images)
+        if args.return_ws:
+            codec.fill_tensor(response.ws, ws)
+        return response
 
     async def _map(self, request: pb.MapRequest, deadline: float | None) -> pb.MapResponse:
         entry = self.model(request.model)
@@ -395,7 +400,10 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         args = codec.MapArgs.from_pb(request)
         call = args.check(entry.config)
         self._count(call.rows, "seeds" if args.seeds is not None else "z")
-        return pb.MapResponse(ws=codec.to_tensor(await self._ws(entry, call.z, call.mapping, deadline)))
+        ws = await self._ws(entry, call.z, call.mapping, deadline)
+        response = pb.MapResponse()
+        codec.fill_tensor(response.ws, ws)
+        return response
 
     async def _synthesize(self, request: pb.SynthesizeRequest, deadline: float | None) -> pb.ImagesResponse:
         entry = self.model(request.model)
@@ -415,7 +423,9 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         self._check_size(entry, ws.shape[0], options.fmt)
         noise = await self._noise(entry, render, ws.shape[0])
         x = await self._images(entry, ws, render.noise_mode, noise, transform.rows(ws.shape[0]), deadline)
-        return pb.ImagesResponse(images=await self._encode(x, options))
+        response = pb.ImagesResponse()
+        await self._encode(x, options, response.images)
+        return response
 
     async def _interpolate(self, request: pb.InterpolateRequest, deadline: float | None) -> AsyncIterator[pb.Frame]:
         entry = self.model(request.model)
@@ -439,7 +449,8 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             x = await self._images(entry, ws, call.render.noise_mode, call.frames_noise(noise, len(part)),
                                    call.transform.along(part), deadline)
             for i in range(len(part)):
-                frame = pb.Frame(index=first + i, total=call.total, image=await self._encode(x[i: i + 1], args.render))
+                frame = pb.Frame(index=first + i, total=call.total)
+                await self._encode(x[i: i + 1], args.render, frame.image)
                 if args.return_ws:
-                    frame.ws.CopyFrom(codec.to_tensor(ws[i: i + 1]))
+                    codec.fill_tensor(frame.ws, ws[i: i + 1])
                 yield frame

@@ -32,6 +32,7 @@ from . import pb
 MAX_NDIM = 8
 
 _DTYPES = {pb.FLOAT32: np.dtype("<f4"), pb.UINT8: np.dtype("u1")}
+_NATIVE = {code: dt.newbyteorder("=") for code, dt in _DTYPES.items()}
 _DTYPE_NAMES = {pb.FLOAT32: "float32", pb.UINT8: "uint8"}
 
 NOISE_MODE_TO_PB = {"const": pb.CONST, "random": pb.RANDOM, "none": pb.NONE}
@@ -48,11 +49,21 @@ DEFAULT_JPEG_QUALITY = 90
 # Tensors
 
 
-def to_tensor(x: Any, dtype: str = "float32") -> pb.Tensor:
-    """An array -> Tensor (float32 or uint8, little-endian, C order)."""
+def fill_tensor(t: pb.Tensor, x: Any, dtype: str = "float32") -> pb.Tensor:
+    """Write an array into the (empty) Tensor t, e.g. a field of the message being built: float32 or uint8,
+    little-endian, C order. Filling a field in place spares the copy that assigning a finished message makes
+    (protobuf copies a message given to a constructor or CopyFrom: ~0.8 ms a 3 MiB image)."""
     code = pb.FLOAT32 if dtype == "float32" else pb.UINT8
     arr = np.ascontiguousarray(x, dtype=_DTYPES[code])
-    return pb.Tensor(shape=arr.shape, dtype=code, data=arr.tobytes())
+    t.shape.extend(arr.shape)
+    t.dtype = code
+    t.data = arr.tobytes()
+    return t
+
+
+def to_tensor(x: Any, dtype: str = "float32") -> pb.Tensor:
+    """An array -> Tensor (float32 or uint8, little-endian, C order)."""
+    return fill_tensor(pb.Tensor(), x, dtype)
 
 
 def from_tensor(t: pb.Tensor, name: str, dtype: str = "float32") -> np.ndarray:
@@ -64,28 +75,31 @@ def from_tensor(t: pb.Tensor, name: str, dtype: str = "float32") -> np.ndarray:
     shape = list(t.shape)
     if len(shape) > MAX_NDIM or any(d < 0 for d in shape):
         raise ValueError(f"{name}: invalid tensor shape {shape}")
-    itemsize = _DTYPES[expected].itemsize
-    count = math.prod(shape)
-    if count * itemsize != len(t.data):
-        raise ValueError(f"{name}: tensor of shape {shape} ({dtype}) needs {count * itemsize} bytes, "
-                         f"got {len(t.data)}")
-    arr = np.frombuffer(t.data, dtype=_DTYPES[expected]).reshape(shape)
-    return arr.astype(_DTYPES[expected].newbyteorder("="), copy=True)
+    data = t.data  # read once: every read of a bytes field copies it out of the message
+    need = math.prod(shape) * _DTYPES[expected].itemsize
+    if need != len(data):
+        raise ValueError(f"{name}: tensor of shape {shape} ({dtype}) needs {need} bytes, got {len(data)}")
+    return np.frombuffer(data, dtype=_DTYPES[expected]).reshape(shape).astype(_NATIVE[expected], copy=True)
 
 
 # ----------------------------------------------------------------------------
 # Images
 
 
-def images_to_pb(x: np.ndarray, fmt: int, quality: int = DEFAULT_JPEG_QUALITY) -> pb.Images:
+def images_to_pb(x: np.ndarray, fmt: int, quality: int = DEFAULT_JPEG_QUALITY, into: pb.Images | None = None
+                 ) -> pb.Images:
     """Float images [N, C, H, W] -> the message in format fmt: RAW_FLOAT32 as they are, RAW_UINT8 as uint8
-    [N, H, W, C] (images.to_uint8), PNG / JPEG one file per image."""
+    [N, H, W, C] (images.to_uint8), PNG / JPEG one file per image. `into`: the (empty) field of a response
+    to fill in place (no copy of the pixels), else a new message."""
+    msg = pb.Images() if into is None else into
+    msg.format = fmt
     if fmt == pb.RAW_FLOAT32:
-        return pb.Images(format=pb.RAW_FLOAT32, pixels=to_tensor(x))
-    u8 = images.to_uint8(x)
-    if fmt == pb.RAW_UINT8:
-        return pb.Images(format=pb.RAW_UINT8, pixels=to_tensor(u8, "uint8"))
-    return pb.Images(format=fmt, encoded=[images.encode(img, FORMAT_NAMES[fmt], quality) for img in u8])
+        fill_tensor(msg.pixels, x)
+    elif fmt == pb.RAW_UINT8:
+        fill_tensor(msg.pixels, images.to_uint8(x), "uint8")
+    else:
+        msg.encoded.extend(images.encode(img, FORMAT_NAMES[fmt], quality) for img in images.to_uint8(x))
+    return msg
 
 
 def images_from_pb(msg: pb.Images) -> np.ndarray | list[bytes]:
