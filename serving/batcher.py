@@ -7,13 +7,16 @@ networks crosses to the worker thread once. Compatible jobs (same kind of call: 
 synthesize or generate with the same noise mode) are concatenated into one backend call of at most
 `max_batch` rows, waiting at most `max_delay_s` after the oldest job arrived for company (and not at all
 when every request in the server already has its job queued here, so a lone request pays no delay:
-with nothing queued or computing, its own task runs it, without the worker's hop); the results are
-split back row for row. The backend sees exactly the rows each request would have sent alone, so every
-answer equals the unbatched one (up to the backend's batch-size float noise).
+with nothing queued or computing, its own task hands it to the backend, without passing through the
+batcher's worker task); the results are split back row for row. The backend sees exactly the rows each
+request would have sent alone, so every answer equals the unbatched one (up to the backend's batch-size
+float noise).
 
 Jobs are never split: one larger than max_batch runs alone, in backend chunks of max_batch rows. The
-backend runs in one worker thread per model, so the event loop stays free while it computes, and
-one model never runs two batches at once (the backend's own threads use the cores). A job whose
+backend runs in one thread per model (`BackendThread`: one hop there, one back to the event loop), so
+the event loop stays free while it computes (health checks and other RPCs answer, other requests queue
+up here to be batched), and one model never runs two batches at once (the backend's own threads use
+the cores). A job whose
 deadline has passed, or whose RPC was cancelled, is dropped before it is computed. If a merged call
 fails, its jobs are retried one by one, so a request that breaks the backend fails alone.
 """
