@@ -332,16 +332,17 @@ class Batcher:
         key = batch[0].key
         kind = key[0]
         start = time.monotonic()
-        if self.metrics is not None:
-            m = self.metrics
-            for job in batch:
-                m.child("queue_time", self.model, kind).observe(start - job.enqueued)
-            m.child("batch_rows", self.model, kind).observe(sum(job.n for job in batch))
-            m.child("batch_requests", self.model, kind).observe(len(batch))
         self._dispatched += 1
         self._backend_free.clear()
         try:
-            out = await self._thread.call(self._compute, key, _merge(batch), [(job.n, job.to_ws) for job in batch])
+            computing = self._thread.call(self._compute, key, _merge(batch), [(job.n, job.to_ws) for job in batch])
+            if self.metrics is not None:  # recorded while the backend computes, off the request's path
+                m = self.metrics
+                for job in batch:
+                    m.child("queue_time", self.model, kind).observe(start - job.enqueued)
+                m.child("batch_rows", self.model, kind).observe(sum(job.n for job in batch))
+                m.child("batch_requests", self.model, kind).observe(len(batch))
+            out = await computing
         except asyncio.CancelledError:
             raise
         except Exception as e:
