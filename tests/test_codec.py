@@ -160,7 +160,7 @@ def test_the_arguments_themselves_are_checked_by_the_calls_definition():
     with pytest.raises(ValueError, match=r"keyframes: give exactly one of seeds, z or ws \(got none\)"):
         codec.InterpolateArgs.from_pb(pb.InterpolateRequest(num_frames=3)).check(SG2)
     with pytest.raises(ValueError, match="num_frames: 9 frames in one stream, over the limit of 8"):
-        codec.InterpolateArgs(seeds=[0, 1, 2], num_frames=5).check(SG2, max_frames=8)
+        codec.InterpolateArgs(seeds=[0, 1], num_frames=9).check(SG2, max_frames=8)
     with pytest.raises(ValueError, match="translate: this model"):
         codec.SynthesizeArgs(ws_of(SG2, 1), codec.RenderArgs(translate=np.array([0.1, 0]))).check(SG2)
 
@@ -237,7 +237,7 @@ def test_map_synthesize_and_mix_plans_decode_to_the_clients_calls():
 def test_interpolate_plans_decode_to_the_clients_call():
     cases = [(SG2, dict(seeds=[0, 5, 9], num_frames=4, psi=0.7)),
              (COND, dict(z=floats(2, 8), num_frames=3, space="z", c="cat", noise_mode="random", noise_seed=3)),
-             (SG3, dict(ws=ws_of(SG3, 3), num_frames=2, noise_mode="none", translate=[(0, 0), (0.5, 0), (1, 0)],
+             (SG3, dict(ws=ws_of(SG3, 3), num_frames=3, noise_mode="none", translate=[(0, 0), (0.5, 0), (1, 0)],
                         rotate=[0, 45, 90]))]
     for cfg, kwargs in cases:
         full = dict(seeds=None, z=None, ws=None, space="w", psi=1.0, cutoff=None, noise_mode="const", c=None,
