@@ -10,11 +10,14 @@ The model is a randomly initialised config-f StyleGAN2 generator (as in bench_ba
 --channel-max gives a narrower one), exported once to ONNX (or saved as a checkpoint for torch) in a
 cache folder. Each request is one seed, psi 0.7, output uint8 (what a client would turn into a PIL image).
 
-Overhead: one thread alternates in-process and gRPC calls (interleaved, so both see the same machine
-noise) and reports each p50 and their ratio. Concurrency rows: in-process = N threads sharing one
-Generator (no batching); gRPC = N threads, each with its own `sg.Client` (own channel), against one
-server that batches concurrent requests. `--requests` is the total per row, split evenly between the
-clients; every client first makes one untimed warm-up call. Prints markdown for benchmarks/RESULTS.md.
+Overhead: one thread alternates in-process `Generator.generate`, `sg.Client.generate` and a bare
+GetModelInfo round trip on a stub of its own (interleaved, so all three see the same machine noise) and
+reports each p50, the ratio gRPC / in-process, and the GetModelInfo p50: the floor, what any RPC to this
+server costs before any work is done, so `sg.Client - in-process - floor` is what the service adds.
+Concurrency rows (`--modes none`: skip them): in-process = N threads sharing one Generator (no
+batching); gRPC = N threads, each with its own `sg.Client` (own channel), against one server that
+batches concurrent requests. `--requests` is the total per row, split evenly between the clients; every
+client first makes one untimed warm-up call. Prints markdown for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import grpc
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,6 +43,7 @@ sys.path.insert(0, HERE)
 from bench_backends import exported_folder, machine, random_checkpoint  # noqa: E402
 
 import stylegan_sdk as sg  # noqa: E402
+from stylegan_sdk._proto import pb, pb_grpc  # noqa: E402
 
 
 def model_path(size: int, channel_max: int, backend: str, cache: str) -> str:
@@ -91,19 +96,31 @@ def run_clients(make_call: Callable[[], Callable[[int], object]], clients: int, 
     return [x for lat in latencies for x in lat], wall
 
 
-def overhead(G: sg.Generator, C: sg.Client, calls: int) -> tuple[float, float]:
-    """Interleaved batch-1 calls, in-process then gRPC, `calls` of each -> (p50 in-process, p50 gRPC) in s."""
-    local: list[float] = []
-    remote: list[float] = []
-    for i in range(5):  # warm-up
-        G.generate(i, psi=0.7, output="uint8")
-        C.generate(i, psi=0.7, output="uint8")
-    for i in range(calls):
-        for fn, out in ((G.generate, local), (C.generate, remote)):
-            t0 = time.perf_counter()
-            fn(i, psi=0.7, output="uint8")
-            out.append(time.perf_counter() - t0)
-    return float(np.median(local)), float(np.median(remote))
+def overhead(G: sg.Generator, C: sg.Client, target: str, calls: int) -> tuple[float, float, float]:
+    """Interleaved batch-1 calls: in-process, gRPC, then a bare GetModelInfo on a channel of its own, `calls`
+    of each -> (p50 in-process, p50 gRPC, p50 GetModelInfo) in s."""
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.StyleGANStub(channel)
+    request = pb.GetModelInfoRequest(model="bench")
+
+    def floor(i: int, **kw: object) -> None:
+        stub.GetModelInfo(request, timeout=600)
+
+    times: list[list[float]] = [[], [], []]
+    fns = (G.generate, C.generate, floor)
+    try:
+        for i in range(5):  # warm-up
+            for fn in fns:
+                fn(i, psi=0.7, output="uint8")
+        for i in range(calls):
+            for fn, out in zip(fns, times):
+                t0 = time.perf_counter()
+                fn(i, psi=0.7, output="uint8")
+                out.append(time.perf_counter() - t0)
+    finally:
+        channel.close()
+    local, remote, bare = (float(np.median(t)) for t in times)
+    return local, remote, bare
 
 
 def start_server(path: str, args: argparse.Namespace, max_queue: int) -> tuple[subprocess.Popen, str]:
@@ -138,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=128, help="timed requests per row, split between the clients")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-delay-ms", type=float, default=2.0)
-    p.add_argument("--modes", default="in-process,grpc")
+    p.add_argument("--modes", default="in-process,grpc", help="concurrency rows: in-process, grpc, or none")
     p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "stylegan-sdk-bench"))
     args = p.parse_args(argv)
     clients_list = [int(c) for c in args.clients.split(",")]
-    modes = args.modes.split(",")
+    modes = [] if args.modes == "none" else args.modes.split(",")
     os.makedirs(args.cache, exist_ok=True)
     path = model_path(args.size, args.channel_max, args.backend, args.cache)
     if args.backend == "tensorrt":
@@ -158,15 +175,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             G = sg.load(path, backend=args.backend, device=args.device)
             with sg.Client(target, timeout=600) as C:
-                local, remote = overhead(G, C, args.overhead_calls)
+                local, remote, bare = overhead(G, C, target, args.overhead_calls)
         finally:
             proc.terminate()
             proc.wait(60)
         print(f"\nbatch-1 overhead, {args.overhead_calls} interleaved calls each: "
               f"in-process p50 {1000 * local:.2f} ms, sg.Client p50 {1000 * remote:.2f} ms, "
-              f"ratio {remote / local:.2f}x (target <= 1.15x)\n")
-    print("| mode | clients | p50 ms | p99 ms | images/s |")
-    print("| --- | --- | --- | --- | --- |")
+              f"ratio {remote / local:.3f}x (target <= 1.15x); GetModelInfo round trip (the floor) p50 "
+              f"{1000 * bare:.2f} ms; overhead {1000 * (remote - local):.2f} ms, "
+              f"{1000 * (remote - local - bare):.2f} ms above the floor\n")
+    if modes:
+        print("| mode | clients | p50 ms | p99 ms | images/s |")
+        print("| --- | --- | --- | --- | --- |")
     results: dict[tuple[str, int], tuple[float, float, float]] = {}
     for mode in modes:
         proc = None

@@ -1,11 +1,11 @@
 """The stylegan.v1.StyleGAN servicer: a thin grpc.aio layer over the calls' one definition.
 
-Each RPC decodes its message into the arguments of the in-process `Generator` call, checks them with
-that call's definition (stylegan_sdk.calls: same checks, same order, same text as the ValueError the
-Generator raises), checks this server's limits, then runs the two networks through the model's `Batcher`
-in chunks of at most max_batch rows, so a request whose deadline passes or that is cancelled stops
-between chunks. Random noise is drawn per request (from its noise_seed) before batching, so batching never
-changes an answer.
+Each RPC decodes its message into the arguments of the in-process `Generator` call (the codec,
+stylegan_sdk._proto.codec, which the client encodes them with), checks them with that call's definition
+(stylegan_sdk.calls: same checks, same order, same text as the ValueError the Generator raises), checks
+this server's limits, then runs the two networks through the model's `Batcher` in chunks of at most
+max_batch rows, so a request whose deadline passes or that is cancelled stops between chunks. Random
+noise is drawn per request (from its noise_seed) before batching, so batching never changes an answer.
 
 Statuses: INVALID_ARGUMENT (bad argument, or bytes that are not a valid request message), NOT_FOUND
 (unknown model), RESOURCE_EXHAUSTED (more than max_queue generation requests in the server),
@@ -28,7 +28,7 @@ import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from stylegan_sdk import calls, images, latents
+from stylegan_sdk import calls
 from stylegan_sdk._proto import SERVICE_NAME, codec, pb, pb_grpc
 from stylegan_sdk.config import GeneratorConfig
 from stylegan_sdk.generator import Generator
@@ -157,52 +157,7 @@ class ModelEntry:
 
 
 # ----------------------------------------------------------------------------
-# Decoding the shared parts of requests into the calls' arguments
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """How the images travel back (a transport choice: not part of the call)."""
-
-    fmt: int
-    quality: int
-
-    @classmethod
-    def from_pb(cls, r: pb.RenderOptions) -> Encoding:
-        if r.format not in codec.FORMAT_NAMES:
-            raise ValueError(f"format: unknown image format {r.format} (PNG, JPEG, RAW_UINT8 or RAW_FLOAT32)")
-        quality = r.jpeg_quality or codec.DEFAULT_JPEG_QUALITY
-        if not 1 <= quality <= 100:
-            raise ValueError(f"quality: must be in [1, 100], got {quality}")
-        return cls(r.format or pb.PNG, quality)
-
-
-def noise_args(r: pb.RenderOptions) -> tuple[str, int | None]:
-    """RenderOptions -> (noise_mode, noise_seed)."""
-    if r.noise_mode not in codec.NOISE_MODE_FROM_PB:
-        raise ValueError(f"noise_mode: unknown value {r.noise_mode} (CONST, RANDOM or NONE)")
-    return codec.NOISE_MODE_FROM_PB[r.noise_mode], r.noise_seed if r.HasField("noise_seed") else None
-
-
-def map_args(m: pb.MapOptions) -> tuple[Any, float, int | None]:
-    """MapOptions -> (c, psi, cutoff) as the Generator takes them."""
-    which = m.WhichOneof("condition")
-    c: Any = m.class_index if which == "class_index" else codec.from_tensor(m.c, "c") if which == "c" else None
-    return c, m.psi if m.HasField("psi") else 1.0, m.cutoff if m.HasField("cutoff") else None
-
-
-def latents_arg(request: Any, oneof: str, name: str) -> Any:
-    """The oneof field `name` of request decoded (seeds -> list, tensors -> arrays), or None if unset."""
-    if request.WhichOneof(oneof) != name:
-        return None
-    if name == "seeds":
-        return list(request.seeds.values)
-    return codec.from_tensor(getattr(request, name), name)
-
-
-def seed_count(request: Any, oneof: str) -> int:
-    """How many seeds a request lists (0 for tensors), known before any of them is looked at."""
-    return len(request.seeds.values) if request.WhichOneof(oneof) == "seeds" else 0
+# Helpers
 
 
 def _size(n: int) -> str:
@@ -329,15 +284,14 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext
                            ) -> pb.ModelInfo:
         async def run(req: pb.GetModelInfoRequest, deadline: float | None) -> pb.ModelInfo:
-            return self.model(req.model).info
+            return self.model(codec.GetModelInfoArgs.from_pb(req).model).info
 
         return await self._unary("GetModelInfo", request, context, run)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
                          ) -> pb.ListModelsResponse:
         async def run(req: pb.ListModelsRequest, deadline: float | None) -> pb.ListModelsResponse:
-            return pb.ListModelsResponse(models=[e.info for e in self.models.values()],
-                                         default_model=self.default_model)
+            return codec.list_models_to_pb([e.info for e in self.models.values()], self.default_model)
 
         return await self._unary("ListModels", request, context, run)
 
@@ -365,13 +319,13 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             raise ValueError(f"{what}: {n} latents in one request, over this server's limit of {limit} "
                              f"(--max-seeds); split the request")
 
-    def _check_size(self, entry: ModelEntry, n: int, enc: Encoding, extra: int = 0) -> None:
+    def _check_size(self, entry: ModelEntry, n: int, fmt: int, extra: int = 0) -> None:
         """Refuse before computing an answer that could not be sent."""
         cfg = entry.config
-        size = n * codec.image_bytes(enc.fmt, cfg.img_channels, cfg.img_resolution) + extra
+        size = n * codec.image_bytes(fmt, cfg.img_channels, cfg.img_resolution) + extra
         limit = self.settings.max_message_bytes
         if size > limit:
-            name = codec.FORMAT_NAMES[enc.fmt]
+            name = codec.FORMAT_NAMES[fmt]
             raise ValueError(f"seeds: {n} images of {cfg.img_resolution} px as {name} make about "
                              f"{_size(size)}, over this server's message limit of {_size(limit)}; "
                              f"ask for fewer images per request")
@@ -405,109 +359,82 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @staticmethod
-    async def _encode(x: np.ndarray, enc: Encoding) -> pb.Images:
-        """Float images -> the requested format (large or compressed outputs converted off the event loop)."""
+    async def _encode(x: np.ndarray, render: codec.RenderArgs, into: pb.Images) -> None:
+        """Float images -> the requested format, written into the response's field (large or compressed
+        outputs converted off the event loop)."""
+        if render.fmt in (pb.RAW_FLOAT32, pb.RAW_UINT8) and x.size < OFFLOAD_ELEMENTS:
+            codec.images_to_pb(x, render.fmt, render.quality, into)
+        else:
+            await asyncio.to_thread(codec.images_to_pb, x, render.fmt, render.quality, into)
 
-        def convert() -> pb.Images:
-            if enc.fmt == pb.RAW_FLOAT32:
-                return pb.Images(format=pb.RAW_FLOAT32, pixels=codec.to_tensor(x))
-            u8 = images.to_uint8(x)
-            if enc.fmt == pb.RAW_UINT8:
-                return pb.Images(format=pb.RAW_UINT8, pixels=codec.to_tensor(u8, "uint8"))
-            return pb.Images(format=enc.fmt, encoded=[images.encode(img, codec.FORMAT_NAMES[enc.fmt], enc.quality)
-                                                      for img in u8])
-
-        if enc.fmt in (pb.RAW_FLOAT32, pb.RAW_UINT8) and x.size < OFFLOAD_ELEMENTS:
-            return convert()
-        return await asyncio.to_thread(convert)
-
-    # -- handlers: decode, check (the call's definition, then this server's limits), compute ------
+    # -- handlers: decode (the codec), check (the call's definition, then this server's limits), compute ------
     async def _generate(self, request: pb.GenerateRequest, deadline: float | None) -> pb.GenerateResponse:
         entry = self.model(request.model)
         cfg = entry.config
-        self._count(seed_count(request, "latents"), "seeds")
-        seeds, z = latents_arg(request, "latents", "seeds"), latents_arg(request, "latents", "z")
-        c, psi, cutoff = map_args(request.map)
-        noise_mode, noise_seed = noise_args(request.render)
-        enc = Encoding.from_pb(request.render)
-        translate, rotate, transform = codec.transform_args(request.render.transform)
-        call = calls.Generate.check(cfg, seeds, psi, cutoff, noise_mode, c, "float", noise_seed, z=z,
-                                    translate=translate, rotate=rotate, transform=transform)
-        self._count(call.rows, "seeds" if z is None else "z")
-        self._check_size(entry, call.rows, enc, call.rows * cfg.num_ws * cfg.w_dim * 4 if request.return_ws else 0)
+        self._count(codec.seed_count(request), "seeds")
+        args = codec.GenerateArgs.from_pb(request)
+        call = args.check(cfg)
+        self._count(call.rows, "seeds" if args.z is None else "z")
+        self._check_size(entry, call.rows, args.render.fmt,
+                         call.rows * cfg.num_ws * cfg.w_dim * 4 if args.return_ws else 0)
         noise = await self._noise(entry, call.render, call.rows)
         transforms = call.transform.rows(call.rows)
         ws_parts, x_parts = [], []
         for part in _parts(call.rows, entry.batcher.max_batch):   # chunk by chunk: stops at the deadline
             mapping = call.mapping.rows(part)
             to_ws = functools.partial(mapping.to_ws, cfg=cfg, w_avg=entry.w_avg)
-            ws, x = await entry.batcher.generate(call.z[part], mapping.c, to_ws, noise_mode, _rows(noise, part),
-                                                 deadline, _part(transforms, part))
+            ws, x = await entry.batcher.generate(call.z[part], mapping.c, to_ws, call.render.noise_mode,
+                                                 _rows(noise, part), deadline, _part(transforms, part))
             ws_parts.append(ws)
             x_parts.append(x)
         ws, x = (ws_parts[0], x_parts[0]) if len(x_parts) == 1 else (np.concatenate(ws_parts), np.concatenate(x_parts))
-        return pb.GenerateResponse(images=await self._encode(x, enc),
-                                   ws=codec.to_tensor(ws) if request.return_ws else None)
+        response = pb.GenerateResponse()
+        await self._encode(x, args.render, response.images)
+        if args.return_ws:
+            codec.fill_tensor(response.ws, ws)
+        return response
 
     async def _map(self, request: pb.MapRequest, deadline: float | None) -> pb.MapResponse:
         entry = self.model(request.model)
-        which = request.WhichOneof("latents")
-        self._count(seed_count(request, "latents"), "seeds")
-        z = latents_arg(request, "latents", "z")
-        if which == "seeds":
-            z = latents.seed_to_z(latents_arg(request, "latents", "seeds"), entry.config.z_dim)
-        elif which is None:
-            raise ValueError("seeds: give seeds or z")
-        c, psi, cutoff = map_args(request.map)
-        call = calls.Map.check(entry.config, z, c, psi, cutoff)
-        self._count(call.rows, which)
-        return pb.MapResponse(ws=codec.to_tensor(await self._ws(entry, call.z, call.mapping, deadline)))
+        self._count(codec.seed_count(request), "seeds")
+        args = codec.MapArgs.from_pb(request)
+        call = args.check(entry.config)
+        self._count(call.rows, "seeds" if args.seeds is not None else "z")
+        ws = await self._ws(entry, call.z, call.mapping, deadline)
+        response = pb.MapResponse()
+        codec.fill_tensor(response.ws, ws)
+        return response
 
     async def _synthesize(self, request: pb.SynthesizeRequest, deadline: float | None) -> pb.ImagesResponse:
         entry = self.model(request.model)
-        noise_mode, noise_seed = noise_args(request.render)
-        call = calls.Synthesize.check(entry.config, codec.from_tensor(request.ws, "ws"), noise_mode, "float",
-                                      noise_seed, *codec.transform_args(request.render.transform))
-        return await self._render(entry, call.ws, call.render, call.transform, request.render, deadline, "ws")
+        args = codec.SynthesizeArgs.from_pb(request)
+        call = args.check(entry.config)
+        return await self._render(entry, call.ws, call.render, call.transform, args.render, deadline, "ws")
 
     async def _mix(self, request: pb.MixRequest, deadline: float | None) -> pb.ImagesResponse:
         entry = self.model(request.model)
-        w_a, w_b = codec.from_tensor(request.w_a, "w_a"), codec.from_tensor(request.w_b, "w_b")
-        noise_mode, noise_seed = noise_args(request.render)
-        call = calls.Mix.check(entry.config, w_a, w_b, list(request.layers), noise_mode, "float", noise_seed,
-                               *codec.transform_args(request.render.transform))
-        return await self._render(entry, call.ws, call.render, call.transform, request.render, deadline, "w_a")
+        args = codec.MixArgs.from_pb(request)
+        call = args.check(entry.config)
+        return await self._render(entry, call.ws, call.render, call.transform, args.render, deadline, "w_a")
 
     async def _render(self, entry: ModelEntry, ws: np.ndarray, render: calls.Render, transform: calls.Transform,
-                      options: pb.RenderOptions, deadline: float | None, what: str) -> pb.ImagesResponse:
-        enc = Encoding.from_pb(options)
+                      options: codec.RenderArgs, deadline: float | None, what: str) -> pb.ImagesResponse:
         self._count(ws.shape[0], what)
-        self._check_size(entry, ws.shape[0], enc)
+        self._check_size(entry, ws.shape[0], options.fmt)
         noise = await self._noise(entry, render, ws.shape[0])
         x = await self._images(entry, ws, render.noise_mode, noise, transform.rows(ws.shape[0]), deadline)
-        return pb.ImagesResponse(images=await self._encode(x, enc))
+        response = pb.ImagesResponse()
+        await self._encode(x, options, response.images)
+        return response
 
     async def _interpolate(self, request: pb.InterpolateRequest, deadline: float | None) -> AsyncIterator[pb.Frame]:
         entry = self.model(request.model)
         cfg = entry.config
-        if request.space not in (pb.SPACE_UNSPECIFIED, pb.W, pb.Z):
-            raise ValueError(f"space: unknown value {request.space} (W or Z)")
-        which = request.WhichOneof("keyframes")
-        if which is None:
-            raise ValueError("keyframes: give seeds, z or ws")
-        self._count(seed_count(request, "keyframes"), "seeds")
-        c, psi, cutoff = map_args(request.map)
-        noise_mode, noise_seed = noise_args(request.render)
-        enc = Encoding.from_pb(request.render)
-        translate, rotate, transform = codec.transform_args(request.render.transform)
-        call = calls.Interpolate.check(
-            cfg, latents_arg(request, "keyframes", "seeds"), z=latents_arg(request, "keyframes", "z"),
-            ws=latents_arg(request, "keyframes", "ws"), num_frames=request.num_frames,
-            space="z" if request.space == pb.Z else "w", psi=psi, cutoff=cutoff, noise_mode=noise_mode, c=c,
-            output="float", noise_seed=noise_seed, translate=translate, rotate=rotate, transform=transform,
-            max_frames=self.settings.max_frames)
-        self._count(call.rows, which)
-        self._check_size(entry, 1, enc, cfg.num_ws * cfg.w_dim * 4 if request.return_ws else 0)
+        self._count(codec.seed_count(request), "seeds")
+        args = codec.InterpolateArgs.from_pb(request)
+        call = args.check(cfg, max_frames=self.settings.max_frames)
+        self._count(call.rows, "seeds" if args.seeds is not None else "z" if args.z is not None else "ws")
+        self._check_size(entry, 1, args.render.fmt, cfg.num_ws * cfg.w_dim * 4 if args.return_ws else 0)
         noise = call.noise(cfg)
         ws_keys = call.ws
         if ws_keys is None and call.space == "w":
@@ -519,10 +446,11 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             else:
                 ws = await self._ws(entry, call.between(z_keys, part, spherical=True), call.frame_mapping(part),
                                     deadline)
-            x = await self._images(entry, ws, noise_mode, call.frames_noise(noise, len(part)),
+            x = await self._images(entry, ws, call.render.noise_mode, call.frames_noise(noise, len(part)),
                                    call.transform.along(part), deadline)
             for i in range(len(part)):
-                frame = pb.Frame(index=first + i, total=call.total, image=await self._encode(x[i: i + 1], enc))
-                if request.return_ws:
-                    frame.ws.CopyFrom(codec.to_tensor(ws[i: i + 1]))
+                frame = pb.Frame(index=first + i, total=call.total)
+                await self._encode(x[i: i + 1], args.render, frame.image)
+                if args.return_ws:
+                    codec.fill_tensor(frame.ws, ws[i: i + 1])
                 yield frame

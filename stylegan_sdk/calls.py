@@ -146,6 +146,8 @@ class Transform:
     def is_identity(self) -> bool:
         if self.matrix is not None:
             return bool(np.array_equal(self.matrix, np.eye(3, dtype=np.float32)))
+        if self.translate is None and self.rotate is None:  # nothing given: every call's default (no NumPy)
+            return True
         return not np.any(self.translate if self.translate is not None else 0) and \
             not np.any(self.rotate if self.rotate is not None else 0)
 

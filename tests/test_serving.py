@@ -211,6 +211,39 @@ def test_batcher_merges_random_noise_per_request():
     assert w.shape == (2, cfg.w_dim)
 
 
+def test_backend_thread_answers_on_the_loop_survives_a_cancelled_caller_and_stops_on_close():
+    import asyncio
+
+    from serving.batcher import BackendThread, BatcherClosed
+
+    async def run():
+        worker = BackendThread("backend-unit")
+        assert await worker.call(lambda a, b: (a + b, threading.current_thread().name), 2, 3) == (5, "backend-unit")
+        with pytest.raises(ZeroDivisionError):  # the call's own exception, raised in the awaiting task
+            await worker.call(lambda: 1 / 0)
+        # A caller that gives up (a cancelled RPC) while its call runs: the thread finishes it and goes on.
+        gate, done = threading.Event(), threading.Event()
+        pending = worker.call(lambda: (gate.wait(TIMEOUT), done.set()))
+        pending.cancel()
+        gate.set()
+        assert await asyncio.to_thread(done.wait, TIMEOUT)
+        assert await worker.call(int, "7") == 7
+        # The event loop stays free while a call runs: it answers other work meanwhile.
+        gate.clear()
+        slow = worker.call(gate.wait, TIMEOUT)
+        assert await asyncio.wait_for(asyncio.sleep(0.01, "free"), TIMEOUT) == "free" and not slow.done()
+        gate.set()
+        assert await slow is True
+        worker.close()
+        with pytest.raises(BatcherClosed):
+            worker.call(int)
+        return worker
+
+    worker = asyncio.run(asyncio.wait_for(run(), TIMEOUT))  # a lost answer fails here instead of hanging
+    worker._thread.join(TIMEOUT)
+    assert not worker._thread.is_alive()
+
+
 # ----------------------------------------------------------------------------
 # Validation
 

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from .._proto import pb, pb_grpc
+from .._proto import codec, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
 from .base import ClientBase
 from .planning import Plan, RemoteModel, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
@@ -49,7 +49,7 @@ class AsyncClient(ClientBase):
 
     async def _meta(self) -> RemoteModel:
         if self._model is None:
-            self._remember(await self._call("GetModelInfo", pb.GetModelInfoRequest(model=self.model),
+            self._remember(await self._call("GetModelInfo", codec.GetModelInfoArgs(self.model).to_pb(),
                                             self._deadline()))
         return self._model
 
@@ -67,7 +67,7 @@ class AsyncClient(ClientBase):
         return self._model.info
 
     async def list_models(self) -> dict[str, ModelInfo]:
-        return self._models(await self._call("ListModels", pb.ListModelsRequest(), self._deadline()))
+        return self._models(await self._call("ListModels", codec.ListModelsArgs().to_pb(), self._deadline()))
 
     async def map(self, z: Any, c: Any = None, psi: float = 1.0, cutoff: int | None = None) -> np.ndarray:
         return await self._run(plan_map(await self._meta(), self.model, z, c, psi, cutoff))

@@ -82,5 +82,4 @@ class ClientBase:
 
     @staticmethod
     def _models(msg: pb.ListModelsResponse) -> dict[str, ModelInfo]:
-        ordered = sorted(msg.models, key=lambda m: m.name != msg.default_model)
-        return {m.name: codec.model_info_from_pb(m) for m in ordered}
+        return codec.list_models_from_pb(msg)

@@ -1,6 +1,7 @@
 """Request planning, shared by `Client` and `AsyncClient`, with no I/O: a call's arguments are checked by
 its one definition (stylegan_sdk.calls, the very checks of the in-process Generator), split into requests
-that fit the server's limits, and the responses are turned back into the Generator's return value.
+that fit the server's limits (encoded by the codec, stylegan_sdk._proto.codec, which the server decodes
+them with), and the responses are turned back into the Generator's return value.
 """
 
 from __future__ import annotations
@@ -73,14 +74,14 @@ def _format(render: calls.Render) -> int:
     return pb.RAW_FLOAT32 if render.output == "float" else pb.RAW_UINT8
 
 
-def _render_pb(render: calls.Render, transform: calls.Transform) -> pb.RenderOptions:
-    return pb.RenderOptions(noise_mode=codec.NOISE_MODE_TO_PB[render.noise_mode], noise_seed=render.noise_seed,
-                            format=_format(render), transform=codec.transform_to_pb(transform))
+def _render_args(render: calls.Render, transform: calls.Transform) -> codec.RenderArgs:
+    return codec.RenderArgs(noise_mode=render.noise_mode, noise_seed=render.noise_seed, translate=transform.translate,
+                            rotate=transform.rotate, transform=transform.matrix, fmt=_format(render))
 
 
-def _map_pb(mapping: calls.Mapping, part: slice = slice(None)) -> pb.MapOptions:
-    c = mapping.rows(part).c
-    return pb.MapOptions(psi=mapping.psi, cutoff=mapping.cutoff, c=None if c is None else codec.to_tensor(c))
+def _map_args(mapping: calls.Mapping, part: slice = slice(None)) -> codec.MapOptionsArgs:
+    """The checked mapping options of rows `part` (c as the vectors the check made)."""
+    return codec.MapOptionsArgs(c=mapping.rows(part).c, psi=mapping.psi, cutoff=mapping.cutoff)
 
 
 def _output(pixels: np.ndarray, output: str) -> Any:
@@ -106,8 +107,9 @@ def plan_generate(m: RemoteModel, name: str, seeds: Any, psi: float, cutoff: int
     call = calls.Generate.check(m.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed,
                                 translate=translate, rotate=rotate, transform=transform)
     rows = m.rows_per_call(m.image_row_bytes(_format(call.render)))
-    reqs = [pb.GenerateRequest(model=name, seeds=pb.SeedList(values=call.seeds[part]),
-                               map=_map_pb(call.mapping, part), render=_render_pb(call.render, call.transform))
+    render = _render_args(call.render, call.transform)
+    reqs = [codec.GenerateArgs(seeds=call.seeds[part], mapping=_map_args(call.mapping, part), render=render,
+                               model=name).to_pb()
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Generate", reqs, _finish_images(call.render, call.single))
 
@@ -115,7 +117,7 @@ def plan_generate(m: RemoteModel, name: str, seeds: Any, psi: float, cutoff: int
 def plan_map(m: RemoteModel, name: str, z: Any, c: Any, psi: float, cutoff: int | None) -> Plan:
     call = calls.Map.check(m.config, z, c, psi, cutoff)
     rows = m.rows_per_call(m.ws_row_bytes)
-    reqs = [pb.MapRequest(model=name, z=codec.to_tensor(call.z[part]), map=_map_pb(call.mapping, part))
+    reqs = [codec.MapArgs(z=call.z[part], mapping=_map_args(call.mapping, part), model=name).to_pb()
             for part in _parts(call.rows, rows, splittable=True)]
 
     def finish(responses: list[Any]) -> np.ndarray:
@@ -128,8 +130,8 @@ def plan_synthesize(m: RemoteModel, name: str, ws: Any, noise_mode: str, output:
                     translate: Any, rotate: Any, transform: Any) -> Plan:
     call = calls.Synthesize.check(m.config, ws, noise_mode, output, noise_seed, translate, rotate, transform)
     rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), m.ws_row_bytes))
-    reqs = [pb.SynthesizeRequest(model=name, ws=codec.to_tensor(call.ws[part]),
-                                 render=_render_pb(call.render, call.transform))
+    render = _render_args(call.render, call.transform)
+    reqs = [codec.SynthesizeArgs(ws=call.ws[part], render=render, model=name).to_pb()
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Synthesize", reqs, _finish_images(call.render, call.single))
 
@@ -138,8 +140,9 @@ def plan_mix(m: RemoteModel, name: str, w_a: Any, w_b: Any, layers: int | str | 
              output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any) -> Plan:
     call = calls.Mix.check(m.config, w_a, w_b, layers, noise_mode, output, noise_seed, translate, rotate, transform)
     rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), 2 * m.ws_row_bytes))
-    reqs = [pb.MixRequest(model=name, w_a=codec.to_tensor(call.w_a[part]), w_b=codec.to_tensor(call.w_b[part]),
-                          layers=call.layers, render=_render_pb(call.render, call.transform))
+    render = _render_args(call.render, call.transform)
+    reqs = [codec.MixArgs(w_a=call.w_a[part], w_b=call.w_b[part], layers=call.layers, render=render,
+                          model=name).to_pb()
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Mix", reqs, _finish_images(call.render, call.single))
 
@@ -152,16 +155,9 @@ def plan_interpolate(m: RemoteModel, name: str, seeds: Any, z: Any, ws: Any, num
     call = calls.Interpolate.check(m.config, seeds, z=z, ws=ws, num_frames=num_frames, space=space, psi=psi,
                                    cutoff=cutoff, noise_mode=noise_mode, c=c, output=output, noise_seed=noise_seed,
                                    translate=translate, rotate=rotate, transform=transform)
-    req = pb.InterpolateRequest(model=name, num_frames=call.num_frames, space=pb.Z if call.space == "z" else pb.W,
-                                render=_render_pb(call.render, call.transform))
-    if call.ws is not None:
-        req.ws.CopyFrom(codec.to_tensor(call.ws))
-    else:
-        if call.seeds is not None:
-            req.seeds.values.extend(call.seeds)
-        else:
-            req.z.CopyFrom(codec.to_tensor(call.z))
-        req.map.CopyFrom(_map_pb(call.mapping))
+    req = codec.InterpolateArgs(seeds=call.seeds, z=call.z, ws=call.ws, num_frames=call.num_frames, space=call.space,
+                                mapping=codec.MapOptionsArgs() if call.mapping is None else _map_args(call.mapping),
+                                render=_render_args(call.render, call.transform), model=name).to_pb()
 
     def frame(msg: pb.Frame) -> Any:
         return _output(codec.images_from_pb(msg.image), call.render.output)[0]

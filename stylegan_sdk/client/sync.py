@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from .._proto import pb, pb_grpc
+from .._proto import codec, pb, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
 from ..errors import ServerUnavailableError
 from .base import ClientBase
@@ -61,7 +61,7 @@ class Client(ClientBase):
 
     def _meta(self) -> RemoteModel:
         if self._model is None:
-            msg = self._call("GetModelInfo", pb.GetModelInfoRequest(model=self.model), self._deadline())
+            msg = self._call("GetModelInfo", codec.GetModelInfoArgs(self.model).to_pb(), self._deadline())
             with self._lock:
                 self._remember(msg)
         return self._model
@@ -102,7 +102,7 @@ class Client(ClientBase):
 
     def list_models(self) -> dict[str, ModelInfo]:
         """Every model the server serves, by name (the default one first)."""
-        return self._models(self._call("ListModels", pb.ListModelsRequest(), self._deadline()))
+        return self._models(self._call("ListModels", codec.ListModelsArgs().to_pb(), self._deadline()))
 
     def wait_until_ready(self, timeout: float = 30.0) -> None:
         """Block until the server's health service says SERVING (ServerUnavailableError after timeout)."""

@@ -1,0 +1,296 @@
+"""The codec (stylegan_sdk._proto.codec) owns both directions of every message: a call's arguments encoded
+(the client) and decoded (the server) give the same arguments back, and what the client plans is, once
+decoded and checked on the server, the very call the client checked. No server, no torch."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import run_without_torch
+
+from stylegan_sdk import calls, images, latents
+from stylegan_sdk._proto import codec, pb
+from stylegan_sdk.client import planning
+from stylegan_sdk.client.planning import RemoteModel
+from stylegan_sdk.config import GeneratorConfig, ModelInfo
+
+SG2 = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=1)
+COND = dataclasses.replace(SG2, c_dim=3, class_names=("ant", "bee", "cat"))
+SG3 = GeneratorConfig(arch="stylegan3", z_dim=8, w_dim=8, img_resolution=16, img_channels=3, mapping_layers=1,
+                      channel_base=128, channel_max=8, num_layers=4, margin_size=4)
+
+rng = np.random.RandomState(0)
+
+
+def floats(*shape: int) -> np.ndarray:
+    return rng.randn(*shape).astype(np.float32)
+
+
+def ws_of(cfg: GeneratorConfig, n: int) -> np.ndarray:
+    return floats(n, cfg.num_ws, cfg.w_dim)
+
+
+def same(a, b, ignore: frozenset[str] = frozenset(), where: str = "") -> None:
+    """Equal values: dataclasses field by field (except `ignore`), arrays in dtype, shape and every element,
+    lists element-wise, everything else with == and the same type."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            if f.name not in ignore:
+                same(getattr(a, f.name), getattr(b, f.name), ignore, f"{where}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray), (where, b)
+        assert a.dtype == b.dtype and a.shape == b.shape, (where, a.dtype, b.dtype, a.shape, b.shape)
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), (where, a, b)
+        for k, (x, y) in enumerate(zip(a, b)):
+            same(x, y, ignore, f"{where}[{k}]")
+    else:
+        assert type(a) is type(b) and a == b, (where, a, b)
+
+
+def through_the_wire(msg):
+    """Serialized and parsed again, as the other side receives it."""
+    return type(msg).FromString(msg.SerializeToString())
+
+
+# ----------------------------------------------------------------------------
+# Every request: encode, then decode, gives the same arguments
+
+
+def request_cases() -> list:
+    sg2_ws, sg3_ws = ws_of(SG2, 2), ws_of(SG3, 3)
+    return [
+        codec.GenerateArgs(seeds=[0, 7, 2**32 - 1]),
+        codec.GenerateArgs(z=floats(3, 8), mapping=codec.MapOptionsArgs(c=np.eye(3, dtype=np.float32), psi=0.7,
+                                                                        cutoff=2),
+                           render=codec.RenderArgs(noise_mode="random", noise_seed=5, fmt=pb.RAW_UINT8),
+                           return_ws=True, model="m"),
+        codec.GenerateArgs(seeds=[4], mapping=codec.MapOptionsArgs(c=2, psi=-0.5),
+                           render=codec.RenderArgs(noise_mode="none", fmt=pb.JPEG, quality=55,
+                                                   translate=np.array([0.1, -0.2]), rotate=12.5)),
+        codec.GenerateArgs(z=floats(8), render=codec.RenderArgs(fmt=pb.RAW_FLOAT32, transform=np.diag([2.0, 2, 1]))),
+        codec.MapArgs(seeds=[1, 2]),
+        codec.MapArgs(z=floats(4, 8), mapping=codec.MapOptionsArgs(c=floats(4, 3), cutoff=0), model="cond"),
+        codec.SynthesizeArgs(ws=sg2_ws),
+        codec.SynthesizeArgs(ws=sg3_ws[0], render=codec.RenderArgs(noise_mode="random", fmt=pb.RAW_FLOAT32,
+                                                                   rotate=-30.0), model="sg3"),
+        codec.MixArgs(w_a=sg2_ws, w_b=sg2_ws[::-1], layers=[0, 3],
+                      render=codec.RenderArgs(noise_mode="random", noise_seed=0, fmt=pb.RAW_UINT8)),
+        codec.InterpolateArgs(seeds=[1, 5, 9], num_frames=4, mapping=codec.MapOptionsArgs(psi=0.6)),
+        codec.InterpolateArgs(z=floats(2, 8), num_frames=3, space="z", return_ws=True,
+                              render=codec.RenderArgs(noise_mode="random", noise_seed=3, fmt=pb.RAW_FLOAT32)),
+        codec.InterpolateArgs(ws=sg3_ws, num_frames=2, model="sg3",
+                              render=codec.RenderArgs(translate=np.array([[0.0, 0], [0.5, 0.1], [1, 0.2]]),
+                                                      rotate=np.array([0.0, 45, 90]))),
+        codec.GetModelInfoArgs(),
+        codec.GetModelInfoArgs("ffhq"),
+        codec.ListModelsArgs(),
+    ]
+
+
+@pytest.mark.parametrize("args", request_cases(), ids=lambda a: type(a).__name__)
+def test_encode_then_decode_gives_the_same_arguments(args):
+    msg = args.to_pb()
+    same(type(args).from_pb(through_the_wire(msg)), args)
+
+
+def test_every_rpc_of_the_service_has_its_arguments_in_the_codec():
+    methods = pb.DESCRIPTOR.services_by_name["StyleGAN"].methods
+    assert sorted(codec.REQUESTS) == sorted(m.name for m in methods)
+    covered = {type(args) for args in request_cases()}
+    for method in methods:
+        cls = codec.REQUESTS[method.name]
+        assert cls in covered, method.name
+        example = next(a for a in request_cases() if type(a) is cls)
+        assert example.to_pb().DESCRIPTOR.name == method.input_type.name
+
+
+def test_defaults_of_an_empty_message_are_the_calls_defaults():
+    args = codec.GenerateArgs.from_pb(pb.GenerateRequest())
+    same(args, codec.GenerateArgs())
+    assert args.mapping.psi == 1.0 and args.render.noise_mode == "const" and args.render.fmt == pb.PNG
+    assert args.render.quality == codec.DEFAULT_JPEG_QUALITY
+    assert codec.InterpolateArgs.from_pb(pb.InterpolateRequest(num_frames=30)).space == "w"
+
+
+def test_a_message_holds_one_kind_of_latents():
+    with pytest.raises(ValueError, match="a request holds one of seeds, z, got seeds, z"):
+        codec.GenerateArgs(seeds=[1], z=floats(1, 8)).to_pb()
+    with pytest.raises(ValueError, match="got z, ws"):
+        codec.InterpolateArgs(z=floats(2, 8), ws=ws_of(SG2, 2)).to_pb()
+
+
+@pytest.mark.parametrize("msg, message", [
+    (pb.GenerateRequest(render=pb.RenderOptions(noise_mode=9)), "noise_mode: unknown value 9"),
+    (pb.GenerateRequest(render=pb.RenderOptions(format=17)), "format: unknown image format 17"),
+    (pb.GenerateRequest(render=pb.RenderOptions(format=pb.JPEG, jpeg_quality=101)), "quality: must be in [1, 100]"),
+    (pb.GenerateRequest(z=pb.Tensor(shape=[2, 8], dtype=pb.FLOAT32, data=b"\0" * 12)),
+     "z: tensor of shape [2, 8] (float32) needs 64 bytes, got 12"),
+    (pb.MapRequest(map=pb.MapOptions(c=pb.Tensor(shape=[1, 3], dtype=pb.UINT8, data=b"\0" * 3))),
+     "c: expected a float32 tensor, got uint8"),
+    (pb.SynthesizeRequest(), "ws: expected a float32 tensor, got dtype 0"),
+    (pb.MixRequest(w_a=codec.to_tensor(floats(1, 2, 8))), "w_b: expected a float32 tensor"),
+    (pb.InterpolateRequest(space=7), "space: unknown value 7 (W or Z)"),
+    (pb.InterpolateRequest(render=pb.RenderOptions(transform=pb.Transform(matrix=[1.0]))),
+     "transform: expected 9 values"),
+])
+def test_what_only_a_message_can_get_wrong_is_a_value_error_at_decoding(msg, message):
+    cls = codec.REQUESTS[type(msg).DESCRIPTOR.name.removesuffix("Request")]
+    with pytest.raises(ValueError) as e:
+        cls.from_pb(msg)
+    assert message in str(e.value)
+
+
+def test_the_arguments_themselves_are_checked_by_the_calls_definition():
+    """Decoding passes bad values through; check() answers the in-process call's ValueError, word for word."""
+    bad = codec.GenerateArgs.from_pb(pb.GenerateRequest(seeds=pb.SeedList(values=[1]), map=pb.MapOptions(psi=np.nan)))
+    with pytest.raises(ValueError) as remote:
+        bad.check(SG2)
+    with pytest.raises(ValueError) as local:
+        calls.Generate.check(SG2, [1], psi=np.nan)
+    assert str(remote.value) == str(local.value) == "psi: must be finite, got nan"
+    with pytest.raises(ValueError, match="^seeds: give seeds or z$"):
+        codec.MapArgs.from_pb(pb.MapRequest()).check(SG2)
+    with pytest.raises(ValueError, match=r"seeds: each seed must be in \[0, 2\*\*32\)"):
+        codec.MapArgs(seeds=[-1]).check(SG2)
+    with pytest.raises(ValueError, match=r"keyframes: give exactly one of seeds, z or ws \(got none\)"):
+        codec.InterpolateArgs.from_pb(pb.InterpolateRequest(num_frames=3)).check(SG2)
+    with pytest.raises(ValueError, match="num_frames: 9 frames in one stream, over the limit of 8"):
+        codec.InterpolateArgs(seeds=[0, 1], num_frames=9).check(SG2, max_frames=8)
+    with pytest.raises(ValueError, match="translate: this model"):
+        codec.SynthesizeArgs(ws_of(SG2, 1), codec.RenderArgs(translate=np.array([0.1, 0]))).check(SG2)
+
+
+# ----------------------------------------------------------------------------
+# What the client plans is, decoded and checked on the server, the call the client checked
+
+
+def remote(cfg: GeneratorConfig, max_seeds: int = 256) -> RemoteModel:
+    return RemoteModel(ModelInfo.from_config(cfg), cfg, np.zeros(cfg.w_dim, np.float32), max_seeds=max_seeds,
+                       max_message_bytes=64 << 20)
+
+
+# Fields that differ by design: the server always computes float images (the client converts them), and
+# it receives rows [N, ...] where the client may have been given one latent.
+SERVER_SIDE = frozenset({"output", "single"})
+
+
+def server_calls(plan_requests, cls, cfg, **limits) -> list:
+    return [cls.from_pb(through_the_wire(r)).check(cfg, **limits) for r in plan_requests]
+
+
+def test_generate_plans_decode_to_the_clients_call():
+    for cfg, kwargs in [(SG2, dict(seeds="0-2,9", psi=0.7, cutoff=1, noise_mode="random", noise_seed=4)),
+                        (COND, dict(seeds=[3, 4], c="bee", output="uint8")),
+                        (COND, dict(seeds=5, c=[0.5, 0.0, 0.5], noise_mode="none", output="float")),
+                        (SG3, dict(seeds=[1], translate=(0.1, 0.2), rotate=15))]:
+        full = dict(psi=1.0, cutoff=None, noise_mode="const", c=None, output="pil", noise_seed=None, translate=None,
+                    rotate=None, transform=None) | kwargs
+        plan = planning.plan_generate(remote(cfg), "m", **full)
+        client = calls.Generate.check(cfg, **full)
+        [server] = server_calls(plan.requests, codec.GenerateArgs, cfg)
+        same(server, client, SERVER_SIDE)
+        np.testing.assert_array_equal(server.z, client.z)
+        assert plan.requests[0].model == "m"
+        assert plan.requests[0].render.format == (pb.RAW_FLOAT32 if client.render.output == "float" else pb.RAW_UINT8)
+
+
+def test_a_split_request_decodes_to_the_rows_of_the_whole_call():
+    seeds = list(range(10))
+    c = np.eye(3, dtype=np.float32)[[k % 3 for k in seeds]]
+    plan = planning.plan_generate(remote(COND, max_seeds=4), "", seeds, 0.8, None, "const", c, "uint8", None, None,
+                                  None, None)
+    client = calls.Generate.check(COND, seeds, 0.8, c=c, output="uint8")
+    parts = server_calls(plan.requests, codec.GenerateArgs, COND)
+    assert [p.rows for p in parts] == [4, 4, 2]
+    assert sum((p.seeds for p in parts), []) == client.seeds
+    np.testing.assert_array_equal(np.concatenate([p.mapping.c for p in parts]), client.mapping.c)
+    assert {(p.mapping.psi, p.mapping.cutoff) for p in parts} == {(0.8, None)}
+
+
+def test_map_synthesize_and_mix_plans_decode_to_the_clients_calls():
+    z = floats(3, 8)
+    plan = planning.plan_map(remote(COND), "", z, [2, 0, 1], 0.5, 1)
+    [server] = server_calls(plan.requests, codec.MapArgs, COND)
+    same(server, calls.Map.check(COND, z, [2, 0, 1], 0.5, 1), SERVER_SIDE)
+    one = planning.plan_map(remote(SG2), "", z[0], None, 1.0, None)  # one z [z_dim]: sent as [1, z_dim]
+    [server] = server_calls(one.requests, codec.MapArgs, SG2)
+    same(server, calls.Map.check(SG2, z[0]), SERVER_SIDE)
+
+    ws = ws_of(SG3, 2)
+    for kwargs in (dict(noise_mode="const", output="float", noise_seed=None, translate=None, rotate=None,
+                        transform=np.diag([1.5, 1.5, 1.0])),
+                   dict(noise_mode="random", output="pil", noise_seed=8, translate=(0.0, 0.3), rotate=None,
+                        transform=None)):
+        plan = planning.plan_synthesize(remote(SG3), "", ws, **kwargs)
+        [server] = server_calls(plan.requests, codec.SynthesizeArgs, SG3)
+        same(server, calls.Synthesize.check(SG3, ws, **kwargs), SERVER_SIDE)
+        plan = planning.plan_mix(remote(SG3), "", ws, ws[::-1], "0-2", **kwargs)
+        [server] = server_calls(plan.requests, codec.MixArgs, SG3)
+        same(server, calls.Mix.check(SG3, ws, ws[::-1], "0-2", **kwargs), SERVER_SIDE)
+
+
+def test_interpolate_plans_decode_to_the_clients_call():
+    cases = [(SG2, dict(seeds=[0, 5, 9], num_frames=4, psi=0.7)),
+             (COND, dict(z=floats(2, 8), num_frames=3, space="z", c="cat", noise_mode="random", noise_seed=3)),
+             (SG3, dict(ws=ws_of(SG3, 3), num_frames=3, noise_mode="none", translate=[(0, 0), (0.5, 0), (1, 0)],
+                        rotate=[0, 45, 90]))]
+    for cfg, kwargs in cases:
+        full = dict(seeds=None, z=None, ws=None, space="w", psi=1.0, cutoff=None, noise_mode="const", c=None,
+                    output="pil", noise_seed=None, translate=None, rotate=None, transform=None) | kwargs
+        req, _ = planning.plan_interpolate(remote(cfg), "", **full)
+        [server] = server_calls([req], codec.InterpolateArgs, cfg, max_frames=100)
+        client = calls.Interpolate.check(cfg, full.pop("seeds"), **full)
+        same(server, client, SERVER_SIDE)
+
+
+# ----------------------------------------------------------------------------
+# Responses: images, ws and model descriptions, both ways
+
+
+def test_images_both_ways_in_every_format():
+    x = floats(2, 3, 8, 8)
+    u8 = images.to_uint8(x)
+    got = codec.images_from_pb(through_the_wire(codec.images_to_pb(x, pb.RAW_FLOAT32)))
+    same(got, x)
+    same(codec.images_from_pb(through_the_wire(codec.images_to_pb(x, pb.RAW_UINT8))), u8)
+    png = codec.images_from_pb(through_the_wire(codec.images_to_pb(x, pb.PNG)))
+    same(np.stack([images.decode(b) for b in png]), u8)
+    jpeg = codec.images_from_pb(through_the_wire(codec.images_to_pb(x, pb.JPEG, quality=70)))
+    assert [images.decode(b).shape for b in jpeg] == [(8, 8, 3)] * 2 and jpeg[0][:2] == b"\xff\xd8"
+    ws = ws_of(SG2, 2)
+    same(codec.from_tensor(through_the_wire(codec.to_tensor(ws)), "ws"), ws)
+    assert codec.from_tensor(codec.to_tensor(ws), "ws").flags.writeable
+
+
+def test_model_descriptions_both_ways():
+    infos = {name: ModelInfo.from_config(cfg, "onnxruntime", "cpu", "fp32")
+             for name, cfg in (("sg2", SG2), ("cond", COND), ("sg3", SG3))}
+    w_avg = floats(8)
+    limits = pb.ServerLimits(max_seeds=4)
+    msgs = [codec.model_info_to_pb(info, name, "{}", w_avg, limits) for name, info in infos.items()]
+    for msg, info in zip(msgs, infos.values()):
+        assert codec.model_info_from_pb(through_the_wire(msg)) == info
+    listed = codec.list_models_from_pb(through_the_wire(codec.list_models_to_pb(msgs, "cond")))
+    assert list(listed) == ["cond", "sg2", "sg3"]  # the default model first
+    assert listed == {name: infos[name] for name in listed}
+
+
+# ----------------------------------------------------------------------------
+# Dependencies
+
+
+def test_the_codec_imports_without_torch():
+    out = run_without_torch("import stylegan_sdk._proto.codec as codec\n"
+                            "assert codec.GenerateArgs(seeds=[1]).to_pb().seeds.values == [1]\n"
+                            "assert 'torch' not in sys.modules\n")
+    assert out.returncode == 0, out.stderr
+
+
+def test_latents_decoded_from_seeds_are_the_in_process_ones():
+    """The wire's seeds for Map are made into z as `seed_to_z` makes them."""
+    np.testing.assert_array_equal(codec.MapArgs(seeds=[3, 4]).check(SG2).z, latents.seed_to_z([3, 4], SG2.z_dim))
