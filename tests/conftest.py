@@ -31,6 +31,30 @@ LEGACY_EXPORT = FIXTURES / "exported-format-1" / "emoji_onnx"     # an exported 
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")               # "gw0", "gw1", ... under pytest-xdist
 
 
+# Test files whose tests run on one xdist worker, in file order, and why. xdist's own `--dist loadgroup` marks
+# (xdist_group) do not group under pytest 9 (xdist 3.8 renames items through an attribute pytest 9 no longer
+# reads), so the scheduler below groups by file.
+ONE_WORKER_FILES = {
+    "tests/test_triton_server.py": "the real tritonserver starts once for them all, and one test stops it",
+}
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup: each test is its own unit of work (as --dist load), but a file in ONE_WORKER_FILES (or an
+    xdist_group where xdist can still name it) is one unit, run on one worker."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return file if file in ONE_WORKER_FILES else super()._split_scope(nodeid)
+
+    return FileGroupScheduling(config, log)
+
+
 def pytest_configure(config) -> None:
     if XDIST_WORKER:
         # One intra-op thread per worker: torch here, OpenMP / MKL / OpenBLAS in the subprocesses tests start.

@@ -29,9 +29,8 @@ if triton_server.missing():
 MAX_BATCH = 4
 
 
-# Every test here on one xdist worker, in file order: the server starts once for them all (the test that stops it
-# comes last; one that ran earlier would only cost a restart).
-pytestmark = pytest.mark.xdist_group("tritonserver")
+# Every test here runs on one xdist worker, in file order (tests/conftest.py, ONE_WORKER_FILES): the server starts
+# once for them all (the test that stops it comes last; one that ran earlier would only cost a restart).
 
 
 @pytest.fixture(scope="module")
