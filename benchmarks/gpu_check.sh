@@ -19,7 +19,7 @@
 #
 # Parts (each one records its exit code, wall time and output tail; one failing part never stops the rest):
 #   setup   machine (nvidia-smi, torch / CUDA / cuDNN, onnxruntime providers, tensorrt), wheels, install
-#   part 1  pytest -q tests/test_torch_backend.py tests/test_tensorrt.py -rs            (cap 180 s)
+#   part 1  pytest -q -o addopts= tests/test_torch_backend.py tests/test_tensorrt.py -rs (cap 180 s)
 #   part 2  python benchmarks/gpu_parity.py --device cuda: fixtures vs reference (TF32 off), fp16 vs fp32,
 #           ONNX Runtime CUDA and TensorRT vs torch, one line each                      (cap 120 s)
 #   part 3  python benchmarks/bench_backends.py --device cuda, one process per backend row (so a crash or
@@ -325,7 +325,9 @@ write_summary
 LOG1=$OUT_DIR/part1_tests.log
 : >"$LOG1"
 read -ra pytest_extra <<<"${PYTEST_ARGS:-}"
-CMD1=("$PY" -m pytest -q "${TEST_ARGS[@]}" -rs -p no:cacheprovider ${pytest_extra[@]+"${pytest_extra[@]}"})
+# -o addopts=: one process, as before pyproject's addopts asked for two pytest-xdist workers (one GPU; the lent
+# machine need not have pytest-xdist).
+CMD1=("$PY" -m pytest -q -o addopts= "${TEST_ARGS[@]}" -rs -p no:cacheprovider ${pytest_extra[@]+"${pytest_extra[@]}"})
 section "## Part 1: CUDA and TensorRT tests" "" "command: \`python ${CMD1[*]:1}\`" ""
 if [[ $HAS_CUDA != 1 ]]; then
     skip_part "part 1: tests" "$LOG1" "$NO_CUDA_REASON"

@@ -1,10 +1,19 @@
-"""Shared test helpers: the reference fixtures (copied from the official and community generators)."""
+"""Shared test helpers: the reference fixtures (copied from the official and community generators), and what a
+test session builds once: exported folders (`exported_model`), networks on torch, one real `export/to_onnx.py` run.
+
+Under pytest-xdist (`make test` runs `-n 2`) each worker runs torch, and the subprocesses it starts, on one
+intra-op thread, so that two workers share two cores without oversubscribing them; what the session builds once
+is built once for all workers (in a folder beside the workers' own temporary folders, under a file lock)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +27,44 @@ if str(ROOT) not in sys.path:
 FIXTURES = Path(__file__).parent / "fixtures"
 NVLABS = FIXTURES / "nvlabs-stylegan2"
 NVLABS_CONFIGS = ["sg2_skip_32", "sg2_resnet_16_cond", "sg2_orig_16_gray_cut"]
+LEGACY_EXPORT = FIXTURES / "exported-format-1" / "emoji_onnx"     # an exported folder of format_version "1"
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")               # "gw0", "gw1", ... under pytest-xdist
+
+
+# Test files whose tests run on one xdist worker, in file order, and why. xdist's own `--dist loadgroup` marks
+# (xdist_group) do not group under pytest 9 (xdist 3.8 renames items through an attribute pytest 9 no longer
+# reads), so the scheduler below groups by file.
+ONE_WORKER_FILES = {
+    "tests/test_triton_server.py": "the real tritonserver starts once for them all, and one test stops it",
+}
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup: each test is its own unit of work (as --dist load), but a file in ONE_WORKER_FILES (or an
+    xdist_group where xdist can still name it) is one unit, run on one worker."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return file if file in ONE_WORKER_FILES else super()._split_scope(nodeid)
+
+    return FileGroupScheduling(config, log)
+
+
+def pytest_configure(config) -> None:
+    if XDIST_WORKER:
+        # One intra-op thread per worker: torch here, OpenMP / MKL / OpenBLAS in the subprocesses tests start.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(1)
 
 
 BLOCK_TORCH = (
@@ -36,6 +83,20 @@ def run_without_torch(code: str, timeout: float = 120) -> subprocess.CompletedPr
                           timeout=timeout, cwd=str(ROOT))
 
 
+def stylegan_cli(capsys, *argv) -> tuple[int, str, str]:
+    """The `stylegan` command line in process: stylegan_sdk.cli.main(argv) -> (exit code, stdout, stderr), argparse's
+    usage errors (SystemExit) included. The real process is tested apart (tests/test_cli.py: python -m stylegan_sdk,
+    torch-free processes)."""
+    from stylegan_sdk.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def nvlabs_fixture(name: str) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(config.json, official state dict, reference outputs) of one fixture configuration."""
     folder = NVLABS / name
@@ -51,6 +112,95 @@ def nvlabs_checkpoint(name: str):
 
     config, state, _ = nvlabs_fixture(name)
     return import_state(config["init_kwargs"], state, str(NVLABS / name / "G_state_dict.npz"))
+
+
+# ----------------------------------------------------------------------------
+# Built once per session, for every xdist worker
+
+
+def shared_root(tmp_path_factory) -> Path:
+    """The folder every xdist worker of this session sees (the workers' basetemps lie in it); without xdist,
+    the session's basetemp."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if XDIST_WORKER else base
+
+
+def build_once(tmp_path_factory, key: str, build: Callable[[Path], None]) -> Path:
+    """SHARED/key, made by build(SHARED/key) by whichever worker asks first, the others waiting for it; a folder
+    that exists is done (a build that raises leaves none)."""
+    from filelock import FileLock
+
+    root = shared_root(tmp_path_factory) / "built-once"
+    root.mkdir(exist_ok=True)
+    folder = root / key
+    with FileLock(str(root / f".{key}.lock")):
+        if not folder.exists():
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)   # the next one to ask tries again
+                raise
+    assert folder.is_dir(), f"{key}: the build made no folder"
+    return folder
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _export_source(name: str):
+    """What `exported_model(name)` exports: a Checkpoint or a model file."""
+    if name in NVLABS_CONFIGS:
+        return nvlabs_checkpoint(name)
+    return {"sg3t_32": FIXTURES / "nvlabs-stylegan3" / "sg3t_32" / "network-snapshot.pkl",
+            "sg3r_32_cond": FIXTURES / "nvlabs-stylegan3" / "sg3r_32_cond" / "network-snapshot.pkl",
+            "v1_32": FIXTURES / "rosinality-stylegan1" / "v1_32" / "checkpoint.model",
+            # the checkpoint the format "1" folder was exported from (exported today: per-row noise gain)
+            "emoji_format1_source": LEGACY_EXPORT.parent / "emoji.safetensors"}[name]
+
+
+EXPORTABLE = (*NVLABS_CONFIGS, "sg3t_32", "sg3r_32_cond", "v1_32", "emoji_format1_source")
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory) -> Callable[[str], Path]:
+    """exported_model(NAME) -> the folder `export_onnx` writes for that fixture network (NAME in EXPORTABLE), exported
+    once per session and verified against torch on ONNX Runtime before it appears. The folder is shared: read it,
+    and copy it first to change anything (the session's end checks that no file in it changed)."""
+    from stylegan_sdk.export.onnx import export_onnx
+
+    seen: dict[str, tuple[Path, dict[str, str]]] = {}
+
+    def get(name: str) -> Path:
+        if name not in EXPORTABLE:
+            raise KeyError(f"exported_model: no fixture network {name!r} (one of {EXPORTABLE})")
+        if name not in seen:
+            folder = build_once(tmp_path_factory, f"onnx-{name}", lambda out: export_onnx(_export_source(name), out))
+            seen[name] = (folder, _digest(folder))
+        return seen[name][0]
+
+    yield get
+    changed = [str(folder) for folder, digest in seen.values() if _digest(folder) != digest]
+    assert not changed, f"a test changed a shared exported folder (copy it first): {changed}"
+
+
+@pytest.fixture(scope="session")
+def to_onnx_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python export/to_onnx.py sg2_skip_32/network-snapshot.pkl --out NEW/a/new/dir` in a real process, once per
+    session: (the finished process, the --out folder). Missing folders above --out are the script's to make."""
+    def build(folder: Path) -> None:
+        folder.mkdir()
+        out = folder / "a" / "new" / "dir"
+        run = subprocess.run([sys.executable, str(ROOT / "export" / "to_onnx.py"),
+                              str(NVLABS / "sg2_skip_32" / "network-snapshot.pkl"), "--out", str(out)],
+                             capture_output=True, text=True, timeout=600)
+        (folder / "run.json").write_text(json.dumps({"args": run.args, "returncode": run.returncode,
+                                                     "stdout": run.stdout, "stderr": run.stderr}))
+
+    folder = build_once(tmp_path_factory, "to_onnx-sg2_skip_32", build)
+    run = json.loads((folder / "run.json").read_text())
+    return subprocess.CompletedProcess(**run), folder / "a" / "new" / "dir"
 
 
 @pytest.fixture
@@ -84,26 +234,15 @@ def skip32_generator():
 
 
 @pytest.fixture(scope="session")
-def sg3_dirs(tmp_path_factory) -> dict[str, Path]:
-    """Both StyleGAN3 fixture networks exported once (each export is verified against torch before it appears)."""
-    from stylegan_sdk.export.onnx import export_onnx
-
-    out = {}
-    for name in ("sg3t_32", "sg3r_32_cond"):
-        folder = tmp_path_factory.getbasetemp() / f"{name}-onnx"
-        export_onnx(FIXTURES / "nvlabs-stylegan3" / name / "network-snapshot.pkl", folder)
-        out[name] = folder
-    return out
+def sg3_dirs(exported_model) -> dict[str, Path]:
+    """Both StyleGAN3 fixture networks exported (each export is verified against torch before it appears)."""
+    return {name: exported_model(name) for name in ("sg3t_32", "sg3r_32_cond")}
 
 
 @pytest.fixture(scope="session")
-def skip32_dir(tmp_path_factory) -> Path:
-    """sg2_skip_32 exported to ONNX once per session (client, serving and demo tests share it)."""
-    from stylegan_sdk.export.onnx import export_onnx
-
-    folder = tmp_path_factory.getbasetemp() / "skip32-onnx"
-    export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)
-    return folder
+def skip32_dir(exported_model) -> Path:
+    """sg2_skip_32 exported to ONNX once per session (client, serving, demo, export and backend tests share it)."""
+    return exported_model("sg2_skip_32")
 
 
 @pytest.fixture(scope="session")

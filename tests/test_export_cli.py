@@ -3,7 +3,6 @@ arguments first, and says in one line what to install when an optional package i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,15 +13,7 @@ from conftest import FIXTURES
 
 from stylegan_sdk.cli import main as stylegan
 
-REPO = Path(__file__).resolve().parents[1]
 PKL = FIXTURES / "nvlabs-stylegan2" / "sg2_skip_32" / "network-snapshot.pkl"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "export" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -45,12 +36,15 @@ def _comparable_manifest(folder: Path) -> dict:
     return manifest
 
 
-def test_export_onnx_writes_what_the_script_writes(tmp_path, capsys):
+def test_export_onnx_writes_what_the_script_writes(tmp_path, capsys, to_onnx_run):
+    """`stylegan export onnx` in process, and `python export/to_onnx.py` in a real process (the session's run)."""
     assert stylegan(["export", "onnx", str(PKL), "--out", str(tmp_path / "cmd"), "--no-verify"]) == 0
     said = capsys.readouterr().out
     assert said.startswith(f"wrote {tmp_path / 'cmd'} (stylegan2, 32px, num_ws=8, opset 18)")
-    assert _script("to_onnx")([str(PKL), "--out", str(tmp_path / "script"), "--no-verify"]) == 0
-    cmd, script = tmp_path / "cmd", tmp_path / "script"
+    run, script = to_onnx_run
+    assert run.returncode == 0 and run.args[2] == str(PKL), run.stderr
+    assert run.stdout.startswith(f"wrote {script} (stylegan2, 32px, num_ws=8, opset 18)")
+    cmd = tmp_path / "cmd"
     assert sorted(p.name for p in cmd.iterdir()) == sorted(p.name for p in script.iterdir()) == \
         ["mapping.onnx", "model.json", "synthesis.onnx"]
     assert _comparable_manifest(cmd) == _comparable_manifest(script)   # the graphs' sha256 sums included

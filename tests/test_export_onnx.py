@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from conftest import NVLABS, NVLABS_CONFIGS, nvlabs_checkpoint, nvlabs_fixture, run_without_torch
 
 import stylegan_sdk as sg
-from stylegan_sdk.export.onnx import TENSORRT_OPS, export_onnx
+from stylegan_sdk.export.onnx import TENSORRT_OPS
 from stylegan_sdk.formats.exported import graph_io, read_exported
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,10 +21,9 @@ IMG_TOL = 1e-4
 
 
 @pytest.fixture(scope="module", params=NVLABS_CONFIGS)
-def exported(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / request.param
-    export_onnx(nvlabs_checkpoint(request.param), folder)
-    return request.param, folder
+def exported(request, exported_model):
+    """(name, folder): the fixture network as export_onnx writes it, verified against torch (the session's export)."""
+    return request.param, exported_model(request.param)
 
 
 def test_folder_contents_and_manifest(exported):
@@ -148,21 +146,35 @@ def test_exported_folder_runs_without_torch(exported):
     assert "uint8 False" in out.stdout
 
 
-def test_cli_exports_and_refuses_bad_input(tmp_path):
-    script = str(REPO / "export" / "to_onnx.py")
+def to_onnx(capsys, *argv) -> tuple[int, str]:
+    """export/to_onnx.py's main(argv) in process -> (exit code, stderr); argparse's usage errors raise SystemExit."""
+    spec = importlib.util.spec_from_file_location("to_onnx", REPO / "export" / "to_onnx.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        code = module.main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_cli_exports_and_refuses_bad_input(to_onnx_run, tmp_path, capsys):
+    """The script in a real process exports (and verifies) the pickle; an existing --out or a missing model file is
+    one line and exit 2, nothing written (those two through the script's main in process)."""
+    ok, out = to_onnx_run
     pkl = str(NVLABS / "sg2_skip_32" / "network-snapshot.pkl")
-    out = tmp_path / "onnx32"
-    ok = subprocess.run([sys.executable, script, pkl, "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert (out / "synthesis.onnx").is_file() and "wrote" in ok.stdout
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     for args, needle in [([pkl, "--out", str(out)], "already exists"),
                          ([str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "x")], "no such model file")]:
-        bad = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120)
-        assert bad.returncode == 2
-        lines = bad.stderr.strip().splitlines()
-        assert len(lines) == 1 and needle in lines[0], bad.stderr
+        code, err = to_onnx(capsys, *args)
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # the existing folder left alone
     assert not (tmp_path / "x").exists()
-    leftovers = [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    leftovers = [p for folder in (tmp_path, out.parent) for p in os.listdir(folder) if p.startswith(".")]
     assert leftovers == []
 
 
@@ -171,12 +183,10 @@ def test_cli_exports_and_refuses_bad_input(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def v1_exported(tmp_path_factory):
+def v1_exported(exported_model):
     from conftest import FIXTURES
 
-    folder = tmp_path_factory.mktemp("export") / "v1_32"
-    export_onnx(FIXTURES / "rosinality-stylegan1" / "v1_32" / "checkpoint.model", folder)
-    return folder, dict(np.load(FIXTURES / "rosinality-stylegan1" / "v1_32" / "reference.npz"))
+    return exported_model("v1_32"), dict(np.load(FIXTURES / "rosinality-stylegan1" / "v1_32" / "reference.npz"))
 
 
 @pytest.mark.parametrize("output", ["alpha1", "trunc070", "mix0to1", "mix2up", "zeronoise", "mix0to1_zeronoise"])
@@ -208,25 +218,24 @@ def test_v1_onnxruntime_reproduces_rosinality_fixture(v1_exported, output):
 # The command line makes the missing folders above --out (issue 11), and only for an export that succeeds
 
 
-def test_cli_makes_missing_folders_above_out(tmp_path):
-    script = str(REPO / "export" / "to_onnx.py")
+def test_cli_makes_missing_folders_above_out(to_onnx_run, tmp_path, capsys):
+    ok, out = to_onnx_run                                  # --out NEW/a/new/dir: "a" and "new" did not exist
     pkl = str(NVLABS / "sg2_skip_32" / "network-snapshot.pkl")
-    out = tmp_path / "a" / "new" / "dir"
-    ok = subprocess.run([sys.executable, script, pkl, "--out", str(out), "--no-verify"], capture_output=True,
-                        text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
+    assert ok.args[-2:] == ["--out", str(out)] and out.relative_to(out.parents[2]).as_posix() == "a/new/dir"
     assert sorted(os.listdir(out)) == ["mapping.onnx", "model.json", "synthesis.onnx"]
     assert os.listdir(out.parent) == ["dir"]               # no temporary folder left beside it
+    assert os.listdir(out.parents[1]) == ["new"]
     # A failed export leaves no folder behind; an --out under a file is refused before anything is read.
     (tmp_path / "file").write_text("x")
     for args, needle in [([str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "b" / "new" / "dir")],
                           "no such model file"),
                          ([pkl, "--out", str(tmp_path / "file" / "dir")], "out: cannot create")]:
-        bad = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120)
-        assert bad.returncode == 2
-        lines = bad.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("to_onnx.py: error:") and needle in lines[0], bad.stderr
-    assert sorted(os.listdir(tmp_path)) == ["a", "file"]
+        code, err = to_onnx(capsys, *args)
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("to_onnx.py: error:") and needle in lines[0], err
+    assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
 # ----------------------------------------------------------------------------
@@ -261,11 +270,9 @@ def test_noise_gain_has_a_batch_axis_and_is_per_row(exported):
 
 
 @pytest.fixture(scope="module")
-def reexported_legacy(tmp_path_factory):
+def reexported_legacy(exported_model):
     """The checkpoint the format "1" folder was exported from, exported again today (per-row gain)."""
-    folder = tmp_path_factory.mktemp("reexport") / "emoji_onnx"
-    export_onnx(LEGACY.parent / "emoji.safetensors", folder)
-    return folder
+    return exported_model("emoji_format1_source")
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

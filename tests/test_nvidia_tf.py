@@ -10,14 +10,13 @@ the TF graphs working on the TF variables, itself checked against the fixtures i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tf_reference as tfr
 import torch
+from conftest import stylegan_cli
 from tf_pickles import write_tf_pickle
 
 import stylegan_sdk as sg
@@ -27,7 +26,6 @@ from stylegan_sdk.models import build_with_weights
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvidia-tf"
 V1, V2 = "sg1_tf_32", "sg2_tf_32_configf"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def ref_of(name: str) -> dict[str, np.ndarray]:
@@ -164,15 +162,14 @@ def test_gs_not_g(tmp_path):
 
 
 @pytest.mark.parametrize("name", [V1, V2])
-def test_convert_then_info_then_load(tmp_path, name):
+def test_convert_then_info_then_load(tmp_path, name, capsys):
+    """`stylegan convert` then `stylegan info`, in process (the real `stylegan` process is tests/test_cli.py's)."""
     out = tmp_path / f"{name}.safetensors"
-    run = subprocess.run([sys.executable, "-m", "stylegan_sdk", "convert", str(FIXTURES / name / "network.pkl"),
-                          "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert run.returncode == 0, run.stderr
-    info = subprocess.run([sys.executable, "-m", "stylegan_sdk", "info", str(out)], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
-    assert info.returncode == 0, info.stderr
-    doc = json.loads(info.stdout)
+    code, _, err = stylegan_cli(capsys, "convert", FIXTURES / name / "network.pkl", "--out", out)
+    assert code == 0, err
+    code, stdout, err = stylegan_cli(capsys, "info", out)
+    assert code == 0, err
+    doc = json.loads(stdout)
     assert doc["config"]["source"]["format"] == f"nvidia-tf-{'stylegan1' if name == V1 else 'stylegan2'}"
     assert doc["metadata"]["imported_from"] == "network.pkl"
     ref = ref_of(name)
@@ -349,7 +346,7 @@ def _edit(gs: dict, where: str, fn) -> dict:
     ("huge_resolution", "exceeds the limit"),
     ("resolution_mismatch", "missing variable .synthesis/64x64"),
 ])
-def test_refusals(tmp_path, case, match):
+def test_refusals(tmp_path, case, match, capsys):
     gs = _v2_fixture_gs()
 
     def set_kwarg(key, value):
@@ -382,8 +379,7 @@ def test_refusals(tmp_path, case, match):
     write_tf_pickle(path, gs)
     with pytest.raises(ValueError, match=match):
         read_model(path)
-    if case == "progan":  # the CLI: one line, exit 2, nothing written
-        run = subprocess.run([sys.executable, "-m", "stylegan_sdk", "convert", str(path), "--out",
-                              str(tmp_path / "out.st")], capture_output=True, text=True, cwd=REPO, timeout=120)
-        assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    if case == "progan":  # the CLI (in process): one line, exit 2, nothing written
+        code, _, err = stylegan_cli(capsys, "convert", path, "--out", tmp_path / "out.st")
+        assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "out.st").exists()

@@ -37,18 +37,9 @@ def _torch_generator(ckpt) -> sg.Generator:
 
 
 @pytest.fixture(scope="module")
-def sg2(tmp_path_factory, skip32_dir) -> dict[str, tuple[Path, object]]:
-    """The three NVlabs StyleGAN2 fixtures exported once (sg2_skip_32: the session's export): name -> (folder, ckpt)."""
-    out = {}
-    for name in NVLABS_CONFIGS:
-        ckpt = nvlabs_checkpoint(name)
-        if name == "sg2_skip_32":
-            folder = skip32_dir
-        else:
-            folder = tmp_path_factory.mktemp("ov") / name
-            export_onnx(ckpt, folder, verify=False)
-        out[name] = (folder, ckpt)
-    return out
+def sg2(exported_model) -> dict[str, tuple[Path, object]]:
+    """The three NVlabs StyleGAN2 fixtures exported (the session's exports): name -> (folder, ckpt)."""
+    return {name: (exported_model(name), nvlabs_checkpoint(name)) for name in NVLABS_CONFIGS}
 
 
 def _max_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -155,11 +146,10 @@ def test_stylegan3_with_its_input_transform(sg3_dirs):
                         G_pt.generate(list(range(batch)), psi=0.7, output="float", **view)) <= IMG_TOL
 
 
-def test_stylegan1_export(tmp_path_factory):
+def test_stylegan1_export(exported_model):
     from stylegan_sdk.loading import read_model
 
-    folder = tmp_path_factory.mktemp("ov") / "v1_32"
-    export_onnx(V1 / "checkpoint.model", folder, verify=False)
+    folder = exported_model("v1_32")
     ref = dict(np.load(V1 / "reference.npz"))
     G = sg.Generator(OpenVinoBackend(folder))
     assert G.info.arch == "stylegan1"

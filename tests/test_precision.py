@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 import stylegan_sdk as sg
 from stylegan_sdk.config import GeneratorConfig
 from stylegan_sdk.loading import OPENVINO_FROM_RESOLUTION, auto_backend, check_precision
 
-REPO = Path(__file__).resolve().parents[1]
 FOLDER = sg.loading.DEFAULT_EXPORT          # the bundled 32 px model, exported
 CHECKPOINT = sg.loading.DEFAULT_CHECKPOINT
 
@@ -80,17 +75,17 @@ def test_served_info_carries_the_precision():
         assert (C.info.backend, C.info.precision) == ("onnxruntime", "fp32")
 
 
-def test_cli_precision_errors_are_one_line(tmp_path):
+def test_cli_precision_errors_are_one_line(tmp_path, capsys):
+    from conftest import stylegan_cli
+
     out = tmp_path / "imgs"
-    run = subprocess.run([sys.executable, "-m", "stylegan_sdk", "generate", "--model", str(CHECKPOINT), "--seeds",
-                          "0", "--precision", "bf16", "--outdir", str(out)],
-                         capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
-    assert "bf16" in run.stderr and not out.exists()
-    run = subprocess.run([sys.executable, "-m", "stylegan_sdk", "generate", "--model", str(CHECKPOINT), "--seeds",
-                          "0", "--precision", "fp8", "--outdir", str(out)],
-                         capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert run.returncode == 2 and "invalid choice" in run.stderr and not out.exists()
+    code, _, err = stylegan_cli(capsys, "generate", "--model", CHECKPOINT, "--seeds", "0", "--precision", "bf16",
+                                "--outdir", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "bf16" in err and not out.exists()
+    code, _, err = stylegan_cli(capsys, "generate", "--model", CHECKPOINT, "--seeds", "0", "--precision", "fp8",
+                                "--outdir", out)
+    assert code == 2 and "invalid choice" in err and not out.exists()
 
 
 def test_serve_takes_precision():

@@ -415,22 +415,20 @@ def test_malformed_state_dicts_are_refused(g_ema):
 # Through the rest of the product: convert + info, ONNX export, serving
 
 
-def test_convert_cli_then_info_says_where_it_came_from(tmp_path, ref):
+def test_convert_cli_then_info_says_where_it_came_from(tmp_path, ref, capsys):
+    """`stylegan convert` then `stylegan info`, in process (the real `stylegan` process is tests/test_cli.py's)."""
     import json
-    import subprocess
-    import sys
+
+    from conftest import stylegan_cli
 
     import stylegan_sdk as sg
 
     out = tmp_path / "ros.safetensors"
-    root = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, "-m", "stylegan_sdk", "convert", str(ROS2 / "checkpoint.pt"), "--out",
-                          str(out)], capture_output=True, text=True, cwd=root, timeout=120)
-    assert run.returncode == 0, run.stderr
-    info = subprocess.run([sys.executable, "-m", "stylegan_sdk", "info", str(out)], capture_output=True, text=True,
-                          cwd=root, timeout=120)
-    assert info.returncode == 0, info.stderr
-    doc = json.loads(info.stdout)
+    code, _, err = stylegan_cli(capsys, "convert", ROS2 / "checkpoint.pt", "--out", out)
+    assert code == 0, err
+    code, stdout, err = stylegan_cli(capsys, "info", out)
+    assert code == 0, err
+    doc = json.loads(stdout)
     assert doc["source"]["format"] == "rosinality-stylegan2"
     assert doc["metadata"]["imported_from"] == "checkpoint.pt"
     G = sg.load(out)

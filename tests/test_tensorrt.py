@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import nvlabs_checkpoint
 
 import stylegan_sdk as sg
 from stylegan_sdk.backends import tensorrt_runtime
 from stylegan_sdk.backends.tensorrt_backend import TensorRTBackend
 from stylegan_sdk.export import tensorrt as trt_export
-from stylegan_sdk.export.onnx import export_onnx
 from stylegan_sdk.export.tensorrt import TENSORRT_MISSING, build_engines
 from stylegan_sdk.formats.exported import read_exported, write_manifest
 
@@ -46,11 +44,9 @@ needs_gpu = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def onnx32(tmp_path_factory) -> Path:
-    """sg2_skip_32 exported as ONNX (no engines)."""
-    folder = tmp_path_factory.mktemp("onnx") / "sg2_skip_32"
-    export_onnx(nvlabs_checkpoint("sg2_skip_32"), folder, verify=False)
-    return folder
+def onnx32(skip32_dir) -> Path:
+    """sg2_skip_32 exported as ONNX (no engines): the session's export, read only."""
+    return skip32_dir
 
 
 def _cli():
@@ -383,13 +379,11 @@ def test_build_flow_with_stand_in_tensorrt(onnx32, tmp_path, fake_trt):
     assert read_exported(out).engines == engines
 
 
-def test_build_flow_for_a_stylegan3_folder(tmp_path, fake_trt, capsys):
+def test_build_flow_for_a_stylegan3_folder(sg3_dirs, tmp_path, fake_trt, capsys):
     """StyleGAN3: the input transform gets a batch profile like ws, there is no noise, and to_trt.py takes
     the folder (the build itself needs TensorRT and a GPU: not run here)."""
-    src = tmp_path / "sg3"
-    export_onnx(REPO / "tests" / "fixtures" / "nvlabs-stylegan3" / "sg3t_32" / "network-snapshot.pkl", src,
-                verify=False)
-    fake_trt()  # after the export: torch.export inspects the modules loaded
+    src = sg3_dirs["sg3t_32"]  # exported before fake_trt(): torch.export inspects the modules loaded
+    fake_trt()
     assert _cli()([str(src), "--out", str(tmp_path / "engines"), "--min-batch", "1", "--opt-batch", "4",
                    "--max-batch", "8"]) == 0, capsys.readouterr().err
     synthesis = json.loads((tmp_path / "engines" / "synthesis.plan").read_bytes())

@@ -3,6 +3,7 @@ ModelConfig (tritonclient's model_config_pb2), argument checks. The real server 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -125,15 +126,29 @@ def test_tensorrt_engines_become_plan_models(tmp_path):
         assert read_parameter(cfg.parameters[PARAMETER].string_value, graph, "t")[2] == "fp16"
 
 
-def test_cli_one_line_errors_before_touching_the_disk(tmp_path):
+def _to_triton_main(argv: list[str]) -> int:
+    """export/to_triton.py's main(argv) in process; argparse's usage errors arrive as SystemExit."""
+    spec = importlib.util.spec_from_file_location("to_triton", ROOT / "export" / "to_triton.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_cli_one_line_errors_before_touching_the_disk(tmp_path, capsys):
+    """Argument errors through the script's main in process; the refused format "1" folder and the export in real
+    `python export/to_triton.py` processes."""
     cli = [sys.executable, str(ROOT / "export" / "to_triton.py")]
     out = tmp_path / "a" / "b" / "repo"
     for extra, needle in ((["--max-batch", "0"], "--max-batch: must be"), (["--name", "a/b"], "--name: 'a/b'"),
                           (["--engine", "x"], "--engine: invalid choice"),
                           (["--max-queue-delay-us", "-5"], "--max-queue-delay-us: must be")):
-        r = subprocess.run([*cli, "default", "--out", str(out), *extra], capture_output=True, text=True, timeout=120)
-        assert r.returncode == 2, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+        code = _to_triton_main(["default", "--out", str(out), *extra])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and needle in err and err.startswith("to_triton.py: error:"), err
     r = subprocess.run([*cli, str(LEGACY), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "re-export" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a").exists(), "no folders left behind by a failed export"

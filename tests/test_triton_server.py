@@ -29,8 +29,12 @@ if triton_server.missing():
 MAX_BATCH = 4
 
 
+# Every test here runs on one xdist worker, in file order (tests/conftest.py, ONE_WORKER_FILES): the server starts
+# once for them all (the test that stops it comes last; one that ran earlier would only cost a restart).
+
+
 @pytest.fixture(scope="module")
-def triton(tmp_path_factory, sg3_dirs):
+def triton_service(tmp_path_factory, sg3_dirs):
     """tritonserver over the bundled emoji model (StyleGAN2, noise) and sg3r_32_cond (StyleGAN3, classes)."""
     work = tmp_path_factory.mktemp("triton")
     write_repository(DEFAULT_EXPORT, work / "exported", name="emoji", max_batch=MAX_BATCH, device="cpu",
@@ -47,9 +51,22 @@ def triton(tmp_path_factory, sg3_dirs):
                 text = "\n".join(line for line in text.splitlines() if not line.startswith("parameters")) + "\n"
             (folder / "config.pbtxt").write_text(text)
     repo = triton_server.python_backend_copy(work / "exported", work / "repo")
-    with triton_server.tritonserver(repo, work) as (port, log):
-        yield {"port": port, "log": log, "local": {"emoji": sg.load(DEFAULT_EXPORT, backend="onnxruntime"),
-                                                   "sg3": sg.load(sg3_dirs["sg3r_32_cond"], backend="onnxruntime")}}
+    server = triton_server.Server(repo, work)
+    server.start()
+    try:
+        yield server, {"emoji": sg.load(DEFAULT_EXPORT, backend="onnxruntime"),
+                       "sg3": sg.load(sg3_dirs["sg3r_32_cond"], backend="onnxruntime")}
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def triton(triton_service):
+    """The module's server, running (started again if a test stopped it): port, log file, in-process generators."""
+    server, local = triton_service
+    if not server.running():
+        server.start()
+    return {"port": server.port, "log": server.log, "local": local}
 
 
 def remote(triton, name: str) -> sg.Generator:
@@ -145,48 +162,43 @@ def test_wrongly_deployed_pairs_are_refused(triton):
         sg.load(f"triton://127.0.0.1:{triton['port']}/bare")
 
 
-def test_our_grpc_server_in_front_of_triton_and_triton_going_away(tmp_path, triton):
-    """`stylegan serve --model emoji=triton://...`: the client gets the in-process images; once Triton stops,
-    the client's call fails with UNAVAILABLE (ServerUnavailableError) at once, and our server keeps serving."""
-    from serving import ServerSettings, serve_in_thread
-    from serving.config import parse_model_spec
-
-    write_repository(DEFAULT_EXPORT, tmp_path / "exported", name="emoji", max_batch=MAX_BATCH, device="cpu")
-    repo = triton_server.python_backend_copy(tmp_path / "exported", tmp_path / "repo")
-    L = triton["local"]["emoji"]
-    with triton_server.tritonserver(repo, tmp_path) as (port, _):
-        url = f"triton://127.0.0.1:{port}/emoji?timeout=10"
-        assert parse_model_spec(url) == ("emoji", url)
-        with serve_in_thread({"emoji": url}, settings=ServerSettings(max_batch=16)) as bg:
-            with sg.Client(bg.target, timeout=20, retries=0) as client:
-                assert client.info.backend == "triton"
-                assert np.abs(uint8(client.generate([0, 1, 2, 3, 4, 5], psi=0.7))
-                              - uint8(L.generate([0, 1, 2, 3, 4, 5], psi=0.7))).max() <= 1
-                G = remote({"port": port}, "emoji")
-                triton_server.stop(triton_server.RUNNING[port])
-                with pytest.raises(ServerUnavailableError, match="backend is unavailable") as info:
-                    client.generate([7], psi=0.7)
-                assert isinstance(info.value, ConnectionError)
-                with pytest.raises(ServerUnavailableError, match=f"127.0.0.1:{port}.*UNAVAILABLE"):
-                    G.generate([7])  # in process: the same error class, naming the server
-                assert list(client.list_models()) == ["emoji"]  # our server still answers
-
-
 def test_server_log_shows_the_python_backend_models(triton):
     text = Path(triton["log"]).read_text()
     assert "emoji_synthesis" in text and "READY" in text
 
 
-def test_cli_generates_through_triton_and_reports_a_missing_model_in_one_line(triton, tmp_path):
-    import subprocess
-    import sys
+def test_cli_generates_through_triton_and_reports_a_missing_model_in_one_line(triton, tmp_path, capsys):
+    """`stylegan generate --model triton://...`, in process (the real `stylegan` process is tests/test_cli.py's)."""
+    from conftest import stylegan_cli
 
-    base = [sys.executable, "-m", "stylegan_sdk", "generate", "--seeds", "0-3"]
-    url = f"triton://127.0.0.1:{triton['port']}"
-    r = subprocess.run([*base, "--model", f"{url}/emoji", "--outdir", str(tmp_path / "out")], capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0 and len(list((tmp_path / "out").glob("seed*.png"))) == 4, r.stderr
-    r = subprocess.run([*base, "--model", f"{url}/nope", "--outdir", str(tmp_path / "none")], capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 1 and not (tmp_path / "none").exists()
-    assert len(r.stderr.strip().splitlines()) == 1 and "NOT_FOUND" in r.stderr, r.stderr
+    base, url = ["generate", "--seeds", "0-3"], f"triton://127.0.0.1:{triton['port']}"
+    code, _, err = stylegan_cli(capsys, *base, "--model", f"{url}/emoji", "--outdir", tmp_path / "out")
+    assert code == 0 and len(list((tmp_path / "out").glob("seed*.png"))) == 4, err
+    code, _, err = stylegan_cli(capsys, *base, "--model", f"{url}/nope", "--outdir", tmp_path / "none")
+    assert code == 1 and not (tmp_path / "none").exists()
+    assert len(err.strip().splitlines()) == 1 and "NOT_FOUND" in err, err
+
+
+# Last in the file: it stops the module's server (a test after it would get a new one, on a new port).
+def test_our_grpc_server_in_front_of_triton_and_triton_going_away(triton):
+    """`stylegan serve --model emoji=triton://...`: the client gets the in-process images; once Triton stops,
+    the client's call fails with UNAVAILABLE (ServerUnavailableError) at once, and our server keeps serving."""
+    from serving import ServerSettings, serve_in_thread
+    from serving.config import parse_model_spec
+
+    L, port = triton["local"]["emoji"], triton["port"]
+    url = f"triton://127.0.0.1:{port}/emoji?timeout=10"
+    assert parse_model_spec(url) == ("emoji", url)
+    with serve_in_thread({"emoji": url}, settings=ServerSettings(max_batch=16)) as bg:
+        with sg.Client(bg.target, timeout=20, retries=0) as client:
+            assert client.info.backend == "triton"
+            assert np.abs(uint8(client.generate([0, 1, 2, 3, 4, 5], psi=0.7))
+                          - uint8(L.generate([0, 1, 2, 3, 4, 5], psi=0.7))).max() <= 1
+            G = remote({"port": port}, "emoji")
+            triton_server.stop(triton_server.RUNNING[port])
+            with pytest.raises(ServerUnavailableError, match="backend is unavailable") as info:
+                client.generate([7], psi=0.7)
+            assert isinstance(info.value, ConnectionError)
+            with pytest.raises(ServerUnavailableError, match=f"127.0.0.1:{port}.*UNAVAILABLE"):
+                G.generate([7])  # in process: the same error class, naming the server
+            assert list(client.list_models()) == ["emoji"]  # our server still answers

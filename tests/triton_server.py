@@ -100,44 +100,80 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """tritonserver over `repo` (already python-backend) on 127.0.0.1, started by start(); a test may stop it
+    (stop(RUNNING[port])), and start() brings it back on a new port. close() stops it for good."""
+
+    def __init__(self, repo: Path, work: Path, ready_timeout: float = 120.0) -> None:
+        self.repo, self.work, self.ready_timeout = repo, work, ready_timeout
+        self.log = work / "tritonserver.log"
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> int:
+        """Launch the server and wait until it is ready; returns its gRPC port."""
+        import tritonclient.grpc as triton
+
+        self.close()
+        info = _env_python()
+        backends = self.work / "backends"
+        if not backends.is_dir():
+            _backends(backends)
+        port = free_port()
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (info["libs"], info["libdir"],
+                                                             env.get("LD_LIBRARY_PATH")) if p)
+        env["PATH"] = os.pathsep.join((str(ENV / "bin"), env.get("PATH", "")))
+        for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            env.pop(name, None)
+        args = [str(Path(info["server"]) / "bin" / "tritonserver"), f"--model-repository={self.repo}",
+                f"--backend-directory={backends}",
+                "--grpc-address=127.0.0.1", f"--grpc-port={port}", "--allow-http=false", "--allow-metrics=false",
+                "--exit-on-error=true", "--strict-readiness=true", "--exit-timeout-secs=10"]
+        with open(self.log, "wb") as log_file:
+            proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc, self.port, self.starts = proc, port, self.starts + 1
+        RUNNING[port] = proc
+        try:
+            client = triton.InferenceServerClient(f"127.0.0.1:{port}")
+            deadline = time.monotonic() + self.ready_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"tritonserver exited with {proc.returncode}:\n{self.log.read_text()[-4000:]}")
+                with contextlib.suppress(Exception):
+                    if client.is_server_ready(client_timeout=1):
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"tritonserver not ready after {self.ready_timeout} s:\n"
+                                       f"{self.log.read_text()[-4000:]}")
+                time.sleep(0.2)
+            client.close()
+        except BaseException:
+            self.close()
+            raise
+        return port
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                stop(self.proc)
+            finally:
+                RUNNING.pop(self.port, None)
+                self.proc = None
+
+
 @contextlib.contextmanager
 def tritonserver(repo: Path, work: Path, ready_timeout: float = 120.0) -> Iterator[tuple[int, Path]]:
     """Serve `repo` (already python-backend) on 127.0.0.1: yields (gRPC port, log file); SIGTERM on exit."""
-    import tritonclient.grpc as triton
-
-    info = _env_python()
-    backends = _backends(work / "backends")
-    port, log = free_port(), work / "tritonserver.log"
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (info["libs"], info["libdir"], env.get("LD_LIBRARY_PATH"))
-                                             if p)
-    env["PATH"] = os.pathsep.join((str(ENV / "bin"), env.get("PATH", "")))
-    for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-        env.pop(name, None)
-    args = [str(Path(info["server"]) / "bin" / "tritonserver"), f"--model-repository={repo}",
-            f"--backend-directory={backends}",
-            "--grpc-address=127.0.0.1", f"--grpc-port={port}", "--allow-http=false", "--allow-metrics=false",
-            "--exit-on-error=true", "--strict-readiness=true", "--exit-timeout-secs=10"]
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    RUNNING[port] = proc
+    server = Server(repo, work, ready_timeout)
     try:
-        client = triton.InferenceServerClient(f"127.0.0.1:{port}")
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            with contextlib.suppress(Exception):
-                if client.is_server_ready(client_timeout=1):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tritonserver not ready after {ready_timeout} s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.2)
-        client.close()
-        yield port, log
+        yield server.start(), server.log
     finally:
-        stop(proc)
-        RUNNING.pop(port, None)
+        server.close()
 
 
 def stop(proc: subprocess.Popen) -> None:
