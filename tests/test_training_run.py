@@ -483,7 +483,7 @@ def test_readme_placeholder_data_makes_no_folder(tmp_path, capsys, monkeypatch):
     assert err.strip().splitlines() == ["training.run: error: data: no such file or folder '...'"], err
     assert os.listdir(tmp_path) == []
     readme = (REPO / "README.md").read_text()
-    assert "--data ... --outdir ..." not in readme and "--data data64.zip --outdir runs/emoji" in readme
+    assert "--data ... --outdir ..." not in readme and "--data data/emoji32.zip --outdir runs/emoji" in readme
 
 
 # ----------------------------------------------------------------------------
