@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FIXTURES as FIXTURES_DIR
-from conftest import NVLABS, nvlabs_checkpoint
+from conftest import NVLABS, nvlabs_checkpoint, stylegan_cli
 from PIL import Image
 
 import stylegan_sdk as sg
@@ -28,14 +28,7 @@ REF_SEEDS = [0, 1, 42, 1234]
 RES = 32
 
 
-def run(capsys, *argv) -> tuple[int, str, str]:
-    """main(argv) -> (exit code, stdout, stderr); argparse errors arrive as SystemExit."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+run = stylegan_cli   # main(argv) in process -> (exit code, stdout, stderr)
 
 
 def assert_user_error(code: int, err: str, *words: str) -> str:

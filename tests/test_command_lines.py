@@ -7,6 +7,7 @@ import re
 import urllib.request
 
 import pytest
+from conftest import stylegan_cli
 
 from serving import ServerSettings, serve_in_thread
 from serving.config import build_parser as serve_parser
@@ -52,14 +53,7 @@ def test_printed_metrics_url_answers(skip32_generator):
 
 
 def _stylegan(argv, capsys) -> tuple[int, str, str]:
-    from stylegan_sdk.cli import main
-
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return stylegan_cli(capsys, *argv)
 
 
 def test_info_reads_an_exported_folder(capsys):

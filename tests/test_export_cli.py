@@ -9,19 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, stylegan_cli
 
 from stylegan_sdk.cli import main as stylegan
 
 PKL = FIXTURES / "nvlabs-stylegan2" / "sg2_skip_32" / "network-snapshot.pkl"
 
 
-def _exit_code(argv: list[str]) -> int:
-    """stylegan ARGV in process -> exit code (argparse's usage errors raise SystemExit)."""
-    try:
-        return stylegan(argv)
-    except SystemExit as e:
-        return e.code
 
 
 def _one_line(err: str) -> str:
@@ -61,8 +55,9 @@ def test_export_onnx_writes_what_the_script_writes(tmp_path, capsys, to_onnx_run
 ])
 def test_export_argument_errors_one_line_exit_2(tmp_path, capsys, argv, needle):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert _exit_code(["export", *argv]) == 2
-    line = _one_line(capsys.readouterr().err)
+    code, _, err = stylegan_cli(capsys, "export", *argv)
+    assert code == 2
+    line = _one_line(err)
     assert line.startswith("stylegan export") and needle in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == []            # nothing written
 
