@@ -33,9 +33,12 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")               # "gw0", "gw1
 
 # Test files whose tests run on one xdist worker, in file order, and why. xdist's own `--dist loadgroup` marks
 # (xdist_group) do not group under pytest 9 (xdist 3.8 renames items through an attribute pytest 9 no longer
-# reads), so the scheduler below groups by file.
+# reads), so the scheduler below groups by file. The largest units go first: these two start the session on the
+# two workers, each building the exports the other does not wait for.
 ONE_WORKER_FILES = {
     "tests/test_triton_server.py": "the real tritonserver starts once for them all, and one test stops it",
+    "tests/test_export_onnx.py": "five of the session's exports; one worker builds them while the other builds "
+                                 "the StyleGAN3 ones for test_triton_server, instead of both waiting for the same",
 }
 
 
