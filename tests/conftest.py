@@ -1,9 +1,10 @@
 """Shared test helpers: the reference fixtures (copied from the official and community generators), and what a
 test session builds once: exported folders (`exported_model`), networks on torch, one real `export/to_onnx.py` run.
 
-Under pytest-xdist (`make test` runs `-n 2`) each worker runs torch, and the subprocesses it starts, on one
-intra-op thread, so that two workers share two cores without oversubscribing them; what the session builds once
-is built once for all workers (in a folder beside the workers' own temporary folders, under a file lock)."""
+Under pytest-xdist (pyproject's addopts: `-n 2 --dist loadgroup`) each worker runs torch, and the subprocesses it
+starts, on one intra-op thread, so that two workers share two cores without oversubscribing them; what the session
+builds once is built once for all workers (in a folder beside the workers' own temporary folders, under a file
+lock)."""
 
 from __future__ import annotations
 
