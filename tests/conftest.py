@@ -1,9 +1,10 @@
 """Shared test helpers: the reference fixtures (copied from the official and community generators), and what a
 test session builds once: exported folders (`exported_model`), networks on torch, one real `export/to_onnx.py` run.
 
-Under pytest-xdist (`make test` runs `-n 2`) each worker runs torch, and the subprocesses it starts, on one
-intra-op thread, so that two workers share two cores without oversubscribing them; what the session builds once
-is built once for all workers (in a folder beside the workers' own temporary folders, under a file lock)."""
+Under pytest-xdist (pyproject's addopts: `-n 2 --dist loadgroup`) each worker runs torch, and the subprocesses it
+starts, on one intra-op thread, so that two workers share two cores without oversubscribing them; what the session
+builds once is built once for all workers (in a folder beside the workers' own temporary folders, under a file
+lock)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,12 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")               # "gw0", "gw1
 
 # Test files whose tests run on one xdist worker, in file order, and why. xdist's own `--dist loadgroup` marks
 # (xdist_group) do not group under pytest 9 (xdist 3.8 renames items through an attribute pytest 9 no longer
-# reads), so the scheduler below groups by file.
+# reads), so the scheduler below groups by file. The largest units go first: these two start the session on the
+# two workers, each building the exports the other does not wait for.
 ONE_WORKER_FILES = {
     "tests/test_triton_server.py": "the real tritonserver starts once for them all, and one test stops it",
+    "tests/test_export_onnx.py": "five of the session's exports; one worker builds them while the other builds "
+                                 "the StyleGAN3 ones for test_triton_server, instead of both waiting for the same",
 }
 
 
