@@ -125,7 +125,7 @@ def _check_zip_pickle(path: str) -> None:
             with zf.open(info) as entry:
                 data = entry.read(info.file_size + 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as e:
-        raise ValueError(f"unreadable zip archive ({type(e).__name__}: {e})") from None
+        raise ValueError(f"unreadable zip archive ({e})") from None
     check_pickle_sizes(io.BytesIO(data), len(data))
 
 
@@ -196,7 +196,7 @@ def _check_legacy_sizes(path: str) -> None:
                 else:
                     _DryRun(f).load()
             except CORRUPT_ERRORS as e:
-                raise ValueError(f"legacy torch.save pickle {i} is unreadable ({type(e).__name__}: {e})") from None
+                raise ValueError(f"legacy torch.save pickle {i} is unreadable ({e})") from None
         left = size - f.tell()
     claimed = sum(claims.values()) + 8 * len(claims)
     if claimed > left:
