@@ -52,17 +52,13 @@ def test_printed_metrics_url_answers(skip32_generator):
 # One resolution of a model argument for every command
 
 
-def _stylegan(argv, capsys) -> tuple[int, str, str]:
-    return stylegan_cli(capsys, *argv)
-
-
 def test_info_reads_an_exported_folder(capsys):
     import json
 
     from stylegan_sdk.formats.exported import read_exported
     from stylegan_sdk.loading import DEFAULT_EXPORT
 
-    code, out, err = _stylegan(["info", DEFAULT_EXPORT], capsys)
+    code, out, err = stylegan_cli(capsys, "info", DEFAULT_EXPORT)
     assert code == 0, err
     record = json.loads(out)
     model = read_exported(DEFAULT_EXPORT)
@@ -70,22 +66,22 @@ def test_info_reads_an_exported_folder(capsys):
     assert record["info"]["num_ws"] == model.config.num_ws and record["info"]["img_resolution"] == 32
     assert record["exported"]["opset"] == model.manifest["opset"]
     assert set(record["exported"]["files"]) == {"mapping.onnx", "synthesis.onnx"}
-    code, out, _ = _stylegan(["info", "default"], capsys)               # "default" resolves the same way
+    code, out, _ = stylegan_cli(capsys, "info", "default")               # "default" resolves the same way
     assert code == 0 and json.loads(out)["config"] == model.config.to_dict()
 
 
 def test_commands_that_need_weights_say_an_exported_folder_has_none(tmp_path, capsys):
     from stylegan_sdk.loading import DEFAULT_EXPORT, read_model
 
-    code, _, err = _stylegan(["convert", DEFAULT_EXPORT, "--out", tmp_path / "x.safetensors"], capsys)
+    code, _, err = stylegan_cli(capsys, "convert", DEFAULT_EXPORT, "--out", tmp_path / "x.safetensors")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "is an exported model" in err and "model file it was exported from" in err
     assert "no model.json" not in err
     with pytest.raises(ValueError, match="is an exported model"):
         read_model(DEFAULT_EXPORT)
-    code, _, err = _stylegan(["info", tmp_path], capsys)                 # a folder that is no model
+    code, _, err = stylegan_cli(capsys, "info", tmp_path)                 # a folder that is no model
     assert code == 2 and "is a folder without a model.json" in err
-    code, _, err = _stylegan(["info", tmp_path / "missing"], capsys)
+    code, _, err = stylegan_cli(capsys, "info", tmp_path / "missing")
     assert code == 2 and "no such model file or exported folder" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -110,8 +106,8 @@ def test_mix_takes_the_style_groups_by_name(skip32_generator, tmp_path, capsys):
         G.mix(ws[0], ws[1], "fine")
     with pytest.raises(ValueError, match=r"^layers:"):
         G.mix(ws[0], ws[1], "coarse,sideways")
-    code, out, err = _stylegan(["mix", "--model", DEFAULT_CHECKPOINT, "--row-seeds", "1,2", "--col-seeds", "3",
-                                "--layers", "coarse", "--out", tmp_path / "mix.png"], capsys)
+    code, out, err = stylegan_cli(capsys, "mix", "--model", DEFAULT_CHECKPOINT, "--row-seeds", "1,2",
+                                  "--col-seeds", "3", "--layers", "coarse", "--out", tmp_path / "mix.png")
     assert code == 0, err
     assert (tmp_path / "mix.png").is_file() and "layers coarse" in out
 
@@ -124,10 +120,10 @@ def test_command_lines_say_flags_not_python(tmp_path, capsys):
     from stylegan_sdk._cli import flag_names
 
     repo = tmp_path / "repo"
-    assert _stylegan(["export", "triton", "default", "--out", repo, "--name", "emoji"], capsys)[0] == 0
-    code, _, err = _stylegan(["export", "triton", "default", "--out", repo, "--name", "emoji"], capsys)
+    assert stylegan_cli(capsys, "export", "triton", "default", "--out", repo, "--name", "emoji")[0] == 0
+    code, _, err = stylegan_cli(capsys, "export", "triton", "default", "--out", repo, "--name", "emoji")
     assert code == 2 and "already exists (--force replaces it)" in err and "=True" not in err, err
-    assert _stylegan(["export", "triton", "default", "--out", repo, "--name", "emoji", "--force"], capsys)[0] == 0
+    assert stylegan_cli(capsys, "export", "triton", "default", "--out", repo, "--name", "emoji", "--force")[0] == 0
     assert flag_names("out: 'x' already exists (force=True replaces it)", ("force",)) == \
         "out: 'x' already exists (--force replaces it)"
     assert flag_names("max_batch: use no_verify=True", ("max_batch", "no_verify")) == "--max-batch: use --no-verify"
