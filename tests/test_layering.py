@@ -36,11 +36,11 @@ FRONTS = {"stylegan_sdk", "serving"}    # package fronts: layer 5, imported by n
 LAYERS = {
     "stylegan_sdk.config": 0, "stylegan_sdk.latents": 0, "stylegan_sdk.images": 0, "stylegan_sdk.errors": 0,
     "stylegan_sdk.version": 0, "stylegan_sdk.progress": 0, "stylegan_sdk.formats": 0, "stylegan_sdk._cli": 0,
-    "stylegan_sdk._proto": 0,
+    "stylegan_sdk._proto": 0, "stylegan_sdk.editing.directions": 0, "stylegan_sdk.editing.weights": 0,
     "stylegan_sdk.models": 1, "stylegan_sdk.importers": 1,
     "stylegan_sdk.backends": 2,
     "stylegan_sdk.loading": 3, "stylegan_sdk.calls": 3, "stylegan_sdk.generator": 3,
-    "stylegan_sdk._proto.codec": 3,
+    "stylegan_sdk._proto.codec": 3, "stylegan_sdk.editing": 3,
     "stylegan_sdk.export": 4, "stylegan_sdk.client": 4, "serving": 4, "training": 4,
     "stylegan_sdk.__main__": 5, "stylegan_sdk.cli": 5, "stylegan_sdk.demo": 5,
     "stylegan_sdk.export.cli": 5, "serving.cli": 5, "serving.__main__": 5, "training.run": 5,
