@@ -17,7 +17,8 @@ checked there, on the `rows` / `total` these objects report, after the call's ow
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+from collections import abc
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,11 +187,11 @@ class Edits:
     steps: tuple[tuple[tuple[int, ...] | None, np.ndarray], ...] = ()   # (ws rows or None = all, delta [w_dim])
 
     @classmethod
-    def check(cls, cfg: GeneratorConfig, edits: Any, sets: Mapping[str, Directions]) -> Edits:
+    def check(cls, cfg: GeneratorConfig, edits: Any, sets: abc.Mapping[str, Directions]) -> Edits:
         """Order: the map, then per set (in the given order) its name, then its strengths."""
         if edits is None:
             return cls()
-        if not isinstance(edits, Mapping):
+        if not isinstance(edits, abc.Mapping):
             raise ValueError(f"edits: expected a map {{direction set name: {{direction: strength}}}}, got "
                              f"{type(edits).__name__}")
         steps = []
@@ -249,7 +250,7 @@ class Synthesize:
     @classmethod
     def check(cls, cfg: GeneratorConfig, ws: Any, noise_mode: str = "const", output: str = "float",
               noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
-              transform: Any = None, edits: Any = None, sets: Mapping[str, Directions] | None = None) -> Synthesize:
+              transform: Any = None, edits: Any = None, sets: abc.Mapping[str, Directions] | None = None) -> Synthesize:
         """Order: ws, noise_mode, output, noise_seed, translate, rotate, transform, edits (against the
         model's direction `sets`)."""
         ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
@@ -284,7 +285,7 @@ class Generate:
     def check(cls, cfg: GeneratorConfig, seeds: Seeds | None = None, psi: float = 1.0, cutoff: int | None = None,
               noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
               *, z: Any = None, translate: Any = None, rotate: Any = None, transform: Any = None,
-              edits: Any = None, sets: Mapping[str, Directions] | None = None) -> Generate:
+              edits: Any = None, sets: abc.Mapping[str, Directions] | None = None) -> Generate:
         """Order: noise_mode, output, seeds (or z), c, psi, cutoff, noise_seed, translate, rotate, transform,
         edits (against the model's direction `sets`)."""
         latents.check_noise_mode(noise_mode)
@@ -331,7 +332,7 @@ class Mix:
     def check(cls, cfg: GeneratorConfig, w_a: Any, w_b: Any, layers: int | str | Iterable[int],
               noise_mode: str = "const", output: str = "pil", noise_seed: int | None = None,
               translate: Any = None, rotate: Any = None, transform: Any = None, edits: Any = None,
-              sets: Mapping[str, Directions] | None = None) -> Mix:
+              sets: abc.Mapping[str, Directions] | None = None) -> Mix:
         """Order: w_a, w_b, layers, matching shapes, noise_mode, output, noise_seed, translate, rotate,
         transform, edits (against the model's direction `sets`; applied to the mixed ws)."""
         a, single = latents.check_ws(w_a, cfg.num_ws, cfg.w_dim, name="w_a")
@@ -472,7 +473,7 @@ class Edit:
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, ws: Any, directions: Any, strengths: Any,
-              layers: int | str | Iterable[int] | None = None, sets: Mapping[str, Directions] | None = None) -> Edit:
+              layers: int | str | Iterable[int] | None = None, sets: abc.Mapping[str, Directions] | None = None) -> Edit:
         """Order: ws, directions (a Directions, or the name of one of `sets`), strengths, layers."""
         ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
         if isinstance(directions, str):
