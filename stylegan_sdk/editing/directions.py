@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,24 @@ MAX_DIRECTIONS = 4096           # K at most (w_dim is at most this too: config's
 MAX_STRENGTH = 1000.0           # |strength| at most: W vectors have norms of tens, so 1000 is never a real edit
 MAX_NAME = 200                  # characters in a direction's name
 UNIT_TOLERANCE = 1e-3           # |norm - 1| allowed for a stored vector (float32 rounding)
+# The name of a set shipped with an exported model (stylegan export onnx --directions NAME=FILE): a plain
+# token, because it becomes part of a file name (directions_NAME.safetensors) and travels in model.json.
+SHIPPED_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_shipped_set_name(name: object, what: str = "directions") -> str:
+    """A direction set name an export can carry: 1-64 letters, digits, '_' or '-', starting with a letter or
+    digit; ValueError naming `what` otherwise."""
+    if not isinstance(name, str) or not SHIPPED_SET_NAME.fullmatch(name):
+        shown = repr(name[:40]) + "..." if isinstance(name, str) and len(name) > 40 else repr(name)
+        raise ValueError(f"{what}: {shown} is not a direction set name (1-64 letters, digits, '_' or '-', "
+                         f"starting with a letter or digit)")
+    return name
+
+
+def shipped_set_file(name: str) -> str:
+    """The file an exported folder keeps the set `name` in."""
+    return f"directions_{check_shipped_set_name(name)}.safetensors"
 
 
 def model_identity(cfg: GeneratorConfig, w_avg: np.ndarray) -> dict[str, Any]:
@@ -144,6 +163,10 @@ class Directions:
     # -- file -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Write the set as one safetensors file, atomically."""
+        atomic_write_bytes(path, self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The bytes of the set's file (what `save` writes, `directions_from_bytes` reads)."""
         from safetensors.numpy import save
 
         tensors = {"vectors": self.vectors, "values": self.values}
@@ -158,7 +181,7 @@ class Directions:
             "model": json.dumps(self.model, sort_keys=True),
             "meta": json.dumps(self.meta, sort_keys=True, default=str),
         }
-        atomic_write_bytes(path, save(tensors, metadata=header))
+        return save(tensors, metadata=header)
 
 
 def load_directions(path: str | os.PathLike) -> Directions:
