@@ -221,8 +221,9 @@ def _write_editing_files(cfg: GeneratorConfig, ckpt: Checkpoint, sets: dict[str,
     affines = style_affine_tensors(cfg, ckpt.tensors)
     if not affines:
         raise ValueError(f"model: found no style affine weights in this {cfg.arch} model")
+    # One metadata entry: safetensors writes a header map of several in no fixed order (exports stay byte-identical).
     atomic_write_bytes(os.path.join(folder, STYLE_AFFINES_FILE),
-                       save(affines, metadata={"format": "stylegan-sdk.style-affines", "arch": cfg.arch}))
+                       save(affines, metadata={"format": f"stylegan-sdk.style-affines/{cfg.arch}"}))
     files = {name: shipped_set_file(name) for name in sets}
     for name, data in sets.items():
         atomic_write_bytes(os.path.join(folder, files[name]), data)
