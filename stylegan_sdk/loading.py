@@ -157,8 +157,13 @@ def load(
         if backend not in ("auto", "triton") or compile:
             raise ValueError(f"backend: {path!r} is a Triton address: use backend='triton' or 'auto'"
                              + (" (compile is an option of the torch backend)" if compile else ""))
-        return Generator(backend_class("triton")(path, device=device, precision=precision), batch_size=batch_size,
-                         directions=given, source=path)
+        backend_obj = backend_class("triton")(path, device=device, precision=precision)
+        try:
+            sets = _merged_directions(path, backend_obj.directions, given)
+        except BaseException:
+            backend_obj.close()
+            raise
+        return Generator(backend_obj, batch_size=batch_size, directions=sets, source=path)
     if kind == "exported":
         if backend == "torch":
             raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); use backend="
@@ -167,11 +172,7 @@ def load(
             raise ValueError("compile: an option of the torch backend (exported folders are compiled by their runtime)")
         exported = read_exported(path)
         name = auto_backend(exported.config, device, precision) if backend == "auto" else backend
-        shipped = exported_directions(exported)
-        if set(shipped) & set(given):
-            raise ValueError(f"directions: {path!r} already carries sets named {sorted(set(shipped) & set(given))}; "
-                             f"give yours other names")
-        sets = {**shipped, **given}
+        sets = _merged_directions(path, exported_directions(exported), given)
         return Generator(backend_class(name)(exported, device=device, precision=precision), batch_size=batch_size,
                          directions=sets, source=path)
     ckpt = _read_file(kind, path, key, step)
@@ -181,6 +182,15 @@ def load(
     cls = backend_class("torch")
     backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, precision=precision, compile=compile)
     return Generator(backend_obj, batch_size=batch_size, directions=given, source=path)
+
+
+def _merged_directions(path: str, shipped: dict[str, Directions], given: dict[str, Directions]
+                       ) -> dict[str, Directions]:
+    """The sets a model ships and the ones given to sg.load; ValueError naming `directions` if names clash."""
+    if set(shipped) & set(given):
+        raise ValueError(f"directions: {path!r} already carries sets named {sorted(set(shipped) & set(given))}; "
+                         f"give yours other names")
+    return {**shipped, **given}
 
 
 def _given_directions(directions: Mapping[str, str | os.PathLike | Directions] | None) -> dict[str, Directions]:
