@@ -52,7 +52,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         model = read_exported(path)
         config, metadata = model.config, model.manifest.get("source_metadata", {})
         extra = {"exported": {k: model.manifest.get(k) for k in ("format_version", "opset", "exporter", "files",
-                                                                 "engines")}}
+                                                                 "engines", "style_affines", "directions")}}
     elif kind == "triton":
         config, metadata, extra = load(path, backend="triton").config, {}, {"triton": path}
     else:
