@@ -164,6 +164,24 @@ def test_cli_refuses_bad_directions_in_one_line_before_touching_the_disk(built, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.safetensors", "w8.safetensors"]  # nothing written
 
 
+def test_export_onnx_takes_directions_objects_and_files(built):
+    """The Python API: {NAME: file or Directions}; files are shipped byte for byte, a Directions as its file."""
+    from stylegan_sdk.editing.directions import directions_from_bytes
+    from stylegan_sdk.export.onnx import export_onnx, read_direction_sets
+
+    cfg = sg.read_model(built / "skip32.safetensors").config
+    coarse = sg.load_directions(built / "coarse.safetensors")
+    sets = read_direction_sets({"file": built / "sefa.safetensors", "obj": coarse}, cfg)
+    assert sets["file"] == (built / "sefa.safetensors").read_bytes()
+    same_set(directions_from_bytes(sets["obj"], "obj"), coarse)
+    for directions, message in [({"a b": coarse}, "directions: 'a b' is not a direction set name"),
+                                ({"x": 3}, "directions: set 'x': expected a direction set file or a Directions"),
+                                (["x"], "directions: expected a map")]:
+        with pytest.raises(ValueError, match=message):
+            export_onnx(built / "skip32.safetensors", built / "never", directions=directions)
+    assert not (built / "never").exists()
+
+
 # ----------------------------------------------------------------------------
 # Served: the same images, sets and edits as in process
 
