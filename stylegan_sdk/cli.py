@@ -19,8 +19,17 @@ from importlib.metadata import EntryPoint, entry_points
 
 import numpy as np
 
-from ._cli import (EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UserError, check_output, flag_names, report,
-                   run_command, writing)
+from ._cli import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    OneLineParser,
+    UserError,
+    check_output,
+    flag_names,
+    report,
+    run_command,
+    writing,
+)
 from .backends.registry import BACKEND_CHOICES
 from .config import PRECISIONS, ModelInfo, check_config_weights
 from .editing.directions import MAX_STRENGTH, Directions, load_directions, model_identity

@@ -139,9 +139,9 @@ def tiles(picture: np.ndarray, rows: int, cols: int, size: int) -> list[list[np.
 def test_edit_grid_rows_seeds_columns_strengths(G, sefa_file, tmp_path, capsys):
     seeds, strengths = [0, 7, 42], [-3.0, -1.5, 0.0, 1.5, 3.0]
     out = tmp_path / "grid" / "edit.png"
-    code, stdout, err = stylegan_cli(capsys, "edit", "--model", G.source, "--directions", sefa_file, "--seeds", "0,7,42",
-                                     "--direction", "1", "--strengths", "-3,-1.5,0,1.5,3", "--upscale", "2",
-                                     "--no-labels", "--out", out)
+    code, stdout, err = stylegan_cli(capsys, "edit", "--model", G.source, "--directions", sefa_file,
+                                     "--seeds", "0,7,42", "--direction", "1", "--strengths", "-3,-1.5,0,1.5,3",
+                                     "--upscale", "2", "--no-labels", "--out", out)
     assert code == 0, err
     assert stdout.strip() == (f"wrote {out} (3 seeds x 5 strengths of sefa direction 1 'sefa1' on every ws row, "
                               f"shown 2x, nearest neighbour)")
@@ -251,8 +251,9 @@ def test_edit_notes_directions_from_another_model(G, sefa_file, tmp_path, capsys
     foreign = sg.Directions(vectors=d.vectors, values=d.values, names=d.names, kind=d.kind, layers=d.layers,
                             model={**d.model, "w_avg_sha256": "0" * 64})
     foreign.save(tmp_path / "foreign.safetensors")
-    code, stdout, err = stylegan_cli(capsys, "edit", "--model", G.source, "--directions", tmp_path / "foreign.safetensors",
-                                     "--direction", "0", "--seeds", "0", "--strengths", "1", "--out", tmp_path / "g.png")
+    code, stdout, err = stylegan_cli(capsys, "edit", "--model", G.source, "--directions",
+                                     tmp_path / "foreign.safetensors", "--direction", "0", "--seeds", "0",
+                                     "--strengths", "1", "--out", tmp_path / "g.png")
     assert code == 0 and stdout.startswith("wrote")
     assert err.strip().startswith("stylegan edit: note:") and "computed from another model" in err
     code, _, err = stylegan_cli(capsys, "edit", "--model", G.source, "--directions", sefa_file, "--direction", "0",
