@@ -161,7 +161,7 @@ def class_rows(G, classes: int, psi: float, seeds: int = 8) -> Figure:
 def edit_figure(G, psi: float, c: int | str | None = None) -> Figure | None:
     """Rows: EDIT_SEEDS; columns: EDIT_STRENGTHS along direction EDIT_DIRECTION of the model's EDIT_SET set, each
     column one generate(..., edits=) call; None when the model carries no such set."""
-    sets = getattr(G, "directions", None) or {}     # a client from before direction sets has no `directions`
+    sets = G.directions
     d = sets.get(EDIT_SET)
     if d is None:
         return None
