@@ -13,8 +13,9 @@ None = every row) and the identity of the model it was computed from.
 File: one safetensors file, never a pickle.
 
     tensors       vectors [K, w_dim] float32, values [K] float32, mean [w_dim] float32 (GANSpace only)
-    __metadata__  format = "stylegan-sdk.directions", format_version = "1", kind, names (JSON list),
-                  layers (JSON list or null), model (JSON object), meta (JSON object: how it was made)
+    __metadata__  one entry, "stylegan-sdk.directions": a JSON object with format_version ("1"), kind,
+                  names (list), layers (list or null), model (object), meta (object: how it was made);
+                  one entry, keys sorted, so that the same set always gives the same bytes
 
 NumPy only: exported models and the client use direction sets without torch.
 """
@@ -68,6 +69,12 @@ def model_identity(cfg: GeneratorConfig, w_avg: np.ndarray) -> dict[str, Any]:
     digest = hashlib.sha256(np.ascontiguousarray(w_avg, dtype=np.float32).tobytes()).hexdigest()
     return {"arch": cfg.arch, "img_resolution": cfg.img_resolution, "w_dim": cfg.w_dim, "num_ws": cfg.num_ws,
             "w_avg_sha256": digest}
+
+
+def source_name(source: str | os.PathLike | None) -> str | None:
+    """The name of the model file or folder a set came from, for its meta (no machine-specific path in a
+    file that may ship with a model)."""
+    return None if source is None else os.path.basename(os.fspath(source).rstrip(os.sep))
 
 
 @dataclass(frozen=True)
@@ -172,16 +179,10 @@ class Directions:
         tensors = {"vectors": self.vectors, "values": self.values}
         if self.mean is not None:
             tensors["mean"] = self.mean
-        header = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            "names": json.dumps(list(self.names)),
-            "layers": json.dumps(None if self.layers is None else list(self.layers)),
-            "model": json.dumps(self.model, sort_keys=True),
-            "meta": json.dumps(self.meta, sort_keys=True, default=str),
-        }
-        return save(tensors, metadata=header)
+        record = {"format_version": FORMAT_VERSION, "kind": self.kind, "names": list(self.names),
+                  "layers": None if self.layers is None else list(self.layers), "model": self.model, "meta": self.meta}
+        # One metadata entry: safetensors writes several in no fixed order, and the same set must give the same bytes.
+        return save(tensors, metadata={FORMAT: json.dumps(record, sort_keys=True, default=str)})
 
 
 def load_directions(path: str | os.PathLike) -> Directions:
@@ -204,22 +205,26 @@ def directions_from_bytes(data: bytes, where: str) -> Directions:
         header = json.loads(data[8: 8 + header_len]).get("__metadata__") or {}
     except Exception as e:  # safetensors raises its own error types for every malformed file
         raise ValueError(f"{where}: not a readable direction set (truncated or corrupt?): {e}") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{where}: a safetensors file, but not a direction set (no format={FORMAT!r})")
-    if header.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{where}: direction set format_version {header.get('format_version')!r} is not "
-                         f"supported (this version reads {FORMAT_VERSION!r})")
+    if FORMAT not in header:
+        raise ValueError(f"{where}: a safetensors file, but not a direction set (no {FORMAT!r} entry in its header)")
+    try:
+        record = json.loads(header[FORMAT])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: bad direction set header: {e}") from None
+    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
+        version = record.get("format_version") if isinstance(record, dict) else None
+        raise ValueError(f"{where}: direction set format_version {version!r} is not supported (this version reads "
+                         f"{FORMAT_VERSION!r})")
     unknown = sorted(set(tensors) - {"vectors", "values", "mean"})
     if unknown or "vectors" not in tensors or "values" not in tensors:
         raise ValueError(f"{where}: a direction set holds vectors, values and (GANSpace) mean; found {sorted(tensors)}")
     try:
-        fields = {key: json.loads(header.get(key, "null")) for key in ("names", "layers", "model", "meta")}
-        if not isinstance(fields["names"], list):
+        if not isinstance(record.get("names"), list):
             raise ValueError("names: expected a JSON list")
-        return Directions(vectors=tensors["vectors"], values=tensors["values"], names=tuple(fields["names"]),
-                          kind=header.get("kind"), layers=fields["layers"], model=fields["model"] or {},
-                          mean=tensors.get("mean"), meta=fields["meta"] or {})
-    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        return Directions(vectors=tensors["vectors"], values=tensors["values"], names=tuple(record["names"]),
+                          kind=record.get("kind"), layers=record.get("layers"), model=record.get("model") or {},
+                          mean=tensors.get("mean"), meta=record.get("meta") or {})
+    except (ValueError, TypeError) as e:
         raise ValueError(f"{where}: bad direction set: {e}") from None
 
 

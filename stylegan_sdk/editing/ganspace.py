@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..generator import Generator
-from .directions import Directions, model_identity
+from .directions import Directions, model_identity, source_name
 
 CHUNK = 2048            # z mapped per backend call
 MAX_SAMPLES = 10**8
@@ -53,4 +53,4 @@ def ganspace(G: Generator, k: int = 10, samples: int = 100_000, seed: int = 0,
     return Directions(vectors=vectors, values=np.sqrt(np.maximum(values[order], 0)),
                       names=tuple(f"pc{i}" for i in range(k)), kind="ganspace", layers=None,
                       model=model_identity(cfg, G.w_avg), mean=mean,
-                      meta={"samples": int(samples), "seed": int(seed), "source": G.source})
+                      meta={"samples": int(samples), "seed": int(seed), "source": source_name(G.source)})

@@ -29,7 +29,7 @@ from ..formats.exported import is_exported_folder, read_exported
 from ..generator import Generator
 from ..latents import check_layers
 from ..loading import read_model
-from .directions import Directions, model_identity
+from .directions import Directions, model_identity, source_name
 from .weights import STYLE_AFFINES_KEY, read_style_affines, style_affines
 
 CONVENTIONS = ("genforce", "rosinality")
@@ -79,7 +79,7 @@ def sefa(model: Generator | str | os.PathLike, k: int = 10, layers: Any = None,
     return Directions(vectors=vectors[:k], values=values[:k], names=tuple(f"sefa{i}" for i in range(k)),
                       kind="sefa", layers=None if rows is None or len(rows) == cfg.num_ws else tuple(rows),
                       model=model_identity(cfg, w_avg),
-                      meta={"convention": convention, "affines": names, "source": source})
+                      meta={"convention": convention, "affines": names, "source": source_name(source)})
 
 
 def _affine_weights(model: Any, key: str) -> tuple[GeneratorConfig, np.ndarray, dict[str, np.ndarray], str]:
