@@ -387,6 +387,11 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
         sp.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True,
                         help="write the title and the row and column labels on the picture (--no-labels: tiles only)")
 
+    def set_args(sp: argparse.ArgumentParser, model_help: str, ranked_by: str) -> None:
+        sp.add_argument("model", help=model_help)
+        sp.add_argument("--out", required=True, help="direction set file to write (.safetensors; missing folders are made)")
+        sp.add_argument("-k", type=int, default=10, help=f"directions to keep ({ranked_by})")
+
     sp = sub.add_parser("convert", help="official .pkl (or our checkpoint) -> our checkpoint")
     sp.add_argument("src")
     sp.add_argument("--out", required=True, help="checkpoint to write (missing folders are made)")
@@ -418,10 +423,8 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     sp = sub.add_parser("directions", help="editing directions of a model: sefa or ganspace (a direction set file)")
     methods = sp.add_subparsers(dest="method", required=True, parser_class=OneLineParser, metavar="sefa|ganspace")
     m = methods.add_parser("sefa", help="SeFa: closed-form factorisation of the style affine weights (no sampling)")
-    m.add_argument("model", help="a model file or an exported folder with its style affines; default: the bundled "
-                                 "model's checkpoint")
-    m.add_argument("--out", required=True, help="direction set file to write (.safetensors; missing folders are made)")
-    m.add_argument("-k", type=int, default=10, help="directions to keep (the top k eigenvalues)")
+    set_args(m, "a model file or an exported folder with its style affines; default: the bundled model's "
+                "checkpoint", "the top k eigenvalues")
     m.add_argument("--layers", default=None,
                    help="factorise only the affines of these ws rows (0-3, coarse, middle, fine); the directions "
                         "then belong to them (default: every row)")
@@ -431,10 +434,8 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     m.add_argument("--key", default="G_ema", help="network in a snapshot pickle (G_ema, G)")
     m.set_defaults(func=cmd_directions)
     m = methods.add_parser("ganspace", help="GANSpace: principal components of W from sampled z")
-    m.add_argument("model", help="a model file, an exported folder or triton://HOST:PORT/NAME (default: the bundled "
-                                 "model)")
-    m.add_argument("--out", required=True, help="direction set file to write (.safetensors; missing folders are made)")
-    m.add_argument("-k", type=int, default=10, help="directions to keep (the top k components)")
+    set_args(m, "a model file, an exported folder or triton://HOST:PORT/NAME (default: the bundled model)",
+             "the top k components")
     m.add_argument("--samples", type=int, default=100_000, help="z mapped to estimate W's covariance")
     m.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
     runtime_args(m)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..config import GeneratorConfig
 from ..formats.fileio import atomic_write_bytes
+from ..latents import as_float_array
 
 FORMAT = "stylegan-sdk.directions"
 FORMAT_VERSION = "1"
@@ -280,13 +281,7 @@ def pick_set(sets: Mapping[str, Directions] | None, set_name: object, name: str)
 
 
 def _finite_float32(x: np.ndarray, name: str) -> np.ndarray:
-    try:
-        arr = np.ascontiguousarray(x, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected numbers") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: NaN or Inf")
-    return arr
+    return np.ascontiguousarray(as_float_array(x, name))
 
 
 def _few(items: Sequence[str], n: int = 8) -> str:
