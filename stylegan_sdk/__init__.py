@@ -6,6 +6,7 @@
 """
 
 from .config import GeneratorConfig, ModelInfo
+from .editing.boundary import boundary
 from .editing.directions import Directions, load_directions
 from .editing.ganspace import ganspace
 from .editing.sefa import sefa
@@ -40,6 +41,7 @@ __all__ = [
     "Generator",
     "GeneratorConfig",
     "ModelInfo",
+    "boundary",
     "ganspace",
     "interpolation_path",
     "load",

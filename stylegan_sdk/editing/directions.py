@@ -7,7 +7,7 @@
 
 A set is K directions in W, each a unit row of `vectors` [K, w_dim], with a `value` each (SeFa: the
 eigenvalue of its factorisation; GANSpace: the standard deviation of W along it; a boundary: the
-accuracy of its classifier on its training samples), a name each, the ws rows it belongs to (`layers`,
+accuracy of its SVM on held-out samples), a name each, the ws rows it belongs to (`layers`,
 None = every row) and the identity of the model it was computed from.
 
 File: one safetensors file, never a pickle.
