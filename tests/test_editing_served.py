@@ -331,7 +331,7 @@ def test_a_foreign_client_asks_for_seed_42_with_an_edit_in_one_request(stub, G):
 # Triton: the repository carries the sets; a triton:// model edits like the folder
 
 
-def test_triton_repository_ships_the_sets_in_the_synthesis_config(folder, G, tmp_path):
+def test_triton_repository_ships_the_sets_in_the_synthesis_config(folder, G, tmp_path, skip32_dir):
     text_format = pytest.importorskip("google.protobuf.text_format")
     model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     from stylegan_sdk.export.triton import write_repository
@@ -346,11 +346,9 @@ def test_triton_repository_ships_the_sets_in_the_synthesis_config(folder, G, tmp
     assert list(sets) == list(SETS)
     for name in SETS:
         same_set(sets[name], G.directions[name])
-    # a folder without sets (the bundled model) writes no such parameter
-    from stylegan_sdk.loading import DEFAULT_EXPORT
-
-    write_repository(DEFAULT_EXPORT, tmp_path / "repo", name="emoji")
-    assert DIRECTIONS_PARAMETER not in (tmp_path / "repo" / "emoji_synthesis" / "config.pbtxt").read_text()
+    # a folder without sets writes no such parameter
+    write_repository(skip32_dir, tmp_path / "repo", name="plain")
+    assert DIRECTIONS_PARAMETER not in (tmp_path / "repo" / "plain_synthesis" / "config.pbtxt").read_text()
 
 
 def test_triton_model_edits_like_the_folder(folder, G, tmp_path):
