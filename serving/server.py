@@ -136,8 +136,10 @@ class StyleGANServer:
             batcher.start()
             limits = pb.ServerLimits(max_seeds=self.settings.max_seeds,
                                      max_message_bytes=self.settings.max_message_bytes, max_batch=max_batch)
-            info = codec.model_info_to_pb(G.info, name, G.config.to_json(), G.w_avg, limits)
-            servicer.models[name] = ModelEntry(name, G, batcher, info, owned=not isinstance(source, Generator))
+            directions = G.directions
+            info = codec.model_info_to_pb(G.info, name, G.config.to_json(), G.w_avg, limits, directions)
+            servicer.models[name] = ModelEntry(name, G, batcher, info, owned=not isinstance(source, Generator),
+                                               directions=directions)
             if not servicer.default_model:
                 servicer.default_model = name
             self.metrics.models_loaded.set(len(servicer.models))

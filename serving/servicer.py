@@ -6,6 +6,8 @@ stylegan_sdk._proto.codec, which the client encodes them with), checks them with
 this server's limits, then runs the two networks through the model's `Batcher` in chunks of at most
 max_batch rows, so a request whose deadline passes or that is cancelled stops between chunks. Random
 noise is drawn per request (from its noise_seed) before batching, so batching never changes an answer.
+Edits (Generate, Synthesize, Mix) are checked against the model's direction sets (`Generator.directions`)
+and added to the ws before synthesis, as the Generator adds them (`calls.Edits.apply`).
 
 Statuses: INVALID_ARGUMENT (bad argument, or bytes that are not a valid request message), NOT_FOUND
 (unknown model), RESOURCE_EXHAUSTED (more than max_queue generation requests in the server),
@@ -21,7 +23,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -31,6 +33,7 @@ from google.protobuf.message import DecodeError
 from stylegan_sdk import calls
 from stylegan_sdk._proto import SERVICE_NAME, codec, pb, pb_grpc
 from stylegan_sdk.config import GeneratorConfig
+from stylegan_sdk.editing.directions import Directions
 from stylegan_sdk.generator import Generator
 
 from .batcher import BackendFailed, Batcher, BatcherClosed, DeadlineExpired
@@ -146,6 +149,7 @@ class ModelEntry:
     batcher: Batcher
     info: pb.ModelInfo
     owned: bool = True          # loaded by the server (closed on stop), not handed in by the caller
+    directions: dict[str, Directions] = field(default_factory=dict)   # G.directions: what edits can use
 
     @property
     def config(self) -> GeneratorConfig:
@@ -179,6 +183,12 @@ def _rows(noise: list[np.ndarray] | None, part: slice) -> list[np.ndarray] | Non
 
 def _part(x: np.ndarray | None, part: slice) -> np.ndarray | None:
     return None if x is None else x[part]
+
+
+def _edited_ws(mapping: calls.Mapping, edits: calls.Edits, cfg: GeneratorConfig, w_avg: np.ndarray,
+               w: np.ndarray) -> np.ndarray:
+    """Generator.generate's ws: the mapping's w truncated, then the edits added."""
+    return edits.apply(mapping.to_ws(w, cfg, w_avg))
 
 
 # ----------------------------------------------------------------------------
@@ -373,7 +383,7 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         cfg = entry.config
         self._count(codec.seed_count(request), "seeds")
         args = codec.GenerateArgs.from_pb(request)
-        call = args.check(cfg)
+        call = args.check(cfg, entry.directions)
         self._count(call.rows, "seeds" if args.z is None else "z")
         self._check_size(entry, call.rows, args.render.fmt,
                          call.rows * cfg.num_ws * cfg.w_dim * 4 if args.return_ws else 0)
@@ -382,7 +392,7 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         ws_parts, x_parts = [], []
         for part in _parts(call.rows, entry.batcher.max_batch):   # chunk by chunk: stops at the deadline
             mapping = call.mapping.rows(part)
-            to_ws = functools.partial(mapping.to_ws, cfg=cfg, w_avg=entry.w_avg)
+            to_ws = functools.partial(_edited_ws, mapping, call.edits, cfg, entry.w_avg)
             ws, x = await entry.batcher.generate(call.z[part], mapping.c, to_ws, call.render.noise_mode,
                                                  _rows(noise, part), deadline, _part(transforms, part))
             ws_parts.append(ws)
@@ -408,14 +418,16 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
     async def _synthesize(self, request: pb.SynthesizeRequest, deadline: float | None) -> pb.ImagesResponse:
         entry = self.model(request.model)
         args = codec.SynthesizeArgs.from_pb(request)
-        call = args.check(entry.config)
-        return await self._render(entry, call.ws, call.render, call.transform, args.render, deadline, "ws")
+        call = args.check(entry.config, entry.directions)
+        return await self._render(entry, call.edits.apply(call.ws), call.render, call.transform, args.render,
+                                  deadline, "ws")
 
     async def _mix(self, request: pb.MixRequest, deadline: float | None) -> pb.ImagesResponse:
         entry = self.model(request.model)
         args = codec.MixArgs.from_pb(request)
-        call = args.check(entry.config)
-        return await self._render(entry, call.ws, call.render, call.transform, args.render, deadline, "w_a")
+        call = args.check(entry.config, entry.directions)
+        return await self._render(entry, call.edits.apply(call.ws), call.render, call.transform, args.render,
+                                  deadline, "w_a")
 
     async def _render(self, entry: ModelEntry, ws: np.ndarray, render: calls.Render, transform: calls.Transform,
                       options: codec.RenderArgs, deadline: float | None, what: str) -> pb.ImagesResponse:

@@ -6,6 +6,10 @@
 """
 
 from .config import GeneratorConfig, ModelInfo
+from .editing.boundary import boundary
+from .editing.directions import Directions, load_directions
+from .editing.ganspace import ganspace
+from .editing.sefa import sefa
 from .formats.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .generator import Generator
 from .latents import interpolation_path, mix_ws, seed_to_z, truncate
@@ -33,15 +37,20 @@ __all__ = [
     "AsyncClient",
     "Checkpoint",
     "Client",
+    "Directions",
     "Generator",
     "GeneratorConfig",
     "ModelInfo",
+    "boundary",
+    "ganspace",
     "interpolation_path",
     "load",
     "load_checkpoint",
+    "load_directions",
     "mix_ws",
     "read_model",
     "save_checkpoint",
+    "sefa",
     "seed_to_z",
     "truncate",
 ]

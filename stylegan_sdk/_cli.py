@@ -34,6 +34,7 @@ EXTRA_OF = {
     "tensorboard": "train",
     "openvino": "openvino",
     "tritonclient": "triton",
+    "sklearn": "editing",
     "scipy": None,
 }
 

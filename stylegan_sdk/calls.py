@@ -17,6 +17,7 @@ checked there, on the `rows` / `total` these objects report, after the call's ow
 from __future__ import annotations
 
 import functools
+from collections import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import images, latents
 from .config import GeneratorConfig
+from .editing.directions import Directions, add_on_rows, check_strengths, edit_delta, pick_set
 
 Seeds = int | str | Iterable[int]
 SPACES = ("w", "z")
@@ -177,6 +179,36 @@ class Transform:
         return np.stack([self._at(value(self.translate, s, t), value(self.rotate, s, t)) for s, t in part])
 
 
+@dataclass(frozen=True)
+class Edits:
+    """Edits with the model's direction sets: {set name: {direction index or name: strength}}. Each set adds
+    sum(strength * vector) to its own ws rows (every row when the set has no `layers`), after truncation."""
+
+    steps: tuple[tuple[tuple[int, ...] | None, np.ndarray], ...] = ()   # (ws rows or None = all, delta [w_dim])
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, edits: Any, sets: abc.Mapping[str, Directions]) -> Edits:
+        """Order: the map, then per set (in the given order) its name, then its strengths."""
+        if edits is None:
+            return cls()
+        if not isinstance(edits, abc.Mapping):
+            raise ValueError(f"edits: expected a map {{direction set name: {{direction: strength}}}}, got "
+                             f"{type(edits).__name__}")
+        steps = []
+        for set_name, strengths in edits.items():
+            d = pick_set(sets, set_name, "edits")
+            checked = check_strengths(d, strengths, name=f"edits[{set_name!r}]")
+            if checked:
+                steps.append((d.layers, edit_delta(d, checked)))
+        return cls(tuple(steps))
+
+    def apply(self, ws: np.ndarray) -> np.ndarray:
+        """ws [N, num_ws, w_dim] with the edits added (the same array when there are none)."""
+        for rows, delta in self.steps:
+            ws = add_on_rows(ws, rows, delta)
+        return ws
+
+
 # ----------------------------------------------------------------------------
 # The calls
 
@@ -213,15 +245,17 @@ class Synthesize:
     render: Render
     single: bool
     transform: Transform = Transform()
+    edits: Edits = Edits()
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, ws: Any, noise_mode: str = "const", output: str = "float",
               noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
-              transform: Any = None) -> Synthesize:
-        """Order: ws, noise_mode, output, noise_seed, translate, rotate, transform."""
+              transform: Any = None, edits: Any = None, sets: abc.Mapping[str, Directions] | None = None) -> Synthesize:
+        """Order: ws, noise_mode, output, noise_seed, translate, rotate, transform, edits (against the
+        model's direction `sets`)."""
         ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
         return cls(ws, Render.check(noise_mode, output, noise_seed), single,
-                   Transform.check(cfg, translate, rotate, transform))
+                   Transform.check(cfg, translate, rotate, transform), Edits.check(cfg, edits, sets or {}))
 
     @property
     def rows(self) -> int:
@@ -245,12 +279,15 @@ class Generate:
     render: Render
     single: bool
     transform: Transform = Transform()
+    edits: Edits = Edits()
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, seeds: Seeds | None = None, psi: float = 1.0, cutoff: int | None = None,
               noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
-              *, z: Any = None, translate: Any = None, rotate: Any = None, transform: Any = None) -> Generate:
-        """Order: noise_mode, output, seeds (or z), c, psi, cutoff, noise_seed, translate, rotate, transform."""
+              *, z: Any = None, translate: Any = None, rotate: Any = None, transform: Any = None,
+              edits: Any = None, sets: abc.Mapping[str, Directions] | None = None) -> Generate:
+        """Order: noise_mode, output, seeds (or z), c, psi, cutoff, noise_seed, translate, rotate, transform,
+        edits (against the model's direction `sets`)."""
         latents.check_noise_mode(noise_mode)
         images.check_output(output)
         if (seeds is None) == (z is None):
@@ -263,7 +300,7 @@ class Generate:
             n = len(seed_list)
         mapping = Mapping.check(cfg, n, c, psi, cutoff)
         return cls(seed_list, given_z, cfg.z_dim, mapping, Render.check(noise_mode, output, noise_seed), single,
-                   Transform.check(cfg, translate, rotate, transform))
+                   Transform.check(cfg, translate, rotate, transform), Edits.check(cfg, edits, sets or {}))
 
     @functools.cached_property
     def z(self) -> np.ndarray:
@@ -289,13 +326,15 @@ class Mix:
     render: Render
     single: bool
     transform: Transform = Transform()
+    edits: Edits = Edits()
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, w_a: Any, w_b: Any, layers: int | str | Iterable[int],
               noise_mode: str = "const", output: str = "pil", noise_seed: int | None = None,
-              translate: Any = None, rotate: Any = None, transform: Any = None) -> Mix:
+              translate: Any = None, rotate: Any = None, transform: Any = None, edits: Any = None,
+              sets: abc.Mapping[str, Directions] | None = None) -> Mix:
         """Order: w_a, w_b, layers, matching shapes, noise_mode, output, noise_seed, translate, rotate,
-        transform."""
+        transform, edits (against the model's direction `sets`; applied to the mixed ws)."""
         a, single = latents.check_ws(w_a, cfg.num_ws, cfg.w_dim, name="w_a")
         b, single_b = latents.check_ws(w_b, cfg.num_ws, cfg.w_dim, name="w_b")
         idx = latents.check_layers(cfg.layer_indices(layers), cfg.num_ws)
@@ -304,7 +343,7 @@ class Mix:
             shape_b = b.shape[1:] if single_b else b.shape
             raise ValueError(f"w_b: shape {list(shape_b)} does not match w_a {list(shape_a)}")
         return cls(a, b, idx, Render.check(noise_mode, output, noise_seed), single,
-                   Transform.check(cfg, translate, rotate, transform))
+                   Transform.check(cfg, translate, rotate, transform), Edits.check(cfg, edits, sets or {}))
 
     @property
     def ws(self) -> np.ndarray:
@@ -419,3 +458,37 @@ class Interpolate:
     def frames_noise(noise: list[np.ndarray] | None, n: int) -> list[np.ndarray] | None:
         """The path's one noise draw repeated for n frames."""
         return None if noise is None else [np.repeat(x, n, axis=0) for x in noise]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """edit(ws, directions, strengths, layers=None) -> ws: ws + sum(strength * vector) on the chosen ws rows
+    (the directions' own `layers` when layers is None, every row when they have none); the other rows are
+    unchanged and strength 0 changes nothing. strengths: {direction index or name: float}."""
+
+    ws: np.ndarray                  # [N, num_ws, w_dim]
+    rows: list[int] | None          # None: every row
+    delta: np.ndarray               # [w_dim]
+    single: bool
+
+    @classmethod
+    def check(cls, cfg: GeneratorConfig, ws: Any, directions: Any, strengths: Any,
+              layers: int | str | Iterable[int] | None = None, sets: abc.Mapping[str, Directions] | None = None) -> Edit:
+        """Order: ws, directions (a Directions, or the name of one of `sets`), strengths, layers."""
+        ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
+        if isinstance(directions, str):
+            directions = pick_set(sets, directions, "directions")
+        if not isinstance(directions, Directions):
+            raise ValueError(f"directions: expected a Directions (sg.load_directions) or a set name, got "
+                             f"{type(directions).__name__}")
+        directions.check_for(cfg)
+        delta = edit_delta(directions, check_strengths(directions, strengths))
+        if layers is not None:
+            rows = latents.check_layers(cfg.layer_indices(layers), cfg.num_ws)
+        else:
+            rows = None if directions.layers is None else list(directions.layers)
+        return cls(ws, rows, delta, single)
+
+    def finish(self) -> np.ndarray:
+        """The edited ws, [N, num_ws, w_dim] (one [num_ws, w_dim] for one given)."""
+        return _single(add_on_rows(self.ws, self.rows, self.delta), self.single)

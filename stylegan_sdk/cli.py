@@ -1,4 +1,5 @@
-"""`stylegan` command line: convert, info, generate, mix, export, and commands other packages add (serve).
+"""`stylegan` command line: convert, info, generate, mix, directions, edit, export, and commands other packages add
+(serve).
 
 Thin: parse, check every argument, call the library, then write files. A user error prints one line
 and exits 2, before anything is written. Commands from other packages are entry points in the group
@@ -9,22 +10,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 
 import numpy as np
 
-from ._cli import EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UserError, check_output, report, run_command, writing
+from ._cli import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    OneLineParser,
+    UserError,
+    check_output,
+    flag_names,
+    report,
+    run_command,
+    writing,
+)
 from .backends.registry import BACKEND_CHOICES
 from .config import PRECISIONS, ModelInfo, check_config_weights
+from .editing.directions import MAX_STRENGTH, Directions, load_directions, model_identity
+from .editing.ganspace import ganspace
+from .editing.sefa import CONVENTIONS, sefa
 from .export import cli as export_cli
 from .formats.checkpoint import save_checkpoint
 from .formats.exported import read_exported
 from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
 from .latents import parse_int_list, seed_to_z
 from .loading import load, model_kind, read_model
+from .progress import Progress
 from .version import install_hint, package_version
 
 PLUGIN_GROUP = "stylegan_sdk.commands"
@@ -52,7 +69,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         model = read_exported(path)
         config, metadata = model.config, model.manifest.get("source_metadata", {})
         extra = {"exported": {k: model.manifest.get(k) for k in ("format_version", "opset", "exporter", "files",
-                                                                 "engines")}}
+                                                                 "engines", "style_affines", "directions")}}
     elif kind == "triton":
         config, metadata, extra = load(path, backend="triton").config, {}, {"triton": path}
     else:
@@ -84,8 +101,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_mix(args: argparse.Namespace) -> None:
     rows = parse_int_list(args.row_seeds, "row-seeds")
     cols = parse_int_list(args.col_seeds, "col-seeds")
-    if not 0 <= args.upscale <= 64:
-        raise UserError(f"--upscale: must be in 0..64 (0 = auto), got {args.upscale}")
+    check_upscale(args.upscale)
     check_output(args.out, "out")
     G = _load(args)
     layers = args.layers
@@ -101,17 +117,177 @@ def cmd_mix(args: argparse.Namespace) -> None:
     for i in range(len(rows)):
         cells += [row_imgs[i], *mixed[i * len(cols): (i + 1) * len(cols)]]
     factor = args.upscale or display_factor(G.config.img_resolution)
-    if args.labels:
-        picture = labelled_grid(cells, cols=len(cols) + 1, factor=factor,
-                                title=f"style mixing, psi {args.psi:g}: layers {layers} from the column seeds into "
-                                      f"the row seeds ({scale_caption(factor)})",
-                                col_labels=["row seed", *(f"seed {s}" for s in cols)],
-                                row_labels=["", *(f"seed {s}" for s in rows)])
-    else:
-        picture = upscale(grid(cells, cols=len(cols) + 1), factor)
+    picture = picture_grid(cells, len(cols) + 1, factor, args.labels,
+                           title=f"style mixing, psi {args.psi:g}: layers {layers} from the column seeds into the "
+                                 f"row seeds",
+                           col_labels=["row seed", *(f"seed {s}" for s in cols)],
+                           row_labels=["", *(f"seed {s}" for s in rows)])
     with writing(args.out, "out"):
         save_png(picture, args.out)
     print(f"wrote {args.out} ({len(rows)} rows x {len(cols)} columns, layers {layers}, {scale_caption(factor)})")
+
+
+def cmd_directions(args: argparse.Namespace) -> None:
+    check_output(args.out, "out")
+    try:
+        if args.method == "sefa":
+            # SeFa reads the style affine weights: "default" is the bundled checkpoint (what read_model reads).
+            _, path = model_kind(args.model, backend="torch")
+            d = sefa(path, k=args.k, layers=args.layers, convention=args.convention, key=args.key)
+        else:
+            G = _load(args)
+            progress = Progress("ganspace: mapped z", total=args.samples, unit="z", stream=sys.stderr)
+            d = ganspace(G, k=args.k, samples=args.samples, seed=args.seed,
+                         progress=lambda done, total: progress.advance(done - progress.done))
+    except ValueError as e:  # the library's argument names -> the flags typed
+        text = flag_names(str(e), ("samples", "seed", "layers", "convention", "key"))
+        raise UserError("-k" + text[1:] if text.startswith("k:") else text) from None
+    with writing(args.out, "out"):
+        d.save(args.out)
+    print(f"wrote {args.out}: {describe_directions(d)}")
+
+
+def describe_directions(d: Directions) -> str:
+    """One line: kind, K, the ws rows, how it was made and the top values."""
+    rows = ws_rows(d.layers)
+    if d.kind == "sefa":
+        how = f"{d.meta.get('convention')} convention, {len(d.meta.get('affines', []))} style affines"
+    elif d.kind == "ganspace":
+        how = f"{d.meta.get('samples', 0):,} samples, seed {d.meta.get('seed')}"
+    else:
+        how = ", ".join(f"{k} {v}" for k, v in d.meta.items() if isinstance(v, (int, float, str)))
+    top = ", ".join(f"{v:.3g}" for v in d.values[:5]) + (", ..." if len(d) > 5 else "")
+    return (f"{d.kind}, {len(d)} directions ({d.names[0]}{f'..{d.names[-1]}' if len(d) > 1 else ''}), {rows}, "
+            f"{how}; {VALUE_NAMES[d.kind]} {top}")
+
+
+VALUE_NAMES = {"sefa": "eigenvalues", "ganspace": "standard deviations of W", "boundary": "accuracies"}
+
+
+def cmd_edit(args: argparse.Namespace) -> None:
+    seeds = parse_int_list(args.seeds, "seeds")
+    strengths = parse_strengths(args.strengths)
+    check_upscale(args.upscale)
+    check_output(args.out, "out")
+    d = _direction_file(args.directions)
+    G = _load(args)
+    if d is None:   # a set the model carries
+        if args.directions not in G.directions:
+            have = ", ".join(repr(n) for n in G.directions) or "none"
+            raise UserError(f"--directions: no direction set file {args.directions!r}, and the model carries no set "
+                            f"of that name (it has {have})")
+        d = G.directions[args.directions]
+    d.check_for(G.config, name="--directions")
+    index = d.index(args.direction, "--direction")
+    if d.model.get("w_avg_sha256") not in (None, model_identity(G.config, G.w_avg)["w_avg_sha256"]):
+        print(f"stylegan edit: note: {args.directions!r} was computed from another model (its w_avg differs); "
+              f"the edits may mean nothing here", file=sys.stderr)
+    try:
+        ws = G.map(seed_to_z(seeds, G.config.z_dim), c=args.class_idx, psi=args.psi, cutoff=args.cutoff)
+        # Row i, column j: seed i moved by strengths[j] along the direction (strength 0: the seed's own picture).
+        # One image per call, so that a tile is what generate(seed) / synthesize(edit(...)) give for it alone,
+        # whatever else the grid holds (a backend's numbers may differ in the last bit with the batch size).
+        cells = [G.synthesize(G.edit(w, d, {index: s}, layers=args.layers), noise_mode=args.noise_mode,
+                              output="uint8", noise_seed=args.noise_seed, translate=args.translate, rotate=args.rotate)
+                 for w in ws for s in strengths]
+    except ValueError as e:  # the library's argument names -> the flags typed
+        raise UserError(flag_names(str(e), ("layers", "psi", "cutoff", "noise_seed", "translate", "rotate"))) from None
+    factor = args.upscale or display_factor(G.config.img_resolution)
+    rows = _edit_rows(d, args.layers, G.config)
+    picture = picture_grid(cells, len(strengths), factor, args.labels,
+                           title=f"{edit_title(d, index)} on {rows}, psi {args.psi:g}",
+                           col_labels=strength_labels(d, index, strengths),
+                           row_labels=[f"seed {s}" for s in seeds])
+    with writing(args.out, "out"):
+        save_png(picture, args.out)
+    print(f"wrote {args.out} ({len(seeds)} seeds x {len(strengths)} strengths of {d.kind} direction {index} "
+          f"{d.names[index]!r} on {rows}, {scale_caption(factor)})")
+
+
+def edit_title(d: Directions, index: int) -> str:
+    """'sefa direction 0 (sefa0, eigenvalue 57.2)': what an edit grid moves along."""
+    value = {"sefa": "eigenvalue", "ganspace": "sd", "boundary": "accuracy"}[d.kind]
+    return f"{d.kind} direction {index} ({d.names[index]}, {value} {d.values[index]:.3g})"
+
+
+def strength_labels(d: Directions, index: int, strengths: Sequence[float]) -> list[str]:
+    """Column labels of an edit grid: the strengths (W units), and for GANSpace also in standard deviations."""
+    def signed(x: float) -> str:
+        return "0" if x == 0 else f"{x:+.3g}"
+
+    if d.kind == "ganspace" and d.values[index] > 0:
+        return [f"{signed(s)} ({signed(s / float(d.values[index]))} sd)" for s in strengths]
+    return [f"strength {signed(s)}" for s in strengths]
+
+
+def parse_strengths(text: str) -> list[float]:
+    """'-3,-1.5,0,1.5,3' -> [-3.0, -1.5, 0.0, 1.5, 3.0]; UserError naming --strengths."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--strengths: expected numbers separated by commas (e.g. -3,-1.5,0,1.5,3), got "
+                        f"{text!r}") from None
+    if not all(math.isfinite(v) and abs(v) <= MAX_STRENGTH for v in values):
+        raise UserError(f"--strengths: each must be a finite number of at most {MAX_STRENGTH:g} in size, got {text!r}")
+    if len(values) > MAX_COLUMNS:
+        raise UserError(f"--strengths: at most {MAX_COLUMNS} strengths (one column each), got {len(values)}")
+    return values
+
+
+MAX_COLUMNS = 64
+
+
+def _direction_file(text: str) -> Directions | None:
+    """--directions as a file (read now), or None when it names a set the model may carry."""
+    if os.path.exists(text):
+        if os.path.isdir(text):
+            raise UserError(f"--directions: {text!r} is a folder; expected a direction set file "
+                            f"(stylegan directions ... --out FILE) or the name of a set the model carries")
+        try:
+            return load_directions(text)
+        except ValueError as e:
+            raise UserError(f"--directions: {e}") from None
+    if os.sep in text or "/" in text or text.endswith(".safetensors"):
+        raise UserError(f"--directions: no such direction set file {text!r}")
+    return None
+
+
+def _edit_rows(d: Directions, layers: str | None, cfg) -> str:
+    if layers is not None:
+        return ws_rows(sorted(set(parse_int_list(cfg.layer_indices(layers), "layers"))))
+    return ws_rows(d.layers)
+
+
+def ws_rows(rows: Sequence[int] | None) -> str:
+    """None -> 'every ws row'; [0, 1, 2, 3, 6] -> 'ws rows 0-3,6'."""
+    if rows is None:
+        return "every ws row"
+    parts: list[str] = []
+    for r in rows:
+        if parts and r == int(parts[-1].rsplit("-", 1)[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{r}"
+        else:
+            parts.append(str(r))
+    return "ws rows " + ",".join(parts)
+
+
+# ----------------------------------------------------------------------------
+# Grids for people (stylegan mix, stylegan edit)
+
+
+def check_upscale(upscale: int) -> None:
+    if not 0 <= upscale <= 64:
+        raise UserError(f"--upscale: must be in 0..64 (0 = auto), got {upscale}")
+
+
+def picture_grid(cells: list[np.ndarray | None], cols: int, factor: int, labels: bool, title: str,
+                 col_labels: list[str], row_labels: list[str]) -> np.ndarray:
+    """Tiles upscaled `factor` times (nearest neighbour), with the title (+ how they are shown) and the row and
+    column labels; labels=False: the tiles only."""
+    if not labels:
+        return upscale(grid(cells, cols=cols), factor)
+    return labelled_grid(cells, cols=cols, factor=factor, title=f"{title} ({scale_caption(factor)})",
+                         col_labels=col_labels, row_labels=row_labels)
 
 
 # ----------------------------------------------------------------------------
@@ -171,25 +347,21 @@ def _pair(text: str) -> tuple[float, float]:
     return x, y
 
 
-BUILTIN_COMMANDS = ("convert", "info", "generate", "mix", "export")
+BUILTIN_COMMANDS = ("convert", "info", "generate", "mix", "directions", "edit", "export")
 # Built-in commands with sub-commands of their own: main() hands them everything after their name.
 NESTED_COMMANDS = {"export": (export_cli.main, "export a model: onnx, tensorrt or triton (stylegan export --help)")}
 
 
 def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser of the built-in commands; `plugins` (names) are listed for --help only."""
-    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, export, "
-                                                   "serve.")
+    p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, edit, "
+                                                   "export, serve.")
     p.add_argument("--version", action="version", version=f"stylegan {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def model_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--model", required=True, help="a model file (.safetensors, .pkl, .pt), an exported folder or triton://HOST:PORT/NAME")
-        sp.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
-                        help="auto: torch for model files, the fastest installed runtime for exported folders")
-        sp.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
-        sp.add_argument("--precision", default=None, choices=PRECISIONS,
-                        help="fp32 (default) | fp16 (CUDA: torch, TensorRT) | bf16 (CPUs with bf16: OpenVINO)")
+        runtime_args(sp)
         sp.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = none)")
         sp.add_argument("--cutoff", type=int, default=None, help="truncate only ws rows < cutoff")
         sp.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
@@ -200,6 +372,25 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
                         help="StyleGAN3: translate the view (as gen_images.py --translate)")
         sp.add_argument("--rotate", type=float, default=None, metavar="DEG",
                         help="StyleGAN3: rotate the view by DEG degrees (as gen_images.py --rotate)")
+
+    def runtime_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                        help="auto: torch for model files, the fastest installed runtime for exported folders")
+        sp.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+        sp.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="fp32 (default) | fp16 (CUDA: torch, TensorRT) | bf16 (CPUs with bf16: OpenVINO)")
+
+    def display_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--upscale", type=int, default=0,
+                        help="tile scale for display, nearest neighbour (default 0 = auto: tiles of at least 128 px, "
+                             "4x for 32 px; 1 = actual size)")
+        sp.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True,
+                        help="write the title and the row and column labels on the picture (--no-labels: tiles only)")
+
+    def set_args(sp: argparse.ArgumentParser, model_help: str, ranked_by: str) -> None:
+        sp.add_argument("model", help=model_help)
+        sp.add_argument("--out", required=True, help="direction set file to write (.safetensors; missing folders are made)")
+        sp.add_argument("-k", type=int, default=10, help=f"directions to keep ({ranked_by})")
 
     sp = sub.add_parser("convert", help="official .pkl (or our checkpoint) -> our checkpoint")
     sp.add_argument("src")
@@ -226,12 +417,46 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="ws rows taken from the columns: indices (0-3) or style groups (coarse, middle, fine, "
                          "coarse,middle)")
     sp.add_argument("--out", required=True, help="grid PNG path (missing folders are made)")
-    sp.add_argument("--upscale", type=int, default=0,
-                    help="tile scale for display, nearest neighbour (default 0 = auto: tiles of at least 128 px, "
-                         "4x for 32 px; 1 = actual size)")
-    sp.add_argument("--labels", action=argparse.BooleanOptionalAction, default=True,
-                    help="write the title, seeds and layers on the picture (--no-labels: tiles only)")
+    display_args(sp)
     sp.set_defaults(func=cmd_mix)
+
+    sp = sub.add_parser("directions", help="editing directions of a model: sefa or ganspace (a direction set file)")
+    methods = sp.add_subparsers(dest="method", required=True, parser_class=OneLineParser, metavar="sefa|ganspace")
+    m = methods.add_parser("sefa", help="SeFa: closed-form factorisation of the style affine weights (no sampling)")
+    set_args(m, "a model file or an exported folder with its style affines; default: the bundled model's "
+                "checkpoint", "the top k eigenvalues")
+    m.add_argument("--layers", default=None,
+                   help="factorise only the affines of these ws rows (0-3, coarse, middle, fine); the directions "
+                        "then belong to them (default: every row)")
+    m.add_argument("--convention", default="genforce", choices=CONVENTIONS,
+                   help="genforce: every conv affine + the last ToRGB's, rows normalised; rosinality: + the first "
+                        "ToRGB's, not normalised (README, Editing)")
+    m.add_argument("--key", default="G_ema", help="network in a snapshot pickle (G_ema, G)")
+    m.set_defaults(func=cmd_directions)
+    m = methods.add_parser("ganspace", help="GANSpace: principal components of W from sampled z")
+    set_args(m, "a model file, an exported folder or triton://HOST:PORT/NAME (default: the bundled model)",
+             "the top k components")
+    m.add_argument("--samples", type=int, default=100_000, help="z mapped to estimate W's covariance")
+    m.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
+    runtime_args(m)
+    m.set_defaults(func=cmd_directions)
+
+    sp = sub.add_parser("edit", help="edit grid: rows seeds, columns strengths along one direction")
+    model_args(sp)
+    sp.set_defaults(psi=0.7)
+    sp.add_argument("--directions", required=True, metavar="FILE|SET",
+                    help="a direction set file (stylegan directions) or the name of a set the model carries")
+    sp.add_argument("--direction", required=True, metavar="INDEX|NAME", help="the direction: its index or name")
+    sp.add_argument("--seeds", required=True, help="one row each, e.g. 0-5")
+    sp.add_argument("--strengths", required=True, metavar="S,S,...",
+                    help="one column each, in W units, e.g. -3,-1.5,0,1.5,3 (GANSpace: the set's standard deviations "
+                         "are in the column labels)")
+    sp.add_argument("--layers", default=None,
+                    help="ws rows to edit (0-3, coarse, middle, fine; default: the set's own rows, every row when "
+                         "it has none)")
+    sp.add_argument("--out", required=True, help="grid PNG path (missing folders are made)")
+    display_args(sp)
+    sp.set_defaults(func=cmd_edit)
 
     # Listed for --help only: main() hands a nested command's or plugin's name and everything after it on.
     for name, (_, text) in NESTED_COMMANDS.items():
@@ -248,8 +473,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = plugin_commands()
     if argv[:1] and argv[0] not in BUILTIN_COMMANDS and argv[0] in {*KNOWN_PLUGINS, *plugins}:
         return run_plugin(argv[0], argv[1:], plugins.get(argv[0]))
-    args = build_parser(list(plugins)).parse_args(argv)
-    return run_command(f"stylegan {args.command}", lambda: args.func(args))
+    args = build_parser(list(plugins)).parse_args(glue_values(argv, VALUE_LISTS))
+    prog = f"stylegan {args.command}" + (f" {args.method}" if args.command == "directions" else "")
+    return run_command(prog, lambda: args.func(args))
+
+
+VALUE_LISTS = ("--strengths",)   # options whose value may start with a minus: --strengths -3,0,3
+
+
+def glue_values(argv: list[str], options: Sequence[str]) -> list[str]:
+    """['--strengths', '-3,0,3'] -> ['--strengths=-3,0,3'] (argparse takes '-3,0,3' for an option otherwise)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 # Re-exported for the command lines that still import them from here (new code: stylegan_sdk._cli).

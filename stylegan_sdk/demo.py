@@ -10,6 +10,8 @@ psi values and mixed layers written on it) and NAME.png (the tiles at the model'
     truncation       rows: seeds; columns: psi 1.0 -> 0.5
     style_mixing     the paper's figure: column seeds' coarse / middle / fine styles into row seeds
     classes          conditional models only: one row per class (at most 16)
+    edit             a model that carries a "sefa" direction set: rows: seeds; columns: strengths along its
+                     direction 0 (through generate(..., edits=)); skipped with a note otherwise
 and stops the server (SIGTERM, graceful). Needs no torch.
 """
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cli import class_arg
+from .cli import class_arg, edit_title, strength_labels, ws_rows
 from .client import Client
 from .config import ModelInfo
 from .images import display_factor, grid, labelled_grid, save_png, scale_caption
@@ -36,6 +38,10 @@ from .latents import check_c, seed_to_z
 LISTENING = re.compile(r"listening on (?P<host>\S+):(?P<port>\d+)")
 PSIS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 MAX_CLASS_ROWS = 16
+EDIT_SET = "sefa"                               # the direction set of the edit figure, and its direction
+EDIT_DIRECTION = 0
+EDIT_SEEDS = [0, 1, 2, 3, 4, 5]
+EDIT_STRENGTHS = (-6.0, -3.0, 0.0, 3.0, 6.0)    # W units: the bundled model's sefa0 changes plainly over this range
 
 
 def start_server(model: str, timeout: float) -> tuple[subprocess.Popen, int, list[str]]:
@@ -152,6 +158,39 @@ def class_rows(G, classes: int, psi: float, seeds: int = 8) -> Figure:
                   row_labels=[names[k] if names else f"class {k}" for k in range(classes)])
 
 
+def edit_figure(G, psi: float, c: int | str | None = None) -> Figure | None:
+    """Rows: EDIT_SEEDS; columns: EDIT_STRENGTHS along direction EDIT_DIRECTION of the model's EDIT_SET set, each
+    column one generate(..., edits=) call; None when the model carries no such set."""
+    sets = G.directions
+    d = sets.get(EDIT_SET)
+    if d is None:
+        return None
+    columns = [G.generate(EDIT_SEEDS, psi=psi, c=c, output="uint8", edits={EDIT_SET: {EDIT_DIRECTION: s}})
+               for s in EDIT_STRENGTHS]
+    cells = [columns[j][i] for i in range(len(EDIT_SEEDS)) for j in range(len(EDIT_STRENGTHS))]
+    return Figure("edit", cells, cols=len(EDIT_STRENGTHS),
+                  title=f"edit: {edit_title(d, EDIT_DIRECTION)} on {ws_rows(d.layers)}, psi {psi:g}{_class(c)}",
+                  col_labels=strength_labels(d, EDIT_DIRECTION, EDIT_STRENGTHS),
+                  row_labels=[f"seed {s}" for s in EDIT_SEEDS])
+
+
+def make_figures(G, psi: float, c: int | str | None) -> tuple[list[Figure], list[str]]:
+    """The demo's figures for a model (G: the client, or anything with the Generator's methods), and notes on
+    those it skips."""
+    info = G.info
+    figures = [seed_grid(G, psi, c), truncation_sweep(G, [1, 4, 7, 10, 13, 16], c),
+               style_mixing(G, [2, 5, 11, 23], [3, 9, 17, 29, 31], psi, c)]
+    if info.c_dim > 0:
+        figures.append(class_rows(G, min(info.c_dim, MAX_CLASS_ROWS), psi))
+    notes = []
+    edit = edit_figure(G, psi, c)
+    if edit is None:
+        notes.append(f"no edit figure: the model carries no {EDIT_SET!r} direction set")
+    else:
+        figures.append(edit)
+    return figures, notes
+
+
 def _picture_class(choice: int | str | None, info: ModelInfo) -> int | str | None:
     """--class, else a conditional model's first class (by name when it has names); ValueError naming the
     model's classes when it has no such class (the check every call's c goes through)."""
@@ -207,10 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as e:
                 print(f"demo: error: out: cannot create {args.out!r}: {e.strerror}", file=sys.stderr)
                 return 2
-            figures = [seed_grid(G, args.psi, c), truncation_sweep(G, [1, 4, 7, 10, 13, 16], c),
-                       style_mixing(G, [2, 5, 11, 23], [3, 9, 17, 29, 31], args.psi, c)]
-            if info.c_dim > 0:
-                figures.append(class_rows(G, min(info.c_dim, MAX_CLASS_ROWS), args.psi))
+            figures, notes = make_figures(G, args.psi, c)
+            for note in notes:
+                print(f"demo: {note}")
             factor = display_factor(info.img_resolution)
             for figure in figures:
                 for name, img in ((f"{figure.name}.png", figure.raw()),

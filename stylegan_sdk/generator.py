@@ -6,7 +6,7 @@ runs the two networks of its backend in chunks of `batch_size` rows. The gRPC `C
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from . import calls
 from .backends.base import Backend
 from .config import GeneratorConfig, ModelInfo
+from .editing.directions import Directions
 
 
 class Generator:
@@ -21,11 +22,15 @@ class Generator:
         self,
         backend: Backend,       # runs the networks
         batch_size: int = 16,   # images per backend call (bounds memory for long seed lists)
+        directions: Mapping[str, Directions] | None = None,  # direction sets by name, for edit / edits=
+        source: str | None = None,  # the model file / exported folder / address it was loaded from (sg.load)
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         self.backend = backend
         self.batch_size = batch_size
+        self._directions = check_direction_sets(backend.config, directions or {})
+        self.source = source
 
     @property
     def _rows_per_call(self) -> int:
@@ -45,6 +50,11 @@ class Generator:
     @property
     def w_avg(self) -> np.ndarray:
         return self.backend.w_avg
+
+    @property
+    def directions(self) -> dict[str, Directions]:
+        """The model's direction sets by name (an exported folder's, or given to sg.load / Generator)."""
+        return dict(self._directions)
 
     def __repr__(self) -> str:
         c = self.config
@@ -67,13 +77,16 @@ class Generator:
         translate: Any = None,
         rotate: Any = None,
         transform: Any = None,
+        edits: Any = None,
     ) -> Any:
         """ws [N, num_ws, w_dim] -> images. output "float": float32 [N, C, H, W] unclipped;
         "uint8": uint8 [N, H, W, C]; "pil": list of PIL images. One [num_ws, w_dim] -> one image.
         StyleGAN3: translate=(tx, ty) and rotate (degrees) move the view, or transform=<3x3> sets the
-        synthesis input's transform itself."""
-        call = calls.Synthesize.check(self.config, ws, noise_mode, output, noise_seed, translate, rotate, transform)
-        return call.finish(self._images(call.ws, call.render, call.transform.rows(call.rows)))
+        synthesis input's transform itself. edits: {direction set name: {direction index or name:
+        strength}} with the model's `directions`."""
+        call = calls.Synthesize.check(self.config, ws, noise_mode, output, noise_seed, translate, rotate, transform,
+                                      edits, sets=self._directions)
+        return call.finish(self._images(call.edits.apply(call.ws), call.render, call.transform.rows(call.rows)))
 
     def generate(
         self,
@@ -87,11 +100,14 @@ class Generator:
         translate: Any = None,
         rotate: Any = None,
         transform: Any = None,
+        edits: Any = None,
     ) -> Any:
-        """Images for seeds ('0-7,42', a list, or one int for a single image)."""
+        """Images for seeds ('0-7,42', a list, or one int for a single image). edits: {direction set name:
+        {direction index or name: strength}} with the model's `directions`, added after truncation."""
         call = calls.Generate.check(self.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed,
-                                    translate=translate, rotate=rotate, transform=transform)
-        ws = self._ws(call.z, call.mapping)
+                                    translate=translate, rotate=rotate, transform=transform, edits=edits,
+                                    sets=self._directions)
+        ws = call.edits.apply(self._ws(call.z, call.mapping))
         return call.finish(self._images(ws, call.render, call.transform.rows(call.rows)))
 
     def mix(
@@ -105,11 +121,19 @@ class Generator:
         translate: Any = None,
         rotate: Any = None,
         transform: Any = None,
+        edits: Any = None,
     ) -> Any:
-        """Images from w_a with the listed ws rows taken from w_b (style mixing)."""
+        """Images from w_a with the listed ws rows taken from w_b (style mixing), then the edits."""
         call = calls.Mix.check(self.config, w_a, w_b, layers, noise_mode, output, noise_seed, translate, rotate,
-                               transform)
-        return call.finish(self._images(call.ws, call.render, call.transform.rows(call.rows)))
+                               transform, edits, sets=self._directions)
+        return call.finish(self._images(call.edits.apply(call.ws), call.render, call.transform.rows(call.rows)))
+
+    def edit(self, ws: Any, directions: Directions | str, strengths: Any,
+             layers: int | str | Iterable[int] | None = None) -> np.ndarray:
+        """ws + sum(strength * vector) on the chosen ws rows -> ws (no network runs). directions: a
+        Directions or the name of one of the model's sets; strengths: {direction index or name: strength};
+        layers: ws rows (or "coarse" / "middle" / "fine"), None for the directions' own rows."""
+        return calls.Edit.check(self.config, ws, directions, strengths, layers, sets=self._directions).finish()
 
     def interpolate(
         self,
@@ -184,3 +208,17 @@ class Generator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_direction_sets(cfg: GeneratorConfig, sets: Mapping[str, Directions]) -> dict[str, Directions]:
+    """Direction sets by name, each a Directions that fits the model; ValueError naming `directions`."""
+    out = {}
+    for name, d in sets.items():
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise ValueError(f"directions: set names must be non-empty strings, got {name!r}")
+        if not isinstance(d, Directions):
+            raise ValueError(f"directions: set {name!r} is a {type(d).__name__}, not a Directions "
+                             f"(read files with sg.load_directions)")
+        d.check_for(cfg, name=f"directions[{name!r}]")
+        out[name] = d
+    return out

@@ -15,11 +15,13 @@ Sources, told apart by their first bytes, never by running anything in them:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from .backends.registry import REGISTRY, backend_class
 from .config import PRECISIONS, GeneratorConfig
 from .formats.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
-from .formats.exported import is_exported_folder, read_exported
+from .editing.directions import Directions, directions_from_bytes, load_directions
+from .formats.exported import ExportedModel, is_exported_folder, read_exported
 from .formats.triton import is_triton_url
 from .generator import Generator
 from .importers.nvidia_tf import import_tf_pickle, is_tf_pickle
@@ -129,6 +131,7 @@ def load(
     precision: str | None = None,
     compile: bool = False,
     fp16: bool = False,
+    directions: Mapping[str, str | os.PathLike | Directions] | None = None,
 ) -> Generator:
     """Load a generator from a model file (torch backend), an exported folder (onnxruntime / openvino /
     tensorrt) or a Triton address `triton://HOST[:PORT]/NAME` (triton); "default" is the bundled emoji model.
@@ -139,7 +142,8 @@ def load(
     precision: "fp32" (None: the backend's default, fp32; TensorRT: what its engines were built with),
     "fp16" (CUDA: torch, TensorRT engines built with --fp16), "bf16" (CPUs with bf16 instructions:
     OpenVINO); `G.info.precision` says what runs. fp16=True is precision="fp16". compile: the torch
-    backend's torch.compile fast path.
+    backend's torch.compile fast path. directions: direction sets to edit with ({name: file or
+    Directions}), beside the ones an exported folder carries; `G.directions` lists them all.
     """
     if backend not in (*REGISTRY, "auto"):
         raise ValueError(f"backend: unknown backend {backend!r} (choose from {sorted(REGISTRY)} or 'auto')")
@@ -147,12 +151,19 @@ def load(
     if backend == "triton" and not is_triton_url(path):
         raise ValueError(f"backend: 'triton' runs models on a Triton server: pass a triton://HOST:PORT/NAME address "
                          f"(stylegan export triton makes the models), not {os.fspath(path)!r}")
+    given = _given_directions(directions)
     kind, path = model_kind(path, backend)
     if kind == "triton":
         if backend not in ("auto", "triton") or compile:
             raise ValueError(f"backend: {path!r} is a Triton address: use backend='triton' or 'auto'"
                              + (" (compile is an option of the torch backend)" if compile else ""))
-        return Generator(backend_class("triton")(path, device=device, precision=precision), batch_size=batch_size)
+        backend_obj = backend_class("triton")(path, device=device, precision=precision)
+        try:
+            sets = _merged_directions(path, backend_obj.directions, given)
+        except BaseException:
+            backend_obj.close()
+            raise
+        return Generator(backend_obj, batch_size=batch_size, directions=sets, source=path)
     if kind == "exported":
         if backend == "torch":
             raise ValueError(f"backend: {path!r} is an exported folder (no torch weights); use backend="
@@ -161,14 +172,47 @@ def load(
             raise ValueError("compile: an option of the torch backend (exported folders are compiled by their runtime)")
         exported = read_exported(path)
         name = auto_backend(exported.config, device, precision) if backend == "auto" else backend
-        return Generator(backend_class(name)(exported, device=device, precision=precision), batch_size=batch_size)
+        sets = _merged_directions(path, exported_directions(exported), given)
+        return Generator(backend_class(name)(exported, device=device, precision=precision), batch_size=batch_size,
+                         directions=sets, source=path)
     ckpt = _read_file(kind, path, key, step)
     if backend not in ("auto", "torch"):
         raise ValueError(f"backend: {backend!r} runs exported model folders; {path!r} is a model file: "
                          f"use backend='torch', or export it first (stylegan export onnx)")
     cls = backend_class("torch")
     backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, precision=precision, compile=compile)
-    return Generator(backend_obj, batch_size=batch_size)
+    return Generator(backend_obj, batch_size=batch_size, directions=given, source=path)
+
+
+def _merged_directions(path: str, shipped: dict[str, Directions], given: dict[str, Directions]
+                       ) -> dict[str, Directions]:
+    """The sets a model ships and the ones given to sg.load; ValueError naming `directions` if names clash."""
+    if set(shipped) & set(given):
+        raise ValueError(f"directions: {path!r} already carries sets named {sorted(set(shipped) & set(given))}; "
+                         f"give yours other names")
+    return {**shipped, **given}
+
+
+def _given_directions(directions: Mapping[str, str | os.PathLike | Directions] | None) -> dict[str, Directions]:
+    """{name: file or Directions} -> {name: Directions}; the Generator checks them against the model."""
+    if directions is None:
+        return {}
+    if not isinstance(directions, Mapping):
+        raise ValueError(f"directions: expected a map {{name: direction set file or Directions}}, got "
+                         f"{type(directions).__name__}")
+    return {name: d if isinstance(d, Directions) else load_directions(d) for name, d in directions.items()}
+
+
+DIRECTIONS_KEY = "directions"   # model.json: {set name: file name} of the direction sets shipped with the model
+
+
+def exported_directions(exported: ExportedModel) -> dict[str, Directions]:
+    """The direction sets an exported folder carries (model.json "directions"), each file hash-checked."""
+    listed = exported.manifest.get(DIRECTIONS_KEY) or {}
+    if not isinstance(listed, dict):
+        raise ValueError(f"{exported.folder}: model.json {DIRECTIONS_KEY!r} must map set names to file names")
+    return {name: directions_from_bytes(exported.read_bytes(file), f"{exported.folder}/{file}")
+            for name, file in listed.items()}
 
 
 def check_precision(precision: str | None, fp16: bool = False) -> str | None:

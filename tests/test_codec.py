@@ -15,6 +15,7 @@ from stylegan_sdk._proto import codec, pb
 from stylegan_sdk.client import planning
 from stylegan_sdk.client.planning import RemoteModel
 from stylegan_sdk.config import GeneratorConfig, ModelInfo
+from stylegan_sdk.editing.directions import Directions
 
 SG2 = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=1)
 COND = dataclasses.replace(SG2, c_dim=3, class_names=("ant", "bee", "cat"))
@@ -22,6 +23,16 @@ SG3 = GeneratorConfig(arch="stylegan3", z_dim=8, w_dim=8, img_resolution=16, img
                       channel_base=128, channel_max=8, num_layers=4, margin_size=4)
 
 rng = np.random.RandomState(0)
+
+# Two direction sets of SG2 (w_dim 8, num_ws 4): one for every ws row, one GANSpace-like set for rows 0-1.
+SETS = {
+    "attrs": Directions(vectors=np.eye(3, 8, dtype=np.float32), values=np.array([3.0, 2.0, 1.0]),
+                        names=("a", "smile", "c"), kind="boundary", layers=None, model={"w_dim": 8},
+                        meta={"samples": 10}),
+    "pcs": Directions(vectors=np.eye(2, 8, 5, dtype=np.float32), values=np.array([0.5, 0.25]), names=("pc0", "pc1"),
+                      kind="ganspace", layers=(0, 1), mean=np.arange(8, dtype=np.float32)),
+}
+EDITS = {"attrs": {"smile": 2.5, 0: -1.0}, "pcs": {"1": 0.75}}
 
 
 def floats(*shape: int) -> np.ndarray:
@@ -73,13 +84,16 @@ def request_cases() -> list:
                            render=codec.RenderArgs(noise_mode="none", fmt=pb.JPEG, quality=55,
                                                    translate=np.array([0.1, -0.2]), rotate=12.5)),
         codec.GenerateArgs(z=floats(8), render=codec.RenderArgs(fmt=pb.RAW_FLOAT32, transform=np.diag([2.0, 2, 1]))),
+        codec.GenerateArgs(seeds=[42], edits={"attrs": {"smile": 3.0, 0: -1.5}, "pcs": {"1": 0.25}}),
         codec.MapArgs(seeds=[1, 2]),
         codec.MapArgs(z=floats(4, 8), mapping=codec.MapOptionsArgs(c=floats(4, 3), cutoff=0), model="cond"),
         codec.SynthesizeArgs(ws=sg2_ws),
+        codec.SynthesizeArgs(ws=sg2_ws, edits={"attrs": {2: 1.0}}),
         codec.SynthesizeArgs(ws=sg3_ws[0], render=codec.RenderArgs(noise_mode="random", fmt=pb.RAW_FLOAT32,
                                                                    rotate=-30.0), model="sg3"),
         codec.MixArgs(w_a=sg2_ws, w_b=sg2_ws[::-1], layers=[0, 3],
                       render=codec.RenderArgs(noise_mode="random", noise_seed=0, fmt=pb.RAW_UINT8)),
+        codec.MixArgs(w_a=sg2_ws, w_b=sg2_ws, layers=[1], edits={"pcs": {"pc0": -2.0}}, model="m"),
         codec.InterpolateArgs(seeds=[1, 5, 9], num_frames=4, mapping=codec.MapOptionsArgs(psi=0.6)),
         codec.InterpolateArgs(z=floats(2, 8), num_frames=3, space="z", return_ws=True,
                               render=codec.RenderArgs(noise_mode="random", noise_seed=3, fmt=pb.RAW_FLOAT32)),
@@ -137,6 +151,12 @@ def test_a_message_holds_one_kind_of_latents():
     (pb.InterpolateRequest(space=7), "space: unknown value 7 (W or Z)"),
     (pb.InterpolateRequest(render=pb.RenderOptions(transform=pb.Transform(matrix=[1.0]))),
      "transform: expected 9 values"),
+    (pb.GenerateRequest(edits=[pb.DirectionEdit(set="attrs", strength=1.0)]),
+     "edits: entry 0 (set 'attrs') names no direction (index or name)"),
+    (pb.MixRequest(w_a=codec.to_tensor(floats(1, 4, 8)), w_b=codec.to_tensor(floats(1, 4, 8)),
+                   edits=[pb.DirectionEdit(set="attrs", index=1, strength=1.0),
+                          pb.DirectionEdit(set="attrs", index=1, strength=2.0)]),
+     "edits['attrs']: direction 1 is given twice"),
 ])
 def test_what_only_a_message_can_get_wrong_is_a_value_error_at_decoding(msg, message):
     cls = codec.REQUESTS[type(msg).DESCRIPTOR.name.removesuffix("Request")]
@@ -163,15 +183,26 @@ def test_the_arguments_themselves_are_checked_by_the_calls_definition():
         codec.InterpolateArgs(seeds=[0, 1], num_frames=9).check(SG2, max_frames=8)
     with pytest.raises(ValueError, match="translate: this model"):
         codec.SynthesizeArgs(ws_of(SG2, 1), codec.RenderArgs(translate=np.array([0.1, 0]))).check(SG2)
+    # Edits: decoded as sent, checked against the model's sets by the call, word for word as in process.
+    for edits in ({"nope": {0: 1.0}}, {"attrs": {3: 1.0}}, {"pcs": {"pc0": np.nan}}, {"attrs": {"a": 1e9}},
+                  {"attrs": {1: 1.0, "smile": 1.0}}):
+        msg = codec.GenerateArgs(seeds=[1], edits=edits).to_pb()
+        with pytest.raises(ValueError) as remote:
+            codec.GenerateArgs.from_pb(through_the_wire(msg)).check(SG2, SETS)
+        with pytest.raises(ValueError) as local:
+            calls.Generate.check(SG2, [1], edits=edits, sets=SETS)
+        assert str(remote.value) == str(local.value) and str(local.value).startswith("edits")
+    with pytest.raises(ValueError, match=r"^edits: no direction set named 'attrs' \(this model has none\)$"):
+        codec.SynthesizeArgs(ws_of(SG2, 1), edits={"attrs": {0: 1.0}}).check(SG2)
 
 
 # ----------------------------------------------------------------------------
 # What the client plans is, decoded and checked on the server, the call the client checked
 
 
-def remote(cfg: GeneratorConfig, max_seeds: int = 256) -> RemoteModel:
+def remote(cfg: GeneratorConfig, max_seeds: int = 256, directions: dict | None = None) -> RemoteModel:
     return RemoteModel(ModelInfo.from_config(cfg), cfg, np.zeros(cfg.w_dim, np.float32), max_seeds=max_seeds,
-                       max_message_bytes=64 << 20)
+                       max_message_bytes=64 << 20, directions=directions or {})
 
 
 # Fields that differ by design: the server always computes float images (the client converts them), and
@@ -234,6 +265,33 @@ def test_map_synthesize_and_mix_plans_decode_to_the_clients_calls():
         same(server, calls.Mix.check(SG3, ws, ws[::-1], "0-2", **kwargs), SERVER_SIDE)
 
 
+def test_plans_with_edits_decode_to_the_clients_calls():
+    """The edits travel in the order given; the server's call adds the very vectors the client's call adds."""
+    m = remote(SG2, max_seeds=2, directions=SETS)
+    plan = planning.plan_generate(m, "", "0-4", 0.7, None, "const", None, "uint8", None, None, None, None, EDITS)
+    client = calls.Generate.check(SG2, "0-4", 0.7, output="uint8", edits=EDITS, sets=SETS)
+    parts = server_calls(plan.requests, codec.GenerateArgs, SG2, sets=SETS)
+    assert [p.rows for p in parts] == [2, 2, 1]
+    for server in parts:
+        same(server.edits, client.edits)
+    assert [(e.set, e.WhichOneof("direction"), e.strength) for e in plan.requests[0].edits] == [
+        ("attrs", "name", 2.5), ("attrs", "index", -1.0), ("pcs", "name", 0.75)]
+    ws = ws_of(SG2, 2)
+    plan = planning.plan_synthesize(m, "", ws, "const", "float", None, None, None, None, EDITS)
+    [server] = server_calls(plan.requests, codec.SynthesizeArgs, SG2, sets=SETS)
+    same(server, calls.Synthesize.check(SG2, ws, edits=EDITS, sets=SETS), SERVER_SIDE)
+    plan = planning.plan_mix(m, "", ws, ws[::-1], [0], "none", "pil", None, None, None, None, {"pcs": {0: 1.0}})
+    [server] = server_calls(plan.requests, codec.MixArgs, SG2, sets=SETS)
+    same(server, calls.Mix.check(SG2, ws, ws[::-1], [0], "none", edits={"pcs": {0: 1.0}}, sets=SETS), SERVER_SIDE)
+    np.testing.assert_array_equal(server.edits.apply(server.ws)[:, 2:], server.ws[:, 2:])  # pcs: rows 0-1 only
+    # a bad edit is refused by the client's own check, before any request exists
+    with pytest.raises(ValueError, match=r"^edits\['attrs'\]: no direction named 'frown'"):
+        planning.plan_generate(m, "", [0], 1.0, None, "const", None, "pil", None, None, None, None,
+                               {"attrs": {"frown": 1.0}})
+    np.testing.assert_array_equal(planning.edit(m, ws, "pcs", {"pc1": 2.0}, None),
+                                  calls.Edit.check(SG2, ws, SETS["pcs"], {"pc1": 2.0}).finish())
+
+
 def test_interpolate_plans_decode_to_the_clients_call():
     cases = [(SG2, dict(seeds=[0, 5, 9], num_frames=4, psi=0.7)),
              (COND, dict(z=floats(2, 8), num_frames=3, space="z", c="cat", noise_mode="random", noise_seed=3)),
@@ -278,6 +336,19 @@ def test_model_descriptions_both_ways():
     listed = codec.list_models_from_pb(through_the_wire(codec.list_models_to_pb(msgs, "cond")))
     assert list(listed) == ["cond", "sg2", "sg3"]  # the default model first
     assert listed == {name: infos[name] for name in listed}
+    # The direction sets travel whole: what the client gets is the server's Generator.directions.
+    assert codec.direction_sets_from_pb(through_the_wire(msgs[0])) == {}
+    msg = through_the_wire(codec.model_info_to_pb(infos["sg2"], "sg2", SG2.to_json(), w_avg, limits, SETS))
+    got = codec.direction_sets_from_pb(msg)
+    assert list(got) == list(SETS)
+    for name, d in SETS.items():
+        same(got[name], d)
+    assert RemoteModel.from_pb(msg, 1 << 20).directions.keys() == SETS.keys()
+    bad = pb.ModelInfo()
+    bad.direction_sets.add().CopyFrom(codec.direction_set_to_pb("x", SETS["attrs"]))
+    bad.direction_sets[0].vectors.CopyFrom(codec.to_tensor(2 * np.eye(3, 8, dtype=np.float32)))
+    with pytest.raises(ValueError, match=r"^direction_sets\['x'\]: vectors: every row must have unit length"):
+        codec.direction_sets_from_pb(bad)
 
 
 # ----------------------------------------------------------------------------

@@ -65,7 +65,11 @@ def test_info_reads_an_exported_folder(capsys):
     assert record["config"] == model.config.to_dict()
     assert record["info"]["num_ws"] == model.config.num_ws and record["info"]["img_resolution"] == 32
     assert record["exported"]["opset"] == model.manifest["opset"]
-    assert set(record["exported"]["files"]) == {"mapping.onnx", "synthesis.onnx"}
+    sets = {name: f"directions_{name}.safetensors" for name in ("sefa", "ganspace", "attributes")}
+    assert set(record["exported"]["files"]) == {"mapping.onnx", "synthesis.onnx", "style_affines.safetensors",
+                                                *sets.values()}
+    assert record["exported"]["style_affines"] == "style_affines.safetensors"
+    assert record["exported"]["directions"] == sets
     code, out, _ = stylegan_cli(capsys, "info", "default")               # "default" resolves the same way
     assert code == 0 and json.loads(out)["config"] == model.config.to_dict()
 

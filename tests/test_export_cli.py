@@ -40,7 +40,7 @@ def test_export_onnx_writes_what_the_script_writes(tmp_path, capsys, to_onnx_run
     assert run.stdout.startswith(f"wrote {script} (stylegan2, 32px, num_ws=8, opset 18)")
     cmd = tmp_path / "cmd"
     assert sorted(p.name for p in cmd.iterdir()) == sorted(p.name for p in script.iterdir()) == \
-        ["mapping.onnx", "model.json", "synthesis.onnx"]
+        ["mapping.onnx", "model.json", "style_affines.safetensors", "synthesis.onnx"]
     assert _comparable_manifest(cmd) == _comparable_manifest(script)   # the graphs' sha256 sums included
 
 

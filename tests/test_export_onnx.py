@@ -28,7 +28,7 @@ def exported(request, exported_model):
 
 def test_folder_contents_and_manifest(exported):
     name, folder = exported
-    assert sorted(os.listdir(folder)) == ["mapping.onnx", "model.json", "synthesis.onnx"]
+    assert sorted(os.listdir(folder)) == ["mapping.onnx", "model.json", "style_affines.safetensors", "synthesis.onnx"]
     manifest = json.loads((folder / "model.json").read_text())
     cfg = nvlabs_checkpoint(name).config
     assert manifest["config"]["img_resolution"] == cfg.img_resolution
@@ -41,7 +41,9 @@ def test_folder_contents_and_manifest(exported):
         assert len(manifest["files"][file]["sha256"]) == 64
     assert manifest["graphs"]["synthesis"]["inputs"]["ws"] == ["batch", cfg.num_ws, cfg.w_dim]
     # Every file the folder uses is a plain name listed with its sha256; the record of the graphs is the config's.
-    assert set(manifest["files"]) == {entry["file"] for entry in manifest["graphs"].values()}
+    assert set(manifest["files"]) == {entry["file"] for entry in manifest["graphs"].values()} | {
+        manifest["style_affines"]}
+    assert manifest["style_affines"] == "style_affines.safetensors" and manifest["directions"] == {}
     for graph, (inputs, outputs) in graph_io(cfg).items():
         assert manifest["graphs"][graph]["inputs"] == {k: list(v) for k, v in inputs.items()}
         assert manifest["graphs"][graph]["outputs"] == {k: list(v) for k, v in outputs.items()}
@@ -223,7 +225,7 @@ def test_cli_makes_missing_folders_above_out(to_onnx_run, tmp_path, capsys):
     pkl = str(NVLABS / "sg2_skip_32" / "network-snapshot.pkl")
     assert ok.returncode == 0, ok.stderr
     assert ok.args[-2:] == ["--out", str(out)] and out.relative_to(out.parents[2]).as_posix() == "a/new/dir"
-    assert sorted(os.listdir(out)) == ["mapping.onnx", "model.json", "synthesis.onnx"]
+    assert sorted(os.listdir(out)) == ["mapping.onnx", "model.json", "style_affines.safetensors", "synthesis.onnx"]
     assert os.listdir(out.parent) == ["dir"]               # no temporary folder left beside it
     assert os.listdir(out.parents[1]) == ["new"]
     # A failed export leaves no folder behind; an --out under a file is refused before anything is read.

@@ -10,8 +10,8 @@ never to dodge a circle.
     3 loading, calls, generator, the proto codec
     4 export, serving, training, client
     5 command lines: stylegan_sdk.cli, stylegan_sdk.export.cli, demo, serving.cli, training.run,
-                training.metrics.__main__, export/to_*.py; and the packages' fronts (stylegan_sdk/__init__.py,
-                serving/__init__.py), which re-export the user-facing names of every layer
+                training.metrics.__main__, training.attribute_directions, export/to_*.py; and the packages' fronts
+                (stylegan_sdk/__init__.py, serving/__init__.py), which re-export the user-facing names of every layer
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ PACKAGES = ("stylegan_sdk", "serving", "training", "export")
 # Third-party packages a module may put off importing until it is used: the extras an install may lack, and
 # the runtimes that `import stylegan_sdk` must not pay for (ONNX Runtime, gRPC).
 OPTIONAL = {"torch", "torchvision", "onnx", "onnxscript", "tensorrt", "tritonclient", "openvino", "scipy",
-            "tensorboard", "safetensors.torch", "onnxruntime", "grpc"}
+            "tensorboard", "safetensors.torch", "onnxruntime", "grpc", "sklearn"}
 # Imports inside functions by design, with the reason.
 LAZY_BY_DESIGN = {
     "stylegan_sdk.backends.registry": "the backend registry loads a backend's module when it is first asked for",
@@ -36,15 +36,15 @@ FRONTS = {"stylegan_sdk", "serving"}    # package fronts: layer 5, imported by n
 LAYERS = {
     "stylegan_sdk.config": 0, "stylegan_sdk.latents": 0, "stylegan_sdk.images": 0, "stylegan_sdk.errors": 0,
     "stylegan_sdk.version": 0, "stylegan_sdk.progress": 0, "stylegan_sdk.formats": 0, "stylegan_sdk._cli": 0,
-    "stylegan_sdk._proto": 0,
+    "stylegan_sdk._proto": 0, "stylegan_sdk.editing.directions": 0, "stylegan_sdk.editing.weights": 0,
     "stylegan_sdk.models": 1, "stylegan_sdk.importers": 1,
     "stylegan_sdk.backends": 2,
     "stylegan_sdk.loading": 3, "stylegan_sdk.calls": 3, "stylegan_sdk.generator": 3,
-    "stylegan_sdk._proto.codec": 3,
+    "stylegan_sdk._proto.codec": 3, "stylegan_sdk.editing": 3,
     "stylegan_sdk.export": 4, "stylegan_sdk.client": 4, "serving": 4, "training": 4,
     "stylegan_sdk.__main__": 5, "stylegan_sdk.cli": 5, "stylegan_sdk.demo": 5,
     "stylegan_sdk.export.cli": 5, "serving.cli": 5, "serving.__main__": 5, "training.run": 5,
-    "training.metrics.__main__": 5, "export": 5,
+    "training.metrics.__main__": 5, "training.attribute_directions": 5, "export": 5,
 }
 
 

@@ -54,7 +54,7 @@ def _refused(folder: Path, match: str, error: type[Exception] = ValueError) -> s
 
 def test_untampered_copy_loads_and_generates(folder: Path) -> None:
     exported = read_exported(folder)
-    assert set(exported.manifest["files"]) == {"mapping.onnx", "synthesis.onnx"}
+    assert set(exported.manifest["files"]) == {"mapping.onnx", "synthesis.onnx", "style_affines.safetensors"}
     assert "model.json" not in exported.manifest["files"]  # it holds the hashes; nothing hashes it
     G = sg.load(folder)
     images = G.generate([0, 1, 2], psi=0.7, output="uint8")

@@ -346,14 +346,15 @@ def test_build_flow_with_stand_in_tensorrt(onnx32, tmp_path, fake_trt):
     out = tmp_path / "engines"
     engines = build_engines(onnx32, out, fp16=True, min_batch=2, opt_batch=4, max_batch=16, workspace_gb=0.5)
     assert sorted(os.listdir(onnx32)) == before, "the source folder is left alone"
-    assert sorted(os.listdir(out)) == ["mapping.onnx", "mapping.plan", "model.json", "synthesis.onnx",
-                                       "synthesis.plan", "timing.cache"]
+    assert sorted(os.listdir(out)) == ["mapping.onnx", "mapping.plan", "model.json", "style_affines.safetensors",
+                                       "synthesis.onnx", "synthesis.plan", "timing.cache"]
     assert engines == {"plans": {"mapping": "mapping.plan", "synthesis": "synthesis.plan"}, "fp16": True,
                        "min_batch": 2, "opt_batch": 4, "max_batch": 16, "workspace_bytes": 1 << 29,
                        "tensorrt": "10.99.fake", "gpu": "Fake GPU", "timing_cache": "timing.cache"}
     exported = read_exported(out)  # every listed file matches its sha256
     assert exported.engines == engines
-    assert set(exported.manifest["files"]) == {"mapping.onnx", "synthesis.onnx", "mapping.plan", "synthesis.plan"}
+    assert set(exported.manifest["files"]) == {"mapping.onnx", "synthesis.onnx", "style_affines.safetensors",
+                                               "mapping.plan", "synthesis.plan"}
 
     cfg = exported.config
     mapping = json.loads((out / "mapping.plan").read_bytes())
@@ -377,6 +378,28 @@ def test_build_flow_with_stand_in_tensorrt(onnx32, tmp_path, fake_trt):
     assert json.loads((out / "mapping.plan").read_bytes())["cache_seen"] == "[w][img]"
     assert json.loads((out / "mapping.plan").read_bytes())["flags"] == []
     assert read_exported(out).engines == engines
+
+
+def test_engines_folder_keeps_the_direction_sets_and_style_affines(onnx32, tmp_path, fake_trt):
+    """Every file the source lists is copied and listed again: a folder with direction sets builds into one
+    whose sets and style affines read back the same (sg.sefa, G.directions)."""
+    from stylegan_sdk.loading import exported_directions
+
+    fake_trt()
+    src = tmp_path / "src"
+    shutil.copytree(onnx32, src)
+    sg.sefa(src, k=3).save(src / "directions_sefa.safetensors")
+    manifest = json.loads((src / "model.json").read_text())
+    manifest["directions"] = {"sefa": "directions_sefa.safetensors"}
+    manifest["files"]["directions_sefa.safetensors"] = {}
+    write_manifest(str(src), manifest)
+    build_engines(src, tmp_path / "engines", max_batch=8)
+    built = read_exported(tmp_path / "engines")   # sha256 of every file, the copies included
+    assert {"directions_sefa.safetensors", "style_affines.safetensors"} <= set(built.manifest["files"])
+    [(name, d)] = exported_directions(built).items()
+    assert name == "sefa"
+    np.testing.assert_array_equal(d.vectors, sg.sefa(src, k=3).vectors)
+    np.testing.assert_array_equal(sg.sefa(tmp_path / "engines", k=3).vectors, d.vectors)
 
 
 def test_build_flow_for_a_stylegan3_folder(sg3_dirs, tmp_path, fake_trt, capsys):

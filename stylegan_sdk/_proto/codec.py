@@ -4,6 +4,11 @@
 Tensors are checked on the way in: a known dtype, a shape whose element count matches the bytes, at
 most 8 dimensions. A malformed tensor raises ValueError naming the field, as every argument check does.
 
+Edits (`edits={set name: {direction index or name: strength}}`) travel as repeated DirectionEdit entries, in
+the order given, so the server adds the same vectors in the same order as the in-process call; the
+model's direction sets travel in ModelInfo.direction_sets as whole `Directions` (vectors, values, names,
+rows, source model), so the client checks and computes edits exactly as the server does.
+
 Requests: one class per request message (`GenerateArgs`, `MapArgs`, `SynthesizeArgs`, `MixArgs`,
 `InterpolateArgs`, `GetModelInfoArgs`, `ListModelsArgs`) holds the arguments of its call as the
 in-process `Generator` takes them (plain values and arrays, not yet checked) and what only the wire has
@@ -18,8 +23,9 @@ NumPy and protobuf only (no torch, no grpc).
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +33,7 @@ import numpy as np
 
 from .. import calls, images, latents
 from ..config import GeneratorConfig, ModelInfo
+from ..editing.directions import Directions
 from . import pb
 
 MAX_NDIM = 8
@@ -122,13 +129,14 @@ def image_bytes(fmt: int, channels: int, resolution: int) -> int:
 
 
 def model_info_to_pb(info: ModelInfo, name: str, config_json: str, w_avg: np.ndarray,
-                     limits: pb.ServerLimits) -> pb.ModelInfo:
+                     limits: pb.ServerLimits, directions: Mapping[str, Directions] | None = None) -> pb.ModelInfo:
     return pb.ModelInfo(
         name=name, arch=info.arch, z_dim=info.z_dim, w_dim=info.w_dim, c_dim=info.c_dim, num_ws=info.num_ws,
         img_resolution=info.img_resolution, img_channels=info.img_channels,
         layers=[pb.Layer(index=row["index"], resolution=row["resolution"], group=row["group"]) for row in info.layers],
         class_names=list(info.class_names), backend=info.backend, device=info.device, config_json=config_json,
-        w_avg=to_tensor(w_avg), limits=limits, precision=info.precision)
+        w_avg=to_tensor(w_avg), limits=limits, precision=info.precision,
+        direction_sets=[direction_set_to_pb(set_name, d) for set_name, d in (directions or {}).items()])
 
 
 def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
@@ -139,6 +147,33 @@ def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
                                   for row in msg.layers),
                      class_names=tuple(msg.class_names), backend=msg.backend, device=msg.device,
                      precision=msg.precision)
+
+
+def direction_set_to_pb(name: str, d: Directions) -> pb.DirectionSet:
+    """One of a model's direction sets -> the message (everything a `Directions` holds)."""
+    return pb.DirectionSet(name=name, kind=d.kind, direction_names=list(d.names), values=d.values.tolist(),
+                           vectors=to_tensor(d.vectors), layers=[] if d.layers is None else list(d.layers),
+                           model_json=json.dumps(d.model, sort_keys=True),
+                           mean=None if d.mean is None else to_tensor(d.mean),
+                           meta_json=json.dumps(d.meta, sort_keys=True, default=str))
+
+
+def direction_set_from_pb(msg: pb.DirectionSet) -> tuple[str, Directions]:
+    """The message -> (set name, Directions), checked as a direction set file is; ValueError naming the set."""
+    where = f"direction_sets[{msg.name!r}]"
+    try:
+        model, meta = (json.loads(text) if text else {} for text in (msg.model_json, msg.meta_json))
+        d = Directions(vectors=from_tensor(msg.vectors, "vectors"), values=np.asarray(msg.values, np.float32),
+                       names=tuple(msg.direction_names), kind=msg.kind, layers=tuple(msg.layers) or None,
+                       model=model, mean=from_tensor(msg.mean, "mean") if msg.HasField("mean") else None, meta=meta)
+    except (ValueError, TypeError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{where}: {e}") from None
+    return msg.name, d
+
+
+def direction_sets_from_pb(msg: pb.ModelInfo) -> dict[str, Directions]:
+    """A model's direction sets by name, as `Generator.directions` has them."""
+    return dict(direction_set_from_pb(d) for d in msg.direction_sets)
 
 
 def list_models_to_pb(models: Sequence[pb.ModelInfo], default_model: str) -> pb.ListModelsResponse:
@@ -275,6 +310,36 @@ def _latents_from_pb(msg: Any, oneof: str, names: tuple[str, ...]) -> list[Any]:
     return out
 
 
+def edits_to_pb(edits: Mapping[str, Mapping[Any, Any]] | None) -> list[pb.DirectionEdit]:
+    """Edits a call has checked ({set name: {direction index or name: strength}}) -> DirectionEdit entries, in
+    order. An index is an int (a NumPy integer too), a name a str (a string of digits stays a str: the
+    server reads it as an index, as the in-process call does)."""
+    out = []
+    for set_name, strengths in (edits or {}).items():
+        for key, strength in strengths.items():
+            which = {"name": key} if isinstance(key, str) else {"index": int(key)}
+            out.append(pb.DirectionEdit(set=set_name, strength=float(strength), **which))
+    return out
+
+
+def edits_from_pb(entries: Sequence[pb.DirectionEdit]) -> dict[str, dict[int | str, float]] | None:
+    """DirectionEdit entries -> {set name: {index or name: strength}} in their order (None when there are none);
+    ValueError for what only a message can get wrong: an entry with no direction, or one given twice."""
+    if not entries:
+        return None
+    edits: dict[str, dict[int | str, float]] = {}
+    for k, entry in enumerate(entries):
+        which = entry.WhichOneof("direction")
+        if which is None:
+            raise ValueError(f"edits: entry {k} (set {entry.set!r}) names no direction (index or name)")
+        key = entry.index if which == "index" else entry.name
+        strengths = edits.setdefault(entry.set, {})
+        if key in strengths:
+            raise ValueError(f"edits[{entry.set!r}]: direction {key!r} is given twice")
+        strengths[key] = entry.strength
+    return edits
+
+
 def seed_count(msg: Any) -> int:
     """How many seeds a request lists (0 for tensors), known before any of them is decoded."""
     return len(msg.seeds.values) if msg.HasField("seeds") else 0
@@ -287,7 +352,7 @@ def seed_count(msg: Any) -> int:
 @dataclass(frozen=True, eq=False)
 class GenerateArgs:
     """GenerateRequest <-> generate(seeds | z=, psi, cutoff, noise_mode, c, noise_seed, translate, rotate,
-    transform), the images' format and return_ws."""
+    transform, edits), the images' format and return_ws."""
 
     seeds: list[int] | None = None
     z: np.ndarray | None = None                  # [N, z_dim] or [z_dim], instead of seeds
@@ -295,22 +360,25 @@ class GenerateArgs:
     render: RenderArgs = field(default_factory=RenderArgs)
     return_ws: bool = False
     model: str = ""
+    edits: dict[str, dict[int | str, float]] | None = None   # {set name: {direction index or name: strength}}
 
     def to_pb(self) -> pb.GenerateRequest:
         return pb.GenerateRequest(model=self.model, **_latents_pb(seeds=self.seeds, z=self.z),
-                                  map=self.mapping.to_pb(), render=self.render.to_pb(), return_ws=self.return_ws)
+                                  map=self.mapping.to_pb(), render=self.render.to_pb(), return_ws=self.return_ws,
+                                  edits=edits_to_pb(self.edits))
 
     @classmethod
     def from_pb(cls, msg: pb.GenerateRequest) -> GenerateArgs:
         seeds, z = _latents_from_pb(msg, "latents", ("seeds", "z"))
         return cls(seeds, z, MapOptionsArgs.from_pb(msg.map), RenderArgs.from_pb(msg.render), msg.return_ws,
-                   msg.model)
+                   msg.model, edits_from_pb(msg.edits))
 
-    def check(self, cfg: GeneratorConfig) -> calls.Generate:
-        """The call, checked by its definition; float images (the server encodes them as `render.fmt`)."""
+    def check(self, cfg: GeneratorConfig, sets: Mapping[str, Directions] | None = None) -> calls.Generate:
+        """The call, checked by its definition (edits against the model's direction `sets`); float images (the
+        server encodes them as `render.fmt`)."""
         m, r = self.mapping, self.render
         return calls.Generate.check(cfg, self.seeds, m.psi, m.cutoff, r.noise_mode, m.c, "float", r.noise_seed,
-                                    z=self.z, **r.transform_kwargs)
+                                    z=self.z, **r.transform_kwargs, edits=self.edits, sets=sets)
 
 
 @dataclass(frozen=True, eq=False)
@@ -340,28 +408,31 @@ class MapArgs:
 
 @dataclass(frozen=True, eq=False)
 class SynthesizeArgs:
-    """SynthesizeRequest <-> synthesize(ws, noise_mode, noise_seed, translate, rotate, transform) and the
+    """SynthesizeRequest <-> synthesize(ws, noise_mode, noise_seed, translate, rotate, transform, edits) and the
     images' format."""
 
     ws: np.ndarray
     render: RenderArgs = field(default_factory=RenderArgs)
     model: str = ""
+    edits: dict[str, dict[int | str, float]] | None = None
 
     def to_pb(self) -> pb.SynthesizeRequest:
-        return pb.SynthesizeRequest(model=self.model, ws=to_tensor(self.ws), render=self.render.to_pb())
+        return pb.SynthesizeRequest(model=self.model, ws=to_tensor(self.ws), render=self.render.to_pb(),
+                                    edits=edits_to_pb(self.edits))
 
     @classmethod
     def from_pb(cls, msg: pb.SynthesizeRequest) -> SynthesizeArgs:
-        return cls(from_tensor(msg.ws, "ws"), RenderArgs.from_pb(msg.render), msg.model)
+        return cls(from_tensor(msg.ws, "ws"), RenderArgs.from_pb(msg.render), msg.model, edits_from_pb(msg.edits))
 
-    def check(self, cfg: GeneratorConfig) -> calls.Synthesize:
+    def check(self, cfg: GeneratorConfig, sets: Mapping[str, Directions] | None = None) -> calls.Synthesize:
         r = self.render
-        return calls.Synthesize.check(cfg, self.ws, r.noise_mode, "float", r.noise_seed, **r.transform_kwargs)
+        return calls.Synthesize.check(cfg, self.ws, r.noise_mode, "float", r.noise_seed, **r.transform_kwargs,
+                                      edits=self.edits, sets=sets)
 
 
 @dataclass(frozen=True, eq=False)
 class MixArgs:
-    """MixRequest <-> mix(w_a, w_b, layers, noise_mode, noise_seed, translate, rotate, transform) and the
+    """MixRequest <-> mix(w_a, w_b, layers, noise_mode, noise_seed, translate, rotate, transform, edits) and the
     images' format."""
 
     w_a: np.ndarray
@@ -369,20 +440,21 @@ class MixArgs:
     layers: list[int]
     render: RenderArgs = field(default_factory=RenderArgs)
     model: str = ""
+    edits: dict[str, dict[int | str, float]] | None = None
 
     def to_pb(self) -> pb.MixRequest:
         return pb.MixRequest(model=self.model, w_a=to_tensor(self.w_a), w_b=to_tensor(self.w_b), layers=self.layers,
-                             render=self.render.to_pb())
+                             render=self.render.to_pb(), edits=edits_to_pb(self.edits))
 
     @classmethod
     def from_pb(cls, msg: pb.MixRequest) -> MixArgs:
         return cls(from_tensor(msg.w_a, "w_a"), from_tensor(msg.w_b, "w_b"), list(msg.layers),
-                   RenderArgs.from_pb(msg.render), msg.model)
+                   RenderArgs.from_pb(msg.render), msg.model, edits_from_pb(msg.edits))
 
-    def check(self, cfg: GeneratorConfig) -> calls.Mix:
+    def check(self, cfg: GeneratorConfig, sets: Mapping[str, Directions] | None = None) -> calls.Mix:
         r = self.render
         return calls.Mix.check(cfg, self.w_a, self.w_b, self.layers, r.noise_mode, "float", r.noise_seed,
-                               **r.transform_kwargs)
+                               **r.transform_kwargs, edits=self.edits, sets=sets)
 
 
 @dataclass(frozen=True, eq=False)

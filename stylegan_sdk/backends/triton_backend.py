@@ -7,8 +7,10 @@ The models come from stylegan export triton. What the SDK needs to know about th
 over the same connection from their config's `stylegan_sdk_model` parameter, and checked like a
 model.json: the two models must describe the same generator, and the inputs / outputs Triton reports
 for each must be exactly those the config implies (`check_graph_io`), FP32, with a batch axis
-(`max_batch_size` > 0, which becomes `batch_range`). Truncation, mixing, seeds, interpolation and image
-conversion stay in the SDK, so every `Generator` method works unchanged.
+(`max_batch_size` > 0, which becomes `batch_range`). Truncation, mixing, seeds, interpolation, edits and
+image conversion stay in the SDK, so every `Generator` method works unchanged. Direction sets the
+repository ships (the synthesis model's `stylegan_sdk_directions` parameter) become `directions`, which
+sg.load hands to the Generator.
 
 Failures are the gRPC client's errors (`stylegan_sdk.errors`): an unreachable or stopping server
 -> ServerUnavailableError (a ConnectionError), a call slower than the timeout -> DeadlineExceededError (a
@@ -28,9 +30,11 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 from ..config import GeneratorConfig
+from ..editing.directions import Directions
 from ..errors import ClientError, InvalidArgumentError, error_for_status
 from ..formats.exported import GRAPHS, check_graph_io, graph_io
-from ..formats.triton import PARAMETER, model_names, parse_url, read_parameter
+from ..formats.triton import DIRECTIONS_PARAMETER, PARAMETER, model_names, parse_url, read_directions_parameter, \
+    read_parameter
 from .base import Backend
 from .host_feed import SynthesisFeed, mapping_feed
 
@@ -59,6 +63,7 @@ class TritonBackend(Backend):
         self.names = model_names(self.address.name)
         self._client = _connect(self.address.target, MAX_CONTROL_BYTES)  # config / metadata / readiness
         self._infer_client: triton.InferenceServerClient | None = None
+        self.directions: dict[str, Directions] = {}   # the sets the synthesis model ships (sg.load passes them on)
         try:
             described = {graph: self._describe(graph) for graph in GRAPHS}
             (cfg, w_avg, used), (cfg_s, w_avg_s, used_s) = described["mapping"][:3], described["synthesis"][:3]
@@ -96,6 +101,8 @@ class TritonBackend(Backend):
             raise ValueError(f"{where}: the model has no {PARAMETER} parameter (not written by "
                              f"stylegan export triton)")
         cfg, w_avg, precision = read_parameter(config.parameters[PARAMETER].string_value, graph, where)
+        if graph == "synthesis" and DIRECTIONS_PARAMETER in config.parameters:
+            self.directions = read_directions_parameter(config.parameters[DIRECTIONS_PARAMETER].string_value, where)
         if config.max_batch_size < 1:
             raise ValueError(f"{where}: max_batch_size is {config.max_batch_size}; the SDK's models are batched "
                              f"(re-export with stylegan export triton)")

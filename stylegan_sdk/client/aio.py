@@ -12,8 +12,9 @@ import numpy as np
 
 from .._proto import codec, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
+from ..editing.directions import Directions
 from .base import ClientBase
-from .planning import Plan, RemoteModel, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
+from .planning import Plan, RemoteModel, edit, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
 
 
 class AsyncClient(ClientBase):
@@ -59,12 +60,23 @@ class AsyncClient(ClientBase):
     async def get_config(self) -> GeneratorConfig:
         return (await self._meta()).config
 
+    async def get_directions(self) -> dict[str, Directions]:
+        return dict((await self._meta()).directions)
+
     @property
     def info(self) -> ModelInfo:
         """Available once any call (or `await get_info()`) has fetched it."""
         if self._model is None:
             raise RuntimeError("AsyncClient.info: call `await client.get_info()` first")
         return self._model.info
+
+    @property
+    def directions(self) -> dict[str, Directions]:
+        """The model's direction sets by name; available once any call (or `await get_directions()`) has
+        fetched the model's description."""
+        if self._model is None:
+            raise RuntimeError("AsyncClient.directions: call `await client.get_directions()` first")
+        return dict(self._model.directions)
 
     async def list_models(self) -> dict[str, ModelInfo]:
         return self._models(await self._call("ListModels", codec.ListModelsArgs().to_pb(), self._deadline()))
@@ -74,22 +86,27 @@ class AsyncClient(ClientBase):
 
     async def synthesize(self, ws: Any, noise_mode: str = "const", output: str = "float",
                          noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
-                         transform: Any = None) -> Any:
+                         transform: Any = None, edits: Any = None) -> Any:
         return await self._run(plan_synthesize(await self._meta(), self.model, ws, noise_mode, output, noise_seed,
-                                                   translate, rotate, transform))
+                                               translate, rotate, transform, edits))
 
     async def generate(self, seeds: int | str | Iterable[int], psi: float = 1.0, cutoff: int | None = None,
                        noise_mode: str = "const", c: Any = None, output: str = "pil",
                        noise_seed: int | None = None, translate: Any = None,
-                 rotate: Any = None, transform: Any = None) -> Any:
+                       rotate: Any = None, transform: Any = None, edits: Any = None) -> Any:
         return await self._run(plan_generate(await self._meta(), self.model, seeds, psi, cutoff, noise_mode, c,
-                                             output, noise_seed, translate, rotate, transform))
+                                             output, noise_seed, translate, rotate, transform, edits))
 
     async def mix(self, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str = "const",
                   output: str = "pil", noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
-            transform: Any = None) -> Any:
+                  transform: Any = None, edits: Any = None) -> Any:
         return await self._run(plan_mix(await self._meta(), self.model, w_a, w_b, layers, noise_mode, output,
-                                        noise_seed, translate, rotate, transform))
+                                        noise_seed, translate, rotate, transform, edits))
+
+    async def edit(self, ws: Any, directions: Directions | str, strengths: Any,
+                   layers: int | str | Iterable[int] | None = None) -> np.ndarray:
+        """As `Client.edit` (computed here, no request once the model is known), awaited like the other calls."""
+        return edit(await self._meta(), ws, directions, strengths, layers)
 
     async def interpolate(self, seeds: Any = None, *, z: Any = None, ws: Any = None, num_frames: int = 30,
                           space: str = "w", psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",

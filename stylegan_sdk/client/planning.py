@@ -7,7 +7,7 @@ them with), and the responses are turned back into the Generator's return value.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from .. import calls, images
 from .._proto import codec, pb
 from ..config import GeneratorConfig, ModelInfo
+from ..editing.directions import Directions
 
 ENVELOPE_BYTES = 64 * 1024   # room for everything in a message but the rows
 
@@ -28,12 +29,14 @@ class RemoteModel:
     w_avg: np.ndarray
     max_seeds: int
     max_message_bytes: int
+    directions: dict[str, Directions] = field(default_factory=dict)   # the model's direction sets (edits=)
 
     @classmethod
     def from_pb(cls, msg: pb.ModelInfo, client_limit: int) -> RemoteModel:
         return cls(info=codec.model_info_from_pb(msg), config=GeneratorConfig.from_json(msg.config_json),
                    w_avg=codec.from_tensor(msg.w_avg, "w_avg"), max_seeds=msg.limits.max_seeds or 256,
-                   max_message_bytes=min(msg.limits.max_message_bytes or client_limit, client_limit))
+                   max_message_bytes=min(msg.limits.max_message_bytes or client_limit, client_limit),
+                   directions=codec.direction_sets_from_pb(msg))
 
     def rows_per_call(self, bytes_per_row: int) -> int:
         return max(1, min(self.max_seeds, (self.max_message_bytes - ENVELOPE_BYTES) // max(1, bytes_per_row)))
@@ -103,13 +106,15 @@ def _finish_images(render: calls.Render, single: bool) -> Callable[[list[Any]], 
 
 
 def plan_generate(m: RemoteModel, name: str, seeds: Any, psi: float, cutoff: int | None, noise_mode: str, c: Any,
-                  output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any) -> Plan:
+                  output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any,
+                  edits: Any = None) -> Plan:
     call = calls.Generate.check(m.config, seeds, psi, cutoff, noise_mode, c, output, noise_seed,
-                                translate=translate, rotate=rotate, transform=transform)
+                                translate=translate, rotate=rotate, transform=transform, edits=edits,
+                                sets=m.directions)
     rows = m.rows_per_call(m.image_row_bytes(_format(call.render)))
     render = _render_args(call.render, call.transform)
     reqs = [codec.GenerateArgs(seeds=call.seeds[part], mapping=_map_args(call.mapping, part), render=render,
-                               model=name).to_pb()
+                               model=name, edits=edits).to_pb()
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Generate", reqs, _finish_images(call.render, call.single))
 
@@ -127,24 +132,32 @@ def plan_map(m: RemoteModel, name: str, z: Any, c: Any, psi: float, cutoff: int 
 
 
 def plan_synthesize(m: RemoteModel, name: str, ws: Any, noise_mode: str, output: str, noise_seed: int | None,
-                    translate: Any, rotate: Any, transform: Any) -> Plan:
-    call = calls.Synthesize.check(m.config, ws, noise_mode, output, noise_seed, translate, rotate, transform)
+                    translate: Any, rotate: Any, transform: Any, edits: Any = None) -> Plan:
+    call = calls.Synthesize.check(m.config, ws, noise_mode, output, noise_seed, translate, rotate, transform, edits,
+                                  sets=m.directions)
     rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), m.ws_row_bytes))
     render = _render_args(call.render, call.transform)
-    reqs = [codec.SynthesizeArgs(ws=call.ws[part], render=render, model=name).to_pb()
+    reqs = [codec.SynthesizeArgs(ws=call.ws[part], render=render, model=name, edits=edits).to_pb()
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Synthesize", reqs, _finish_images(call.render, call.single))
 
 
 def plan_mix(m: RemoteModel, name: str, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str,
-             output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any) -> Plan:
-    call = calls.Mix.check(m.config, w_a, w_b, layers, noise_mode, output, noise_seed, translate, rotate, transform)
+             output: str, noise_seed: int | None, translate: Any, rotate: Any, transform: Any,
+             edits: Any = None) -> Plan:
+    call = calls.Mix.check(m.config, w_a, w_b, layers, noise_mode, output, noise_seed, translate, rotate, transform,
+                           edits, sets=m.directions)
     rows = m.rows_per_call(max(m.image_row_bytes(_format(call.render)), 2 * m.ws_row_bytes))
     render = _render_args(call.render, call.transform)
     reqs = [codec.MixArgs(w_a=call.w_a[part], w_b=call.w_b[part], layers=call.layers, render=render,
-                          model=name).to_pb()
+                          model=name, edits=edits).to_pb()
             for part in _parts(call.rows, rows, _splittable(call.render))]
     return Plan("Mix", reqs, _finish_images(call.render, call.single))
+
+
+def edit(m: RemoteModel, ws: Any, directions: Any, strengths: Any, layers: Any) -> np.ndarray:
+    """Generator.edit, computed here (no request): the same call, on the model's config and direction sets."""
+    return calls.Edit.check(m.config, ws, directions, strengths, layers, sets=m.directions).finish()
 
 
 def plan_interpolate(m: RemoteModel, name: str, seeds: Any, z: Any, ws: Any, num_frames: int, space: str,

@@ -5,6 +5,9 @@
     imgs = G.generate([0, 1, 2], psi=0.7)          # list of PIL images, as sg.load(...).generate
     ws = G.map(sg.seed_to_z([0, 1], G.info.z_dim), psi=0.7)
     x = G.synthesize(ws, output="float")           # float32 [N, C, H, W]
+    G.directions                                   # {set name: Directions} served with the model
+    img = G.generate(42, edits={"attributes": {"smile": 3.0}})   # edits computed on the server
+    ws2 = G.edit(ws, "attributes", {"smile": 3.0})  # ws + 3 * the smile vector, here (no request)
     for frame in G.interpolate([0, 5, 9], num_frames=30):   # a video, frame by frame
         ...
 
@@ -28,9 +31,10 @@ import numpy as np
 
 from .._proto import codec, pb, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
+from ..editing.directions import Directions
 from ..errors import ServerUnavailableError
 from .base import ClientBase
-from .planning import Plan, RemoteModel, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
+from .planning import Plan, RemoteModel, edit, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
 
 
 class Client(ClientBase):
@@ -100,6 +104,11 @@ class Client(ClientBase):
     def w_avg(self) -> np.ndarray:
         return self._meta().w_avg
 
+    @property
+    def directions(self) -> dict[str, Directions]:
+        """The model's direction sets by name, as the server's `Generator.directions` (from GetModelInfo)."""
+        return dict(self._meta().directions)
+
     def list_models(self) -> dict[str, ModelInfo]:
         """Every model the server serves, by name (the default one first)."""
         return self._models(self._call("ListModels", codec.ListModelsArgs().to_pb(), self._deadline()))
@@ -131,24 +140,32 @@ class Client(ClientBase):
 
     def synthesize(self, ws: Any, noise_mode: str = "const", output: str = "float",
                    noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
-                   transform: Any = None) -> Any:
-        """ws [N, num_ws, w_dim] -> images ("float": float32 [N, C, H, W]; "uint8": uint8 [N, H, W, C]; "pil")."""
+                   transform: Any = None, edits: Any = None) -> Any:
+        """ws [N, num_ws, w_dim] -> images ("float": float32 [N, C, H, W]; "uint8": uint8 [N, H, W, C]; "pil").
+        edits: {direction set name: {direction index or name: strength}} with the model's `directions`."""
         return self._run(plan_synthesize(self._meta(), self.model, ws, noise_mode, output, noise_seed,
-                                                   translate, rotate, transform))
+                                         translate, rotate, transform, edits))
 
     def generate(self, seeds: int | str | Iterable[int], psi: float = 1.0, cutoff: int | None = None,
                  noise_mode: str = "const", c: Any = None, output: str = "pil", noise_seed: int | None = None,
-                 translate: Any = None, rotate: Any = None, transform: Any = None) -> Any:
-        """Images for seeds ('0-7,42', a list, or one int for a single image)."""
+                 translate: Any = None, rotate: Any = None, transform: Any = None, edits: Any = None) -> Any:
+        """Images for seeds ('0-7,42', a list, or one int for a single image). edits: {direction set name:
+        {direction index or name: strength}} with the model's `directions`, added after truncation."""
         return self._run(plan_generate(self._meta(), self.model, seeds, psi, cutoff, noise_mode, c, output,
-                                       noise_seed, translate, rotate, transform))
+                                       noise_seed, translate, rotate, transform, edits))
 
     def mix(self, w_a: Any, w_b: Any, layers: int | str | Iterable[int], noise_mode: str = "const",
             output: str = "pil", noise_seed: int | None = None, translate: Any = None, rotate: Any = None,
-            transform: Any = None) -> Any:
-        """Images from w_a with the listed ws rows taken from w_b (style mixing)."""
+            transform: Any = None, edits: Any = None) -> Any:
+        """Images from w_a with the listed ws rows taken from w_b (style mixing), then the edits."""
         return self._run(plan_mix(self._meta(), self.model, w_a, w_b, layers, noise_mode, output, noise_seed,
-                                 translate, rotate, transform))
+                                  translate, rotate, transform, edits))
+
+    def edit(self, ws: Any, directions: Directions | str, strengths: Any,
+             layers: int | str | Iterable[int] | None = None) -> np.ndarray:
+        """Generator.edit, computed here (no request once the model is known): ws + sum(strength * vector) on the
+        chosen ws rows. directions: a Directions or the name of one of the model's sets."""
+        return edit(self._meta(), ws, directions, strengths, layers)
 
     def interpolate(self, seeds: Any = None, *, z: Any = None, ws: Any = None, num_frames: int = 30,
                     space: str = "w", psi: float = 1.0, cutoff: int | None = None, noise_mode: str = "const",

@@ -1,6 +1,6 @@
 """`stylegan export onnx|tensorrt|triton`: the exporters on the command line (export/to_*.py call the same).
 
-    stylegan export onnx MODEL --out DIR [--opset 18] [--force] [--no-verify]
+    stylegan export onnx MODEL --out DIR [--opset 18] [--force] [--no-verify] [--directions NAME=FILE ...]
     stylegan export tensorrt DIR --out DIR2 [--fp16] [--min-batch 1] [--opt-batch 8] [--max-batch 32]
                                  [--workspace-gb 4]
     stylegan export triton MODEL --out REPO [--name stylegan] [--max-batch 8] [--instances 1]
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .._cli import OneLineParser, UserError, check_output, flag_names, report, run_command
 from ..backends.tensorrt_runtime import NoGPUError
+from ..editing.directions import check_shipped_set_name
 from ..formats.fileio import made_parents
 from ..version import install_hint
 from .tensorrt import build_engines
@@ -27,7 +28,7 @@ from .triton import ENGINES, INSTANCE_KINDS, check_repository_args, write_reposi
 
 TENSORRT_FIELDS = ("min_batch", "opt_batch", "max_batch", "workspace_gb")
 TRITON_FIELDS = ("name", "max_batch", "instances", "engine", "device", "max_queue_delay_us", "force")
-ONNX_FIELDS = ("opset", "force")
+ONNX_FIELDS = ("opset", "force", "directions")
 
 
 # ----------------------------------------------------------------------------
@@ -40,9 +41,29 @@ def onnx_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs torch comparison")
+    p.add_argument("--directions", action="append", default=[], metavar="NAME=FILE",
+                   help="ship a direction set (sg.sefa(...).save(FILE)) with the model as NAME; repeatable")
+
+
+def direction_args(values: Sequence[str]) -> dict[str, str]:
+    """--directions NAME=FILE ... -> {NAME: FILE}; UserError for a malformed, badly named or repeated one."""
+    sets: dict[str, str] = {}
+    for value in values:
+        name, sep, file = value.partition("=")
+        if not sep or not file:
+            raise UserError(f"--directions: expected NAME=FILE, got {value!r}")
+        try:
+            check_shipped_set_name(name, "--directions")
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if name in sets:
+            raise UserError(f"--directions: the set name {name!r} is given twice")
+        sets[name] = file
+    return sets
 
 
 def run_onnx(args: argparse.Namespace, prog: str) -> int:
+    directions = direction_args(args.directions)
     try:
         from .onnx import export_onnx  # an optional dependency: torch + onnx + onnxscript
     except ImportError as e:
@@ -53,12 +74,13 @@ def run_onnx(args: argparse.Namespace, prog: str) -> int:
     try:
         with made_parents(args.out):  # the export writes beside --out, then renames its folder into place
             exported = export_onnx(args.model, args.out, opset=args.opset, force=args.force,
-                                   verify=not args.no_verify)
+                                   verify=not args.no_verify, directions=directions)
     except ValueError as e:
         raise UserError(flag_names(str(e), ONNX_FIELDS)) from None
     cfg = exported.config
+    shipped = f", direction sets {', '.join(directions)}" if directions else ""
     print(f"wrote {exported.folder} ({cfg.arch}, {cfg.img_resolution}px, num_ws={cfg.num_ws}, "
-          f"opset {args.opset}) in {time.time() - t0:.1f}s")
+          f"opset {args.opset}{shipped}) in {time.time() - t0:.1f}s")
     return 0
 
 

@@ -1,5 +1,10 @@
 """Export a generator as two ONNX graphs (mapping, synthesis) plus model.json. Needs torch + onnx.
 
+Beside the graphs: `style_affines.safetensors`, the style affine weights (so SeFa runs on the exported
+folder: model.json "style_affines"), and each direction set given (`directions={NAME: file}`, on the
+command line `--directions NAME=FILE`) as `directions_NAME.safetensors` (model.json "directions":
+{NAME: file}). Every file is listed under model.json's `files` with its sha256, like the graphs.
+
 Graphs come from torch.export (the dynamo ONNX exporter) with a dynamic batch axis. The synthesis
 graph's modulated convolutions scale activations by the styles, convolve with static weights and
 demodulate the output (no grouped convolution whose weights depend on the batch), so they run on
@@ -16,6 +21,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,8 @@ import torch
 
 from ..backends.onnxruntime_backend import OnnxRuntimeBackend
 from ..config import GeneratorConfig
+from ..editing.directions import Directions, check_shipped_set_name, directions_from_bytes, shipped_set_file
+from ..editing.weights import STYLE_AFFINES_FILE, STYLE_AFFINES_KEY, read_style_affines, style_affine_tensors
 from ..formats.checkpoint import Checkpoint
 from ..formats.exported import (
     FORMAT,
@@ -40,9 +48,9 @@ from ..formats.exported import (
     read_exported,
     write_manifest,
 )
-from ..formats.fileio import move_into_place
+from ..formats.fileio import atomic_write_bytes, move_into_place
 from ..latents import input_transform
-from ..loading import read_model
+from ..loading import DIRECTIONS_KEY, exported_directions, read_model
 from ..models import build_with_weights
 from ..version import package_version
 
@@ -139,10 +147,19 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,                  # ONNX opset
     force: bool = False,                         # replace an existing folder
     verify: bool = True,                         # compare ONNX Runtime with torch before keeping it
+    directions: Mapping[str, str | os.PathLike | Directions] | None = None,  # direction sets to ship: {NAME: file}
 ) -> ExportedModel:
-    """Write DIR/mapping.onnx, DIR/synthesis.onnx and DIR/model.json; the folder appears whole or not at all."""
+    """Write DIR/mapping.onnx, DIR/synthesis.onnx, DIR/style_affines.safetensors, DIR/directions_NAME.safetensors
+    (one per direction set) and DIR/model.json; the folder appears whole or not at all. Direction sets are
+    checked (names, files, w_dim and ws rows against the model) before anything is written."""
+    if directions is not None and not isinstance(directions, Mapping):
+        raise ValueError(f"directions: expected a map {{name: direction set file or Directions}}, got "
+                         f"{type(directions).__name__}")
+    for name in directions or {}:
+        check_shipped_set_name(name)
     ckpt = source if isinstance(source, Checkpoint) else read_model(source)
     cfg = ckpt.config
+    sets = read_direction_sets(directions or {}, cfg)
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not force:
         raise ValueError(f"out: {out_dir!r} already exists (force=True replaces it)")
@@ -154,8 +171,12 @@ def export_onnx(
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
     try:
         graphs = _write_graphs(model, cfg, tmp, opset)
-        manifest = _manifest(cfg, ckpt, graphs, opset)
+        extra = _write_editing_files(cfg, ckpt, sets, tmp)
+        manifest = _manifest(cfg, ckpt, graphs, opset, extra)
         write_manifest(tmp, manifest)
+        written = read_exported(tmp)
+        exported_directions(written)     # the sets as sg.load reads them (hash-checked)
+        read_style_affines(written)
         if verify:
             verify_export(tmp, model)
         move_into_place(tmp, out_dir)
@@ -163,6 +184,50 @@ def export_onnx(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return read_exported(out_dir)
+
+
+def read_direction_sets(directions: Mapping[str, str | os.PathLike | Directions], cfg: GeneratorConfig
+                        ) -> dict[str, bytes]:
+    """{NAME: file or Directions} -> {NAME: the bytes of its file}, each set read and checked against the model
+    (w_dim, ws rows); ValueError naming `directions` and the set. A file is shipped byte for byte."""
+    out = {}
+    for name, value in directions.items():
+        check_shipped_set_name(name)
+        if isinstance(value, Directions):
+            d, data = value, None
+        else:
+            if not isinstance(value, (str, os.PathLike)):
+                raise ValueError(f"directions: set {name!r}: expected a direction set file or a Directions, got "
+                                 f"{type(value).__name__}")
+            path = os.fspath(value)
+            if not os.path.isfile(path):
+                raise ValueError(f"directions: set {name!r}: no such direction set file {path!r}")
+            with open(path, "rb") as f:
+                data = f.read()
+            try:
+                d = directions_from_bytes(data, path)
+            except ValueError as e:
+                raise ValueError(f"directions: set {name!r}: {e}") from None
+        d.check_for(cfg, name=f"directions: set {name!r}")
+        out[name] = data if data is not None else d.to_bytes()
+    return out
+
+
+def _write_editing_files(cfg: GeneratorConfig, ckpt: Checkpoint, sets: dict[str, bytes], folder: str
+                         ) -> dict[str, Any]:
+    """style_affines.safetensors and directions_NAME.safetensors into folder; their model.json entries."""
+    from safetensors.numpy import save
+
+    affines = style_affine_tensors(cfg, ckpt.tensors)
+    if not affines:
+        raise ValueError(f"model: found no style affine weights in this {cfg.arch} model")
+    # One metadata entry: safetensors writes a header map of several in no fixed order (exports stay byte-identical).
+    atomic_write_bytes(os.path.join(folder, STYLE_AFFINES_FILE),
+                       save(affines, metadata={"format": f"stylegan-sdk.style-affines/{cfg.arch}"}))
+    files = {name: shipped_set_file(name) for name in sets}
+    for name, data in sets.items():
+        atomic_write_bytes(os.path.join(folder, files[name]), data)
+    return {STYLE_AFFINES_KEY: STYLE_AFFINES_FILE, DIRECTIONS_KEY: files}
 
 
 def _write_graphs(model: torch.nn.Module, cfg: GeneratorConfig, folder: str, opset: int) -> dict[str, Any]:
@@ -202,7 +267,8 @@ def _write_graphs(model: torch.nn.Module, cfg: GeneratorConfig, folder: str, ops
                                      ("synthesis", SYNTHESIS_FILE, synthesis_ops))}
 
 
-def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], opset: int) -> dict[str, Any]:
+def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], opset: int,
+              extra: dict[str, Any]) -> dict[str, Any]:
     import onnx
 
     return {
@@ -224,7 +290,10 @@ def _manifest(cfg: GeneratorConfig, ckpt: Checkpoint, graphs: dict[str, Any], op
         "exporter": {"stylegan_sdk": package_version(), "torch": torch.__version__, "onnx": onnx.__version__,
                      "method": "torch.onnx.export(dynamo=True)"},
         "source_metadata": ckpt.metadata,
-        "files": {MAPPING_FILE: {}, SYNTHESIS_FILE: {}},
+        STYLE_AFFINES_KEY: extra[STYLE_AFFINES_KEY],
+        DIRECTIONS_KEY: extra[DIRECTIONS_KEY],
+        "files": {MAPPING_FILE: {}, SYNTHESIS_FILE: {}, extra[STYLE_AFFINES_KEY]: {},
+                  **{file: {} for file in extra[DIRECTIONS_KEY].values()}},
         "engines": {},
     }
 
@@ -267,4 +336,4 @@ def verify_export(folder: str, model: torch.nn.Module, tol: float = 1e-4, batche
     return worst
 
 
-__all__ = ["MANIFEST", "check_graph", "export_onnx", "verify_export"]
+__all__ = ["MANIFEST", "check_graph", "export_onnx", "read_direction_sets", "verify_export"]

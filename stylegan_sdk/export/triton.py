@@ -14,7 +14,14 @@ carry the parameter `stylegan_sdk_model`: the generator's config and w_avg as JS
 `triton` backend (`sg.load("triton://host:8001/NAME")`) learns the model over the network; Triton
 scans only the repository's sub-folders, so NAME.model.json beside them is not taken for a model.
 
-Truncation, mixing, seeds and image conversion stay in the SDK: Triton runs only the two graphs.
+Direction sets the exported folder carries (stylegan export onnx --directions) travel in the synthesis
+model's config.pbtxt as the parameter `stylegan_sdk_directions` (each set's file, base64 in JSON): the
+`triton` backend reads them over the network like the config, so `sg.load("triton://.../NAME").directions`
+and `edits=` work as on the folder, and so does `stylegan serve` in front of it. (Triton scans every
+sub-folder of a repository as a model, so the sets cannot be files of their own there; the style affines
+are not copied: run SeFa on the exported folder.)
+
+Truncation, mixing, seeds, edits and image conversion stay in the SDK: Triton runs only the two graphs.
 The models appear whole or not at all (built beside REPO, then renamed into it).
 """
 
@@ -32,8 +39,9 @@ import numpy as np
 from ..config import GeneratorConfig
 from ..formats.exported import BATCH, MANIFEST, ExportedModel, graph_io, is_exported_folder, read_exported
 from ..formats.fileio import atomic_write_bytes, default_dir_mode, move_into_place
-from ..formats.triton import PARAMETER, check_name, model_names, model_parameter
-from ..loading import resolve_model
+from ..formats.triton import DIRECTIONS_PARAMETER, PARAMETER, check_name, directions_parameter, model_names, \
+    model_parameter
+from ..loading import DIRECTIONS_KEY, exported_directions, resolve_model
 
 ENGINES = ("onnx", "tensorrt")
 PLATFORMS = {"onnx": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
@@ -81,9 +89,13 @@ def _tensor_entries(tensors: dict[str, tuple]) -> str:
 
 
 def config_pbtxt(model_name: str, graph: str, config: GeneratorConfig, w_avg: np.ndarray, engine: str,
-                 max_batch: int, instances: int, device: str, max_queue_delay_us: int, precision: str = "fp32") -> str:
-    """One model's config.pbtxt (ModelConfig in protobuf text format)."""
+                 max_batch: int, instances: int, device: str, max_queue_delay_us: int, precision: str = "fp32",
+                 directions: str | None = None) -> str:
+    """One model's config.pbtxt (ModelConfig in protobuf text format); directions: the synthesis model's
+    `stylegan_sdk_directions` parameter (directions_parameter), None for none."""
     inputs, outputs = graph_io(config)[graph]
+    shipped = "" if directions is None else (f'parameters {{ key: "{DIRECTIONS_PARAMETER}" value {{ string_value: '
+                                             f"{_text_string(directions)} }} }}\n")
     return (
         f"# Written by stylegan-sdk (stylegan export triton): the {graph} graph of a "
         f"{config.arch} {config.img_resolution}px generator.\n"
@@ -97,6 +109,7 @@ def config_pbtxt(model_name: str, graph: str, config: GeneratorConfig, w_avg: np
         f"version_policy {{ latest {{ num_versions: 1 }} }}\n"
         f'parameters {{ key: "{PARAMETER}" value {{ string_value: '
         f"{_text_string(model_parameter(graph, config, w_avg, precision))} }} }}\n"
+        f"{shipped}"
     )
 
 
@@ -131,6 +144,7 @@ def write_repository(
 
     with _exported(source) as model:
         _check_source(model, engine, max_batch)
+        directions = _directions_parameter(model)
         os.makedirs(out, mode=default_dir_mode(), exist_ok=True)
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)  # beside, not in, the repository
         try:
@@ -141,7 +155,8 @@ def write_repository(
                 atomic_write_bytes(os.path.join(folder, VERSION, MODEL_FILES[engine]), data)
                 precision = "fp16" if engine == "tensorrt" and model.engines.get("fp16") else "fp32"
                 text = config_pbtxt(model_name, graph, model.config, model.w_avg, engine, max_batch, instances,
-                                    device, max_queue_delay_us, precision)
+                                    device, max_queue_delay_us, precision,
+                                    directions if graph == "synthesis" else None)
                 atomic_write_bytes(os.path.join(folder, "config.pbtxt"), text.encode("ascii"))
             atomic_write_bytes(os.path.join(staging, f"{name}.{MANIFEST}"),
                                json.dumps(model.manifest, indent=1).encode())
@@ -185,6 +200,16 @@ def _check_source(model: ExportedModel, engine: str, max_batch: int) -> None:
             raise ValueError(f"max_batch: the TensorRT engines take batches {engines.get('min_batch')}.."
                              f"{engines.get('max_batch')}; Triton sends any batch from 1 to max_batch {max_batch} "
                              f"(rebuild with --min-batch 1 --max-batch {max_batch}, or lower --max-batch)")
+
+
+def _directions_parameter(model: ExportedModel) -> str | None:
+    """The synthesis model's `stylegan_sdk_directions` parameter: the folder's direction set files, each
+    hash-checked and read as sg.load reads it; None when the folder carries none."""
+    sets = exported_directions(model)
+    if not sets:
+        return None
+    files = model.manifest[DIRECTIONS_KEY]
+    return directions_parameter({name: model.read_bytes(files[name]) for name in sets})
 
 
 def _graph_file(model: ExportedModel, graph: str, engine: str) -> str:

@@ -3,6 +3,9 @@
     triton://HOST[:PORT]/NAME[?timeout=SECONDS]      the pair NAME_mapping / NAME_synthesis on Triton's gRPC port
     parameters { key: "stylegan_sdk_model" ... }     in each config.pbtxt: format, graph, precision, the
                                                      generator's config and w_avg, as JSON
+    parameters { key: "stylegan_sdk_directions" ... } in the synthesis model's config.pbtxt, when the exported
+                                                     folder carries direction sets: each set's file (base64),
+                                                     so a triton:// model edits like the folder (G.directions)
 
 The `triton` backend reads both (no torch); the repository writer (`stylegan_sdk.export.triton`) writes
 the parameter. The parameter is checked like model.json's config before a model is used.
@@ -10,19 +13,26 @@ the parameter. The parameter is checked like model.json's config before a model 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..config import PRECISIONS, GeneratorConfig
+from ..editing.directions import Directions, check_shipped_set_name, directions_from_bytes
 from .exported import GRAPHS, check_config_record, check_w_avg
 
 PARAMETER = "stylegan_sdk_model"            # config.pbtxt parameter (JSON): format, graph, precision, config, w_avg
 PARAMETER_FORMAT = "stylegan-sdk.triton/1"
+DIRECTIONS_PARAMETER = "stylegan_sdk_directions"   # synthesis config.pbtxt parameter (JSON): the direction sets
+DIRECTIONS_FORMAT = "stylegan-sdk.triton-directions/1"
+MAX_DIRECTIONS_PARAMETER = 8 << 20          # characters: well within what the triton backend reads of a config
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 SCHEME = "triton"                           # sg.load("triton://host:8001/NAME")
 DEFAULT_PORT = 8001                         # Triton's gRPC port
@@ -64,6 +74,47 @@ def read_parameter(text: str, graph: str, where: str) -> tuple[GeneratorConfig, 
         raise ValueError(f"{where}: {PARAMETER} precision must be one of {PRECISIONS}")
     config = check_config_record(f"{where}: {PARAMETER}", record.get("config"))
     return config, check_w_avg(where, record.get("w_avg"), config.w_dim), record["precision"]
+
+
+def directions_parameter(sets: Mapping[str, bytes]) -> str:
+    """The `stylegan_sdk_directions` parameter: {set name: the bytes of its direction set file} as JSON (base64).
+    ValueError naming `directions` when the sets are too large for a model config."""
+    record = {"format": DIRECTIONS_FORMAT,
+              "sets": {check_shipped_set_name(name): base64.b64encode(data).decode("ascii")
+                       for name, data in sets.items()}}
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+    if len(text) > MAX_DIRECTIONS_PARAMETER:
+        raise ValueError(f"directions: the direction sets take {len(text) >> 20} MiB in the Triton model config, "
+                         f"over {MAX_DIRECTIONS_PARAMETER >> 20} MiB; ship fewer or smaller sets, or give them to "
+                         f"sg.load(url, directions=...)")
+    return text
+
+
+def read_directions_parameter(text: str, where: str) -> dict[str, Directions]:
+    """The direction sets of a synthesis model's `stylegan_sdk_directions` parameter, each read as its file is."""
+    if len(text) > MAX_DIRECTIONS_PARAMETER:
+        raise ValueError(f"{where}: the {DIRECTIONS_PARAMETER} parameter is larger than "
+                         f"{MAX_DIRECTIONS_PARAMETER >> 20} MiB (not one stylegan export triton wrote)")
+    try:
+        record: Any = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{where}: unreadable {DIRECTIONS_PARAMETER} parameter "
+                         f"({' '.join(str(e).split())[:120]})") from None
+    if not isinstance(record, dict) or record.get("format") != DIRECTIONS_FORMAT \
+            or not isinstance(record.get("sets"), dict):
+        raise ValueError(f"{where}: the {DIRECTIONS_PARAMETER} parameter is not stylegan-sdk direction sets "
+                         f"(format {DIRECTIONS_FORMAT!r})")
+    out = {}
+    for name, data in record["sets"].items():
+        check_shipped_set_name(name, f"{where}: {DIRECTIONS_PARAMETER}")
+        try:
+            raw = base64.b64decode(data, validate=True) if isinstance(data, str) else None
+        except (binascii.Error, ValueError):
+            raw = None
+        if raw is None:
+            raise ValueError(f"{where}: {DIRECTIONS_PARAMETER}: set {name!r} is not base64 text")
+        out[name] = directions_from_bytes(raw, f"{where}: {DIRECTIONS_PARAMETER}: set {name!r}")
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -139,5 +190,6 @@ def parse_url(url: str) -> TritonAddress:
     return TritonAddress(f"{host}:{port}", name, timeout)
 
 
-__all__ = ["PARAMETER", "SCHEME", "TritonAddress", "check_name", "is_triton_url", "model_names", "model_parameter",
-           "parse_url", "read_parameter"]
+__all__ = ["DIRECTIONS_PARAMETER", "PARAMETER", "SCHEME", "TritonAddress", "check_name", "directions_parameter",
+           "is_triton_url", "model_names", "model_parameter", "parse_url", "read_directions_parameter",
+           "read_parameter"]

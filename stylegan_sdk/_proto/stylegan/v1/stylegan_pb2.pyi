@@ -89,6 +89,18 @@ class Transform(_message.Message):
     matrix: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, translate: _Optional[_Iterable[float]] = ..., rotate: _Optional[_Iterable[float]] = ..., matrix: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class DirectionEdit(_message.Message):
+    __slots__ = ("set", "index", "name", "strength")
+    SET_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    set: str
+    index: int
+    name: str
+    strength: float
+    def __init__(self, set: _Optional[str] = ..., index: _Optional[int] = ..., name: _Optional[str] = ..., strength: _Optional[float] = ...) -> None: ...
+
 class Images(_message.Message):
     __slots__ = ("format", "pixels", "encoded")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -112,20 +124,22 @@ class MapOptions(_message.Message):
     def __init__(self, psi: _Optional[float] = ..., cutoff: _Optional[int] = ..., class_index: _Optional[int] = ..., c: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "seeds", "z", "map", "render", "return_ws")
+    __slots__ = ("model", "seeds", "z", "map", "render", "return_ws", "edits")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
     Z_FIELD_NUMBER: _ClassVar[int]
     MAP_FIELD_NUMBER: _ClassVar[int]
     RENDER_FIELD_NUMBER: _ClassVar[int]
     RETURN_WS_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
     model: str
     seeds: SeedList
     z: Tensor
     map: MapOptions
     render: RenderOptions
     return_ws: bool
-    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Union[SeedList, _Mapping]] = ..., z: _Optional[_Union[Tensor, _Mapping]] = ..., map: _Optional[_Union[MapOptions, _Mapping]] = ..., render: _Optional[_Union[RenderOptions, _Mapping]] = ..., return_ws: _Optional[bool] = ...) -> None: ...
+    edits: _containers.RepeatedCompositeFieldContainer[DirectionEdit]
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Union[SeedList, _Mapping]] = ..., z: _Optional[_Union[Tensor, _Mapping]] = ..., map: _Optional[_Union[MapOptions, _Mapping]] = ..., render: _Optional[_Union[RenderOptions, _Mapping]] = ..., return_ws: _Optional[bool] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("images", "ws")
@@ -154,28 +168,32 @@ class MapResponse(_message.Message):
     def __init__(self, ws: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class SynthesizeRequest(_message.Message):
-    __slots__ = ("model", "ws", "render")
+    __slots__ = ("model", "ws", "render", "edits")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     WS_FIELD_NUMBER: _ClassVar[int]
     RENDER_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
     model: str
     ws: Tensor
     render: RenderOptions
-    def __init__(self, model: _Optional[str] = ..., ws: _Optional[_Union[Tensor, _Mapping]] = ..., render: _Optional[_Union[RenderOptions, _Mapping]] = ...) -> None: ...
+    edits: _containers.RepeatedCompositeFieldContainer[DirectionEdit]
+    def __init__(self, model: _Optional[str] = ..., ws: _Optional[_Union[Tensor, _Mapping]] = ..., render: _Optional[_Union[RenderOptions, _Mapping]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ...) -> None: ...
 
 class MixRequest(_message.Message):
-    __slots__ = ("model", "w_a", "w_b", "layers", "render")
+    __slots__ = ("model", "w_a", "w_b", "layers", "render", "edits")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     W_A_FIELD_NUMBER: _ClassVar[int]
     W_B_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     RENDER_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
     model: str
     w_a: Tensor
     w_b: Tensor
     layers: _containers.RepeatedScalarFieldContainer[int]
     render: RenderOptions
-    def __init__(self, model: _Optional[str] = ..., w_a: _Optional[_Union[Tensor, _Mapping]] = ..., w_b: _Optional[_Union[Tensor, _Mapping]] = ..., layers: _Optional[_Iterable[int]] = ..., render: _Optional[_Union[RenderOptions, _Mapping]] = ...) -> None: ...
+    edits: _containers.RepeatedCompositeFieldContainer[DirectionEdit]
+    def __init__(self, model: _Optional[str] = ..., w_a: _Optional[_Union[Tensor, _Mapping]] = ..., w_b: _Optional[_Union[Tensor, _Mapping]] = ..., layers: _Optional[_Iterable[int]] = ..., render: _Optional[_Union[RenderOptions, _Mapping]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ...) -> None: ...
 
 class ImagesResponse(_message.Message):
     __slots__ = ("images",)
@@ -244,7 +262,7 @@ class ServerLimits(_message.Message):
     def __init__(self, max_seeds: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits", "precision", "class_names")
+    __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits", "precision", "class_names", "direction_sets")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
     Z_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +279,7 @@ class ModelInfo(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_SETS_FIELD_NUMBER: _ClassVar[int]
     name: str
     arch: str
     z_dim: int
@@ -277,7 +296,30 @@ class ModelInfo(_message.Message):
     limits: ServerLimits
     precision: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., z_dim: _Optional[int] = ..., w_dim: _Optional[int] = ..., c_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., img_resolution: _Optional[int] = ..., img_channels: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., config_json: _Optional[str] = ..., w_avg: _Optional[_Union[Tensor, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., precision: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    direction_sets: _containers.RepeatedCompositeFieldContainer[DirectionSet]
+    def __init__(self, name: _Optional[str] = ..., arch: _Optional[str] = ..., z_dim: _Optional[int] = ..., w_dim: _Optional[int] = ..., c_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., img_resolution: _Optional[int] = ..., img_channels: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., config_json: _Optional[str] = ..., w_avg: _Optional[_Union[Tensor, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., precision: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., direction_sets: _Optional[_Iterable[_Union[DirectionSet, _Mapping]]] = ...) -> None: ...
+
+class DirectionSet(_message.Message):
+    __slots__ = ("name", "kind", "direction_names", "values", "vectors", "layers", "model_json", "mean", "meta_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_NAMES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    META_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    direction_names: _containers.RepeatedScalarFieldContainer[str]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    vectors: Tensor
+    layers: _containers.RepeatedScalarFieldContainer[int]
+    model_json: str
+    mean: Tensor
+    meta_json: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., direction_names: _Optional[_Iterable[str]] = ..., values: _Optional[_Iterable[float]] = ..., vectors: _Optional[_Union[Tensor, _Mapping]] = ..., layers: _Optional[_Iterable[int]] = ..., model_json: _Optional[str] = ..., mean: _Optional[_Union[Tensor, _Mapping]] = ..., meta_json: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
