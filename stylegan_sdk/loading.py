@@ -26,6 +26,7 @@ from .formats.triton import is_triton_url
 from .generator import Generator
 from .importers.nvidia_tf import import_tf_pickle, is_tf_pickle
 from .importers.rosinality import import_torch_checkpoint, is_torch_file
+from .version import install_hint
 
 PICKLE_MAGIC = b"\x80"
 DEFAULT_MODEL = "default"
@@ -107,8 +108,6 @@ def _read_file(kind: str, path: str, key: str, step: int | None) -> Checkpoint:
     """A model file of a known kind (model_kind) -> Checkpoint."""
     if kind == "checkpoint":
         return load_checkpoint(path)
-    if kind == "rosinality":
-        return import_torch_checkpoint(path, key=key, step=step)
     if kind == "nvidia-tf":
         if key not in ("G_ema", "Gs"):
             raise ValueError(f"key: a TensorFlow pickle is read for its Gs (the generator's moving average), "
@@ -116,9 +115,15 @@ def _read_file(kind: str, path: str, key: str, step: int | None) -> Checkpoint:
         if step is not None:
             raise ValueError("step: only for rosinality StyleGAN v1 checkpoints")
         return import_tf_pickle(path)
-    from .importers.nvlabs import import_pickle  # an optional dependency: the NVlabs reader needs torch
+    try:  # the NVlabs and rosinality readers need torch, an optional dependency
+        if kind == "rosinality":
+            return import_torch_checkpoint(path, key=key, step=step)
+        from .importers.nvlabs import import_pickle
 
-    return import_pickle(path, key=key)
+        return import_pickle(path, key=key)
+    except ImportError as e:
+        raise ImportError(f"path: {path!r} is read with torch, which cannot be imported ({e}); install it with: "
+                          f"{install_hint('torch')}", name="torch") from e
 
 
 def load(

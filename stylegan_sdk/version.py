@@ -7,7 +7,7 @@ import json
 import shlex
 import urllib.parse
 import urllib.request
-from importlib.metadata import PackageNotFoundError, distribution, version
+from importlib.metadata import PackageNotFoundError, distributions, version
 
 DISTRIBUTION = "stylegan-sdk"
 
@@ -22,12 +22,15 @@ def package_version() -> str:
 
 def install_source() -> tuple[str, bool]:
     """(what pip installs this package from, editable?): the local folder it was installed from (PEP 610's
-    direct_url.json: a clone, `pip install .` or `pip install -e .`), else the distribution's name on an index."""
-    try:
-        text = distribution(DISTRIBUTION).read_text("direct_url.json")
-    except PackageNotFoundError:
-        text = None
-    if text:
+    direct_url.json: a clone, `pip install .` or `pip install -e .`), else the distribution's name on an index.
+
+    Every copy of the metadata on sys.path is asked, not only the first: Python run inside the clone (`python -c`,
+    `python -m training...`) has the clone on sys.path, and there the first copy found is the
+    `stylegan_sdk.egg-info` that `pip install .` leaves in the clone, which has no direct_url.json."""
+    for dist in distributions(name=DISTRIBUTION):
+        text = dist.read_text("direct_url.json")
+        if not text:
+            continue
         try:
             record = json.loads(text)
         except ValueError:

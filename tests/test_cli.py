@@ -655,7 +655,7 @@ def test_serve_without_the_plugin_says_what_to_install(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "plugin_commands", lambda: {})
     code, _, err = run(capsys, "serve", "--model", "x")
-    line = assert_user_error(code, err, "serve", "pip install stylegan-sdk")
+    line = assert_user_error(code, err, "serve", install_hint())
     assert line.startswith("stylegan serve: error:")
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "serve" in out      # still listed
@@ -666,4 +666,4 @@ def test_plugin_that_fails_to_import_is_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "plugin_commands", lambda: {"serve": _entry("serve", "no_such_module_xyz:main")})
     code, _, err = run(capsys, "serve")
-    assert_user_error(code, err, "no_such_module_xyz", "pip install stylegan-sdk")
+    assert_user_error(code, err, "no_such_module_xyz", install_hint())

@@ -131,3 +131,23 @@ def test_core_package_imports_without_torch():
     assert out.returncode == 0, out.stderr
     assert "(4, 8) (2, 8)" in out.stdout
     assert install_hint("torch") in out.stdout
+
+
+def test_loading_a_torch_format_without_torch_says_what_to_install():
+    """An NVlabs pickle or a rosinality checkpoint where torch is not installed: an ImportError naming the
+    pip command, not a bare "No module named 'torch'"."""
+    code = (
+        "import stylegan_sdk as sg\n"
+        "for path in ('tests/fixtures/nvlabs-stylegan2/sg2_skip_32/network-snapshot.pkl',\n"
+        "             'tests/fixtures/rosinality-stylegan2/sg2_32/checkpoint.pt'):\n"
+        "    try:\n"
+        "        sg.load(path)\n"
+        "    except ImportError as e:\n"
+        "        print(type(e).__name__, e)\n"
+    )
+    out = run_without_torch(code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2, out.stdout
+    for line in lines:
+        assert line.startswith("ImportError path: ") and line.endswith(install_hint("torch")), line

@@ -31,15 +31,25 @@ class _Dist:
     ("{not json", "pip install 'stylegan-sdk[openvino]'"),
 ])
 def test_hint_follows_the_install_source(monkeypatch, direct_url, hint):
-    monkeypatch.setattr(version, "distribution", lambda name: _Dist(direct_url))
+    monkeypatch.setattr(version, "distributions", lambda name: [_Dist(direct_url)])
     assert version.install_hint("openvino") == hint
 
 
 def test_hint_without_an_extra_and_for_a_missing_module(monkeypatch):
-    monkeypatch.setattr(version, "distribution", lambda name: _Dist(json.dumps({"url": "file:///src/sg"})))
+    monkeypatch.setattr(version, "distributions", lambda name: [_Dist(json.dumps({"url": "file:///src/sg"}))])
     assert version.install_hint() == "pip install /src/sg"
     err = ModuleNotFoundError("No module named 'tritonclient'", name="tritonclient")
     assert import_error_message(err) == ("tritonclient is not installed (No module named 'tritonclient'); "
                                          "install it with: pip install '/src/sg[triton]'")
     err = ModuleNotFoundError("No module named 'scipy'", name="scipy")
     assert import_error_message(err).endswith("install it with: pip install scipy")
+
+
+def test_hint_inside_the_clone_skips_the_build_egg_info(monkeypatch):
+    # Python run in the clone finds the stylegan_sdk.egg-info that `pip install .` leaves there first (no
+    # direct_url.json), then the installed copy's metadata, which says where it came from.
+    installed = _Dist(json.dumps({"url": "file:///home/me/clone", "dir_info": {}}))
+    monkeypatch.setattr(version, "distributions", lambda name: [_Dist(None), installed])
+    assert version.install_hint("torch") == "pip install '/home/me/clone[torch]'"
+    monkeypatch.setattr(version, "distributions", lambda name: [])                # not installed at all
+    assert version.install_hint("torch") == "pip install 'stylegan-sdk[torch]'"

@@ -375,6 +375,19 @@ def test_metrics_command_line(inception_weights, vgg_weights, tiny_model_and_dat
     assert len(err) == 1 and "pt_inception-2015-12-05-6726825d.pth" in err[0]
 
 
+def test_a_missing_model_or_data_is_named_before_the_weights(tiny_model_and_data, tmp_path, capsys):
+    """A wrong --model or --data path is the error, not the feature network weights that would be downloaded
+    first (the README's example names a snapshot the user may not have yet)."""
+    ckpt, data = tiny_model_and_data
+    (tmp_path / "none").mkdir()
+    weights = ["--feature-weights", str(tmp_path / "none"), "--no-download"]
+    for argv, word in [(["--model", str(tmp_path / "nope.safetensors"), "--data", str(data)], "nope.safetensors"),
+                       (["--model", str(ckpt), "--data", str(tmp_path / "nodata.zip")], "nodata.zip")]:
+        assert metrics_main([*argv, "--metrics", "fid8", *weights]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0] and "pt_inception" not in err[0], err
+
+
 def test_several_models_share_one_pass_over_the_reals(inception_weights, tiny_model_and_data, tmp_path, capsys,
                                                      monkeypatch):
     import training.metrics as metrics

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,7 +35,7 @@ from stylegan_sdk.loading import read_model
 from stylegan_sdk.models import build_with_weights
 
 from ..dataset import ImageDataset
-from . import MetricError, calc_metric, check_metrics
+from . import MetricError, calc_metric, check_metrics, parse_metric
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +81,12 @@ def evaluate(args: argparse.Namespace) -> None:
         raise MetricError(f"device: not a device name: {args.device!r}") from None
     if args.out is not None:
         check_output(args.out, "out")
-    check_metrics(names, args.feature_weights, download=not args.no_download, classifier=args.classifier)
+    for name in names:   # the names, the data's path and the models before the weights, which may be downloaded
+        parse_metric(name)
+    if args.data is not None and not os.path.exists(args.data):
+        raise MetricError(f"data: no such file or folder {args.data!r}")
     models = [(path, read_model(path, key=args.key)) for path in args.model]   # all read (and checked) first
+    check_metrics(names, args.feature_weights, download=not args.no_download, classifier=args.classifier)
     datasets: dict[tuple, ImageDataset] = {}   # one per image geometry: the real features are computed once
     for path, ckpt in models:
         G = build_with_weights(ckpt.config, ckpt.tensors, path)
