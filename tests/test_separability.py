@@ -1,4 +1,4 @@
-"""Linear separability (training/metrics/separability.py): known answers on synthetic cases, the classifier,
+"""Linear separability (training/metrics/separability/): known answers on synthetic cases, the classifier,
 and ls_z / ls_w end to end on a generator whose answer is known."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ writes three sets for stylegan_sdk/default_model/ (emoji.safetensors and its exp
 one model identity):
 
     attributes.safetensors   InterFaceGAN boundaries (sg.boundary) scored by the bundled attribute classifier
-                             (attribute_classifier/, training/metrics/separability.py): one direction per
+                             (attribute_classifier/, training/metrics/separability/): one direction per
                              attribute it tells apart on held-out real images (balanced accuracy >= 0.75, the
                              rule of the separability metric), named as ATTRIBUTES below
     sefa.safetensors         sg.sefa(emoji.safetensors, k=10)

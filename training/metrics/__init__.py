@@ -37,6 +37,7 @@ from .fid import FeatureStats, dataset_features, fid_from_features
 from .ppl import compute_ppl
 from .precision_recall import precision_recall
 from .sampling import counted, generated_images
+from .separability import compute_separability, load_classifier
 from .variety import class_variety
 
 __all__ = ["MetricError", "MetricSpec", "parse_metric", "check_metrics", "calc_metric", "report_metric"]
@@ -100,8 +101,6 @@ def check_metrics(names: list[str], feature_weights: str | None, download: bool 
         if classifier is None:
             raise MetricError("classifier: ls_z / ls_w need the attribute classifier (--classifier DIR; train one "
                               "with python -m training.metrics.separability train)")
-        from .separability import load_classifier  # not at the top: see calc_metric
-
         load_classifier(classifier)
     return specs
 
@@ -191,10 +190,6 @@ def calc_metric(
     elif spec.kind == "ls":
         if classifier is None:
             raise MetricError(f"classifier: {name} needs the attribute classifier (--classifier DIR)")
-        # Imported here, not at the top: `python -m training.metrics.separability` runs that module as __main__,
-        # and runpy warns when the package (imported first) has already imported it.
-        from .separability import compute_separability, load_classifier
-
         net, info = load_classifier(classifier)
         out = compute_separability(G, net.to(device), info, spec.num_gen, spec.space, batch=batch, seed=seed,
                                    progress=track("samples", spec.num_gen))
