@@ -90,6 +90,10 @@ def run_command(prog: str, body: Callable[[], int | None],
     other processes of a distributed run); 130 on Ctrl-C."""
     try:
         code = body()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit flush
+    except BrokenPipeError:  # e.g. `stylegan info M | head`: stop writing, exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ImportError as e:
         return EXIT_USAGE if quiet else report(prog, import_error_message(e))
     except (UserError, ValueError, FileNotFoundError, *user_errors) as e:
@@ -101,9 +105,6 @@ def run_command(prog: str, body: Callable[[], int | None],
             raise
         report(prog, str(e))  # a server that is down, slow, or lacks the model: one line, exit 1
         return EXIT_FAILURE
-    except BrokenPipeError:  # e.g. `stylegan info M | head`: stop writing, exit quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     return 0 if code is None else code
 
 

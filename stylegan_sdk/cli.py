@@ -95,7 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     with writing(args.outdir, "outdir", folder=True):
         for seed, img in zip(seeds, imgs):
             save_png(img, os.path.join(args.outdir, f"seed{seed:04d}.png"))
-    print(f"wrote {len(seeds)} images to {args.outdir}")
+    print(f"wrote {len(seeds)} image{'s' if len(seeds) != 1 else ''} to {args.outdir}")
 
 
 def cmd_mix(args: argparse.Namespace) -> None:

@@ -212,3 +212,22 @@ def test_junk_to_the_health_service_is_invalid_argument(skip32_generator, caplog
         watch.cancel()
     records = [r for r in caplog.records if r.name == "stylegan.serving" and "not a valid" in r.getMessage()]
     assert len(records) == 2 and all(r.exc_info is None for r in records)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(capsys, tmp_path):
+    """`stylegan info M | head`: the reader closes the pipe early; the command exits 0 without a traceback
+    (a real pipe and process, since the behaviour is the process's), and one image is "1 image"."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)                       # closed before anything is written: every write fails (EPIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "stylegan_sdk", "info", "default"], stdout=write,
+                            stderr=subprocess.PIPE)
+    os.close(write)
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
+    code, out, err = stylegan_cli(capsys, "generate", "--model", "default", "--seeds", "3", "--outdir", tmp_path)
+    assert code == 0, err
+    assert out.startswith("wrote 1 image to ")
