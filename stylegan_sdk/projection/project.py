@@ -20,7 +20,6 @@ wants it (`G.backend.synthesize(ws, "random", noise)` renders with it).
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import weakref
@@ -34,18 +33,14 @@ from PIL import Image
 
 from ..backends.torch_backend import TorchBackend
 from ..calls import Transform
-from ..formats.fileio import atomic_write_bytes
 from ..generator import Generator
 from ..latents import check_ws
 from .losses import LOSSES, PerceptualLoss, make_loss
+from .options import MAX_STEPS, SPACES, check_seed, check_space, check_steps, load_projected_w, save_projected_w
 from .schedule import NVIDIA, Schedule, noise_regularization, renormalize_noise
 
-SPACES = ("w", "w+")
-MAX_STEPS = 100_000
-MAX_SEED = 2**32
 W_AVG_SAMPLES = 10_000      # z mapped for the starting point and the jitter's scale (NVIDIA's w_avg_samples)
 W_AVG_SEED = 123            # their RandomState
-NPZ_KEY = "w"               # projected_w.npz: {"w": [1, num_ws, w_dim] float32}, NVIDIA's layout
 
 
 class ProjectionUnavailable(ValueError):
@@ -76,37 +71,6 @@ class Projection:
         if not 0 <= i < self.ws.shape[0]:
             raise ValueError(f"i: must be in [0, {self.ws.shape[0]}), got {i}")
         save_projected_w(path, self.ws[i])
-
-
-# ----------------------------------------------------------------------------
-# NVIDIA's file
-
-
-def save_projected_w(path: str | os.PathLike, ws: np.ndarray) -> None:
-    """ws [num_ws, w_dim] -> `path` as projector.py writes projected_w.npz: np.savez(w=[1, num_ws, w_dim] float32),
-    which generate.py --projected-w renders."""
-    ws = np.asarray(ws, np.float32)
-    if ws.ndim != 2:
-        raise ValueError(f"ws: expected [num_ws, w_dim], got shape {list(ws.shape)}")
-    buf = io.BytesIO()
-    np.savez(buf, **{NPZ_KEY: ws[np.newaxis]})
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_projected_w(path: str | os.PathLike) -> np.ndarray:
-    """A projected_w.npz -> its ws [K, num_ws, w_dim] float32 (K = 1 for NVIDIA's files); never unpickles."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if NPZ_KEY not in f.files:
-                raise ValueError(f"{os.fspath(path)!r}: no array {NPZ_KEY!r} (projected_w.npz holds w)")
-            w = f[NPZ_KEY]
-    except (OSError, ValueError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{os.fspath(path)!r}: not a projected_w.npz ({e})") from None
-    if w.ndim != 3 or not np.issubdtype(w.dtype, np.floating):
-        raise ValueError(f"{os.fspath(path)!r}: w must be float [K, num_ws, w_dim], got {w.dtype} {list(w.shape)}")
-    return w.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------
@@ -226,24 +190,6 @@ def check_projectable(G: Any) -> TorchBackend:
         raise ProjectionUnavailable(f"projection takes RGB or greyscale models; this one makes "
                                     f"{G.config.img_channels}-channel images")
     return backend
-
-
-def check_steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps: must be an int in 1..{MAX_STEPS}, got {steps!r}")
-    return int(steps)
-
-
-def check_space(space: Any) -> str:
-    if space not in SPACES:
-        raise ValueError(f"space: must be one of {SPACES}, got {space!r}")
-    return space
-
-
-def check_seed(seed: Any, n: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED - n:
-        raise ValueError(f"seed: must be an int in [0, 2**32 - {n}] (target i uses seed + i), got {seed!r}")
-    return int(seed)
 
 
 def check_init(init: Any, n: int, space: str, num_ws: int, w_dim: int) -> np.ndarray | None:
