@@ -1,1 +1,1 @@
-"""Projection: find the latents (W or W+, and the noise) whose synthesis matches a target image."""
+"""Projection: find the latents (ws) whose generated image matches a given image, by optimisation."""
