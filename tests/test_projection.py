@@ -503,3 +503,16 @@ def test_import_stays_torch_free_and_the_command_says_what_to_install(tmp_path, 
     assert "no project without torch" in run.stdout
     assert run.stderr.startswith("stylegan project: error: torch") and "blocked" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_cli_help_shows_the_defaults(capsys):
+    code, stdout, _ = stylegan_cli(capsys, "project", "--help")
+    text = " ".join(stdout.split())
+    assert code == 0
+    for option, default in (("--space {w,w+}", "w"), ("--steps STEPS", "1000"), ("--loss {lpips,lpips-vgg16,mse}",
+                                                                                  "lpips"), ("--device DEVICE", "cpu")):
+        after = text.split("options:", 1)[1].split(option + " ", 1)[1]
+        assert f"(default: {default})" in after.split(" --")[0], (option, after[:200])
+    assert "default 0" in text and "(default: None)" not in text and "(default: False)" not in text
+    code, stdout, _ = stylegan_cli(capsys, "--help")
+    assert "project" in stdout

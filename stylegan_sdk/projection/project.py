@@ -58,7 +58,7 @@ class Projection:
                                     # regulariser), measured on the step's jittered w
     images: np.ndarray              # uint8 [N, H, W, C]: ws synthesised with the model's constant noise (proj.png)
     targets: np.ndarray             # uint8 [N, H, W, C]: the targets as projected (centre crop, LANCZOS resize)
-    loss: str                       # "lpips" | "mse" | a given loss module's name
+    loss: str                       # the loss as it names itself (PerceptualLoss.name): "mse", "lpips (stlpips-...)"
     space: str                      # "w" | "w+"
     steps: int                      # steps run (fewer than asked when should_stop() said so)
     seed: int                       # target i drew its noise and jitter from seed + i
@@ -360,5 +360,6 @@ def _ws_numpy(w_opt: torch.Tensor, num_ws: int) -> np.ndarray:
     return np.ascontiguousarray(w.expand(w.shape[0], num_ws, w.shape[2]).numpy())
 
 
-__all__ = ["LOSSES", "SPACES", "MAX_STEPS", "Projection", "ProjectionUnavailable", "cpu_has_bf16", "load_projected_w",
-           "prepare_target", "prepare_targets", "project", "save_projected_w", "w_stats"]
+__all__ = ["BF16_FROM_MACS", "LOSSES", "MAX_STEPS", "SPACES", "Projection", "ProjectionUnavailable", "auto_bf16",
+           "cpu_has_bf16", "load_projected_w", "prepare_target", "prepare_targets", "project", "save_projected_w",
+           "synthesis_macs", "w_stats"]
