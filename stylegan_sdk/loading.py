@@ -33,6 +33,8 @@ DEFAULT_MODEL = "default"
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 DEFAULT_CHECKPOINT = os.path.join(DEFAULT_DIR, "emoji.safetensors")
 DEFAULT_EXPORT = os.path.join(DEFAULT_DIR, "emoji_onnx")
+DEFAULT_DIRECTIONS = {name: os.path.join(DEFAULT_DIR, "directions", f"{name}.safetensors")   # the sets its export
+                      for name in ("sefa", "ganspace", "attributes")}                         # carries, for the checkpoint
 # backend="auto" on the CPU: OpenVINO from this resolution up (when installed), ONNX Runtime below it,
 # from the side-by-side measurements in benchmarks/RESULTS.md ("Choosing the CPU backend").
 OPENVINO_FROM_RESOLUTION = 256
@@ -186,6 +188,8 @@ def load(
                          f"use backend='torch', or export it first (stylegan export onnx)")
     cls = backend_class("torch")
     backend_obj = cls(ckpt.config, ckpt.tensors, device=device, source=path, precision=precision, compile=compile)
+    if os.path.abspath(path) == DEFAULT_CHECKPOINT:   # the bundled checkpoint has the same sets as its export
+        given = _merged_directions(path, _given_directions(DEFAULT_DIRECTIONS), given)
     return Generator(backend_obj, batch_size=batch_size, directions=given, source=path)
 
 

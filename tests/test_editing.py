@@ -279,3 +279,10 @@ def test_load_refuses_sets_that_do_not_fit(skip32_generator, tmp_path):
         sg.load(SKIP32 / "network-snapshot.pkl", directions={"wide": wide})
     with pytest.raises(ValueError, match=r"^directions: expected a map"):
         sg.load(SKIP32 / "network-snapshot.pkl", directions=[wide])
+
+
+def test_the_bundled_checkpoint_carries_the_sets_of_its_export():
+    folder, checkpoint = sg.load("default"), sg.load("default", backend="torch")
+    assert list(checkpoint.directions) == list(folder.directions) == ["sefa", "ganspace", "attributes"]
+    for name, d in folder.directions.items():
+        np.testing.assert_array_equal(checkpoint.directions[name].vectors, d.vectors)
