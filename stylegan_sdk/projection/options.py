@@ -49,7 +49,7 @@ class Projection:
                                     # regulariser), measured on the step's jittered w
     images: np.ndarray              # uint8 [N, H, W, C]: ws synthesised with the model's constant noise (proj.png)
     targets: np.ndarray             # uint8 [N, H, W, C]: the targets as projected (centre crop, LANCZOS resize)
-    loss: str                       # "lpips" | "mse" | a given loss module's name
+    loss: str                       # the loss as it names itself (PerceptualLoss.name): "mse", "lpips (stlpips-...)"
     space: str                      # "w" | "w+"
     steps: int                      # steps run (fewer than asked when should_stop() said so)
     seed: int                       # target i drew its noise and jitter from seed + i
