@@ -193,6 +193,7 @@ class ProjectionPool:
         self._gauges()
 
     def _gauges(self) -> None:
+        """(From the event loop and the workers: prometheus_client's gauges are thread-safe.)"""
         if self.metrics is not None:
             self.metrics.projections.labels("running").set(self._running)
             self.metrics.projections.labels("queued").set(self._admitted - self._running)
@@ -200,6 +201,7 @@ class ProjectionPool:
     def _work(self, job: ProjectionJob) -> None:
         with self._lock:
             self._running += 1
+        self._gauges()
         try:
             job.run()
         except ImportError as e:   # a loss's wheel missing on this server: a precondition, with its install hint
@@ -209,6 +211,7 @@ class ProjectionPool:
         finally:
             with self._lock:
                 self._running -= 1
+            self._gauges()
             job.put(_END)
 
     def loss(self, name: str, G: Generator) -> Any:

@@ -217,6 +217,7 @@ def test_async_client_projects_alike(server, client, targets):
 
 
 def test_cancel_stops_the_run_between_steps_and_frees_the_worker(server, client, stub, targets):
+    wait_for(lambda: pool(server).admitted == 0, "earlier projections' workers to be given back")
     call = stub.Project(request([png(targets[0])], steps=LONG, progress_every=1), timeout=TIMEOUT)
     first = next(call)
     assert first.progress.step == 1
@@ -279,6 +280,7 @@ def test_shutdown_stops_running_projections_with_what_they_have(model_file, targ
 
 def test_running_and_queued_projections_are_bounded(server, client, stub, targets):
     job_pool = pool(server)
+    wait_for(lambda: job_pool.admitted == 0, "earlier projections' workers to be given back")
     running = stub.Project(request([png(targets[0])], steps=LONG, progress_every=1), timeout=TIMEOUT)
     assert next(running).progress.step == 1
     queued = stub.Project(request([png(targets[1])], steps=LONG, progress_every=1), timeout=TIMEOUT)
@@ -451,3 +453,14 @@ def test_the_client_projects_without_torch(server):
     out = run_without_torch(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("3 3 [")
+
+
+def test_projection_metrics(server, client, targets):
+    from prometheus_client import generate_latest
+
+    client.project(targets[0], loss="mse", steps=2)
+    wait_for(lambda: pool(server).admitted == 0, "the worker to be given back")   # just after the result was sent
+    text = generate_latest(server.metrics.registry).decode()
+    assert 'stylegan_requests_total{code="OK",method="Project"}' in text
+    assert 'stylegan_projections{state="running"} 0.0' in text and 'stylegan_projections{state="queued"} 0.0' in text, \
+        [line for line in text.splitlines() if "projections" in line or "Project" in line]
