@@ -32,6 +32,7 @@ from stylegan_sdk.backends.registry import BACKEND_CHOICES
 from stylegan_sdk.config import PRECISIONS
 from stylegan_sdk.formats.triton import is_triton_url, parse_url
 from stylegan_sdk.loading import DEFAULT_MODEL, resolve_model
+from stylegan_sdk.projection.options import MAX_STEPS
 
 MIB = 1 << 20
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -55,6 +56,16 @@ class ServerSettings:
     max_seeds: int = setting(256, "latents per request", int)
     max_frames: int = setting(100_000, "frames in one Interpolate stream", int)
     max_message_mb: float = setting(64.0, "gRPC message size limit (MiB), both directions", float)
+    max_projections: int = setting(1, "projections (Project) computed at once, each in a worker thread of its own, "
+                                      "apart from the generation calls' backend thread; 0: none", int)
+    max_queued_projections: int = setting(4, "projections waiting for a worker; beyond it RESOURCE_EXHAUSTED", int)
+    max_projection_steps: int = setting(5000, "optimisation steps of one projection", int)
+    max_projection_targets: int = setting(8, "target images in one projection", int)
+    max_projection_pixels: int = setting(4096 * 4096, "pixels of one target image, as its header says (larger "
+                                                      "ones are refused before they are decoded)", int)
+    max_projection_file_mb: float = setting(16.0, "size of one target image file (MiB)", float)
+    projection_nice: int = setting(10, "niceness of the projection worker threads (Linux; 0: as the server), so "
+                                       "generation calls keep the CPU while projections run", int)
     metrics_port: int | None = setting(None, "Prometheus metrics HTTP port (0: a free one; default: off)", int)
     metrics_host: str | None = setting(None, "address of the metrics HTTP server (default: the gRPC host; "
                                              "0.0.0.0 exposes it, without auth)")
@@ -69,6 +80,10 @@ class ServerSettings:
         return int(self.max_message_mb * MIB)
 
     @property
+    def max_projection_file_bytes(self) -> int:
+        return int(self.max_projection_file_mb * MIB)
+
+    @property
     def max_delay_s(self) -> float:
         return self.max_delay_ms / 1000.0
 
@@ -77,6 +92,18 @@ class ServerSettings:
         for name in ("max_batch", "max_queue", "max_seeds", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{_option(name)}: must be >= 1, got {getattr(self, name)}")
+        for name in ("max_projections", "max_queued_projections"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{_option(name)}: must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.max_projection_steps <= MAX_STEPS:
+            raise ValueError(f"max-projection-steps: must be in [1, {MAX_STEPS}], got {self.max_projection_steps}")
+        for name in ("max_projection_targets", "max_projection_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{_option(name)}: must be >= 1, got {getattr(self, name)}")
+        if not self.max_projection_file_bytes >= 1024:
+            raise ValueError(f"max-projection-file-mb: must be at least 1 KiB, got {self.max_projection_file_mb}")
+        if not 0 <= self.projection_nice <= 19:
+            raise ValueError(f"projection-nice: must be in [0, 19], got {self.projection_nice}")
         if not self.max_message_bytes >= 1024:
             raise ValueError(f"max-message-mb: must be at least 1 KiB, got {self.max_message_mb}")
         if self.max_delay_ms < 0:

@@ -9,6 +9,7 @@
     stylegan_dropped_total{reason}                 jobs dropped before computing (deadline | cancelled)
     stylegan_inflight_requests                     generation RPCs admitted and not yet finished
     stylegan_models_loaded                         models ready to serve
+    stylegan_projections{state}                    projections running in a worker | queued for one
 
 `kind` is "map", "synthesize" or "generate" (both networks in one job). Served over HTTP by `start_http`
 (text format at any path, e.g. /metrics).
@@ -44,6 +45,8 @@ class ServerMetrics:
         self.inflight = Gauge("stylegan_inflight_requests", "Generation RPCs admitted and not yet finished",
                               registry=r)
         self.models_loaded = Gauge("stylegan_models_loaded", "Models ready to serve", registry=r)
+        self.projections = Gauge("stylegan_projections", "Projections running in a worker or queued for one",
+                                 ["state"], registry=r)
         self._http = None
         self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
 

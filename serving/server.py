@@ -134,8 +134,14 @@ class StyleGANServer:
             batcher = Batcher(G.backend, name, max_batch, self.settings.max_delay_s, self.metrics,
                               requests_in_flight=lambda: servicer.admitted)
             batcher.start()
-            limits = pb.ServerLimits(max_seeds=self.settings.max_seeds,
-                                     max_message_bytes=self.settings.max_message_bytes, max_batch=max_batch)
+            s = self.settings
+            limits = pb.ServerLimits(max_seeds=s.max_seeds, max_message_bytes=s.max_message_bytes, max_batch=max_batch,
+                                     max_projection_steps=s.max_projection_steps,
+                                     max_projection_targets=s.max_projection_targets,
+                                     max_projection_pixels=s.max_projection_pixels,
+                                     max_projection_file_bytes=s.max_projection_file_bytes,
+                                     max_projections=s.max_projections,
+                                     max_queued_projections=s.max_queued_projections)
             directions = G.directions
             info = codec.model_info_to_pb(G.info, name, G.config.to_json(), G.w_avg, limits, directions)
             servicer.models[name] = ModelEntry(name, G, batcher, info, owned=not isinstance(source, Generator),
@@ -161,8 +167,9 @@ class StyleGANServer:
 
     @property
     def threads_still_working(self) -> bool:
-        """A model load or backend call outlived stop() (threads cannot be interrupted)."""
-        return self._loading_threads > 0 or any(e.batcher.busy for e in self.servicer.models.values())
+        """A model load, backend call or projection step outlived stop() (threads cannot be interrupted)."""
+        return (self._loading_threads > 0 or any(e.batcher.busy for e in self.servicer.models.values())
+                or self.servicer.projections.running > 0)
 
     async def wait_until_ready(self, timeout: float | None = None) -> None:
         """Until every model is loaded (and health is SERVING); re-raises a loading error."""
@@ -172,8 +179,9 @@ class StyleGANServer:
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: health NOT_SERVING and new RPCs refused at once, in-flight RPCs finish (up to
-        grace seconds, default settings.grace, then they are cancelled), then the batchers, their
-        threads and metrics stop."""
+        grace seconds, default settings.grace, then they are cancelled; projections stop after their current
+        step and answer what they have, stopped), then the batchers, the projection workers, their threads and
+        metrics stop."""
         if self._stop_task is None:
             grace = self.settings.grace if grace is None else grace
             self._stop_task = asyncio.get_running_loop().create_task(self._stop(grace), name="stop")
@@ -182,6 +190,7 @@ class StyleGANServer:
     async def _stop(self, grace: float) -> None:
         deadline = time.monotonic() + grace
         self.servicer.stopping = True
+        self.servicer.projections.stop()
         await self.health.enter_graceful_shutdown()  # every service NOT_SERVING (health itself still answers)
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
@@ -192,9 +201,13 @@ class StyleGANServer:
                 log.warning("grace period over: cancelling the requests still in flight")
         # Our RPCs are done (or out of time): let the last responses flush, cut long-lived health watches.
         await self.grpc_server.stop(min(1.0, max(0.0, deadline - time.monotonic())))
+        projections = self.servicer.projections
+        while projections.running and time.monotonic() < deadline + 1.0:   # a step under way: let it end
+            await asyncio.sleep(0.01)
+        projections.close()
         for entry in list(self.servicer.models.values()):
             await entry.batcher.close()
-            if entry.owned and not entry.batcher.busy:
+            if entry.owned and not entry.batcher.busy and not projections.running:
                 entry.generator.close()
         self.metrics.stop_http()
         if self._load_task is not None:

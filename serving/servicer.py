@@ -9,8 +9,14 @@ noise is drawn per request (from its noise_seed) before batching, so batching ne
 Edits (Generate, Synthesize, Mix) are checked against the model's direction sets (`Generator.directions`)
 and added to the ws before synthesis, as the Generator adds them (`calls.Edits.apply`).
 
+Project (image -> ws) runs apart from the batchers, in the projection workers (serving/projections.py), with
+its own limits; its arguments are checked by the projection call's definition (stylegan_sdk.projection.options)
+and its target files from their headers, on the event loop, before it is queued.
+
 Statuses: INVALID_ARGUMENT (bad argument, or bytes that are not a valid request message), NOT_FOUND
-(unknown model), RESOURCE_EXHAUSTED (more than max_queue generation requests in the server),
+(unknown model), RESOURCE_EXHAUSTED (more than max_queue generation requests in the server, or more than
+max_projections + max_queued_projections projections), FAILED_PRECONDITION (Project on a model whose backend
+cannot differentiate, or on a server without projections),
 DEADLINE_EXCEEDED (the deadline passed before the work was done), UNAVAILABLE (loading or shutting down),
 INTERNAL (a bug or a backend failure: logged here, never a traceback to the client).
 """
@@ -35,10 +41,12 @@ from stylegan_sdk._proto import SERVICE_NAME, codec, pb, pb_grpc
 from stylegan_sdk.config import GeneratorConfig
 from stylegan_sdk.editing.directions import Directions
 from stylegan_sdk.generator import Generator
+from stylegan_sdk.projection.options import ProjectionUnavailable, projection_unavailable, read_target
 
 from .batcher import BackendFailed, Batcher, BatcherClosed, DeadlineExpired
 from .config import MIB, ServerSettings
 from .metrics import ServerMetrics
+from .projections import ProjectionPool, ProjectionsBusy
 
 log = logging.getLogger("stylegan.serving")
 
@@ -66,6 +74,10 @@ class Refused(Exception):
 def status_for(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, Refused):
         return exc.code, str(exc)
+    if isinstance(exc, ProjectionUnavailable):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, ProjectionsBusy):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, UnknownModel):
@@ -207,6 +219,7 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
         self._admitted = 0          # generation RPCs running (bounded by max_queue)
         self._idle = asyncio.Event()
         self._idle.set()
+        self.projections = ProjectionPool(settings, metrics)   # Project's workers, apart from the batchers
 
     # -- admission and error handling -----------------------------------------
     def _enter(self, method: str) -> bool:
@@ -311,6 +324,15 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
             outcome.counted = self._admit("Interpolate", request)
             async for frame in self._interpolate(request, _deadline(context)):
                 yield frame
+        if outcome.code != grpc.StatusCode.OK:
+            await context.abort(outcome.code, outcome.message)
+
+    async def Project(self, request: pb.ProjectRequest, context: grpc.aio.ServicerContext
+                      ) -> AsyncIterator[pb.ProjectEvent]:
+        async with self._accounted("Project") as outcome:
+            outcome.counted = self._admit("Project", request)   # not a generation call: its own limits
+            async for event in self._project(request, _deadline(context)):
+                yield event
         if outcome.code != grpc.StatusCode.OK:
             await context.abort(outcome.code, outcome.message)
 
@@ -466,3 +488,28 @@ class StyleGANServicer(pb_grpc.StyleGANServicer):
                 if args.return_ws:
                     codec.fill_tensor(frame.ws, ws[i: i + 1])
                 yield frame
+
+    async def _project(self, request: pb.ProjectRequest, deadline: float | None) -> AsyncIterator[pb.ProjectEvent]:
+        """Checks on the event loop (the model can be projected into, the arguments, the targets' sizes from
+        their headers), then the projection in a worker; events as they come."""
+        entry = self.model(request.model)
+        s = self.settings
+        reason = projection_unavailable(entry.generator.info)
+        if reason is not None:
+            raise ProjectionUnavailable(reason)
+        if s.max_projections == 0:
+            raise ProjectionUnavailable("this server runs no projections (--max-projections 0)")
+        n = len(request.targets)
+        if n > s.max_projection_targets:
+            raise ValueError(f"targets: {n} targets in one request, over this server's limit of "
+                             f"{s.max_projection_targets} (--max-projection-targets); split the request")
+        args = codec.ProjectArgs.from_pb(request)
+        call = args.check(entry.config, max_steps=s.max_projection_steps)
+        for i, data in enumerate(args.targets):
+            read_target(data, f"targets[{i}]", s.max_projection_pixels, s.max_projection_file_bytes, decode=False)
+        job = self.projections.submit(entry.generator, call, args, deadline)
+        try:
+            async for event in job.events():
+                yield event
+        finally:
+            job.cancel()    # the RPC is over (done, failed, cancelled, past its deadline): stop between two steps

@@ -20,7 +20,7 @@ from .version import package_version
 # The gRPC client imports grpc, projection imports torch: only when first used (`sg.Client`, `sg.project`), never
 # with `import stylegan_sdk`.
 _LAZY = {"Client": ".client", "AsyncClient": ".client", "project": ".projection.project",
-         "Projection": ".projection.project", "ProjectionUnavailable": ".projection.project"}
+         "Projection": ".projection.options", "ProjectionUnavailable": ".projection.options"}
 
 
 def __getattr__(name: str):

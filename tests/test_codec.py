@@ -16,6 +16,7 @@ from stylegan_sdk.client import planning
 from stylegan_sdk.client.planning import RemoteModel
 from stylegan_sdk.config import GeneratorConfig, ModelInfo
 from stylegan_sdk.editing.directions import Directions
+from stylegan_sdk.projection.options import ProjectCall, Projection, ProjectionUnavailable
 
 SG2 = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=1)
 COND = dataclasses.replace(SG2, c_dim=3, class_names=("ant", "bee", "cat"))
@@ -100,6 +101,11 @@ def request_cases() -> list:
         codec.InterpolateArgs(ws=sg3_ws, num_frames=2, model="sg3",
                               render=codec.RenderArgs(translate=np.array([[0.0, 0], [0.5, 0.1], [1, 0.2]]),
                                                       rotate=np.array([0.0, 45, 90]))),
+        codec.ProjectArgs(targets=[b"\x89PNG one file"]),
+        codec.ProjectArgs(targets=[b"first", b"second"], space="w+", steps=50, loss="mse", seed=7, optimize_noise=False,
+                          init=sg2_ws, progress_every=5, preview=True, model="m"),
+        codec.ProjectArgs(targets=[b"f"], space="w", init=ws_of(SG3, 1), transform=np.diag([2.0, 2.0, 1.0]),
+                          model="sg3"),
         codec.GetModelInfoArgs(),
         codec.GetModelInfoArgs("ffhq"),
         codec.ListModelsArgs(),
@@ -129,6 +135,11 @@ def test_defaults_of_an_empty_message_are_the_calls_defaults():
     assert args.mapping.psi == 1.0 and args.render.noise_mode == "const" and args.render.fmt == pb.PNG
     assert args.render.quality == codec.DEFAULT_JPEG_QUALITY
     assert codec.InterpolateArgs.from_pb(pb.InterpolateRequest(num_frames=30)).space == "w"
+    project = codec.ProjectArgs.from_pb(pb.ProjectRequest())
+    same(project, codec.ProjectArgs())      # project()'s defaults: W, 1000 steps, lpips, seed 0, noise optimised
+    assert (project.space, project.steps, project.loss, project.seed, project.optimize_noise) == \
+        ("w", 1000, "lpips", 0, True)
+    assert project.progress_every == 0 and not project.preview   # a bare request gets the result only
 
 
 def test_a_message_holds_one_kind_of_latents():
@@ -151,6 +162,11 @@ def test_a_message_holds_one_kind_of_latents():
     (pb.InterpolateRequest(space=7), "space: unknown value 7 (W or Z)"),
     (pb.InterpolateRequest(render=pb.RenderOptions(transform=pb.Transform(matrix=[1.0]))),
      "transform: expected 9 values"),
+    (pb.ProjectRequest(space=7), "space: unknown value 7 (PROJECTION_SPACE_W or PROJECTION_SPACE_W_PLUS)"),
+    (pb.ProjectRequest(init=pb.Tensor(shape=[1, 4, 8], dtype=pb.FLOAT32, data=b"\0" * 4)),
+     "init: tensor of shape [1, 4, 8] (float32) needs 128 bytes, got 4"),
+    (pb.ProjectRequest(transform=pb.Transform(translate=[0.5, 0.0])),
+     "transform: a projection takes the input transform as its raw [3, 3] matrix"),
     (pb.GenerateRequest(edits=[pb.DirectionEdit(set="attrs", strength=1.0)]),
      "edits: entry 0 (set 'attrs') names no direction (index or name)"),
     (pb.MixRequest(w_a=codec.to_tensor(floats(1, 4, 8)), w_b=codec.to_tensor(floats(1, 4, 8)),
@@ -194,6 +210,19 @@ def test_the_arguments_themselves_are_checked_by_the_calls_definition():
         assert str(remote.value) == str(local.value) and str(local.value).startswith("edits")
     with pytest.raises(ValueError, match=r"^edits: no direction set named 'attrs' \(this model has none\)$"):
         codec.SynthesizeArgs(ws_of(SG2, 1), edits={"attrs": {0: 1.0}}).check(SG2)
+    # Project: the projection call's definition (ProjectCall, which sg.project checks with), and the server's limit.
+    for kwargs in (dict(seed=2**32 - 1), dict(init=ws_of(SG2, 3)), dict(space="w", init=ws_of(SG2, 1)),
+                   dict(transform=np.eye(3) * 2), dict(steps=100_001)):
+        args = codec.ProjectArgs(targets=[b"a", b"b"], **kwargs)
+        with pytest.raises(ValueError) as remote:
+            codec.ProjectArgs.from_pb(through_the_wire(args.to_pb())).check(SG2)
+        with pytest.raises(ValueError) as local:
+            ProjectCall.check(SG2, 2, **kwargs)
+        assert str(remote.value) == str(local.value)
+    with pytest.raises(ValueError, match=r"^steps: 600 steps, over this server's limit of 500 \(--max-projection-"):
+        codec.ProjectArgs(targets=[b"a"], steps=600).check(SG2, max_steps=500)
+    with pytest.raises(ValueError, match="^targets: no targets given$"):
+        codec.ProjectArgs().check(SG2)
 
 
 # ----------------------------------------------------------------------------
@@ -304,6 +333,44 @@ def test_interpolate_plans_decode_to_the_clients_call():
         [server] = server_calls([req], codec.InterpolateArgs, cfg, max_frames=100)
         client = calls.Interpolate.check(cfg, full.pop("seeds"), **full)
         same(server, client, SERVER_SIDE)
+
+
+def test_project_plans_decode_to_the_clients_call():
+    """The client prepares the targets as project() does and sends them as PNG files of the model's size; the
+    server decodes the call the client checked."""
+    m = dataclasses.replace(remote(SG2), info=ModelInfo.from_config(SG2, "torch", "cpu", "fp32"))
+    rs = np.random.RandomState(1)
+    pictures = [rs.randint(0, 256, (12, 10, 3), np.uint8), rs.randint(0, 256, (8, 8, 4), np.uint8)]
+    req = planning.plan_project(m, "tiny", pictures, "w+", 20, "mse", ws_of(SG2, 1), False, 3, print, 4, None,
+                                None)
+    args = codec.ProjectArgs.from_pb(through_the_wire(req))
+    same(args.check(SG2), ProjectCall.check(SG2, 2, "w+", 20, "mse", args.init, False, 3))
+    assert (args.model, args.progress_every, args.preview) == ("tiny", 4, False)
+    files = [images.decode(f) for f in args.targets]
+    same(np.stack(files), planning.prepare_targets(pictures, 8, 3))     # 8 px: the model's size, prepared here
+    # No callback: no progress events asked for; a preview callback asks for previews.
+    assert codec.ProjectArgs.from_pb(planning.plan_project(m, "", pictures[0], "w", 5, "mse", None, True, 0, None, 3,
+                                                           None, None)).progress_every == 0
+    assert codec.ProjectArgs.from_pb(planning.plan_project(m, "", pictures[0], "w", 5, "mse", None, True, 0, None, 3,
+                                                           print, None)).preview
+    with pytest.raises(ProjectionUnavailable, match="; onnxruntime cannot differentiate$"):
+        planning.plan_project(dataclasses.replace(m, info=ModelInfo.from_config(SG2, "onnxruntime")), "", pictures,
+                              "w", 5, "mse", None, True, 0, None, 3, None, None)
+    with pytest.raises(ValueError, match="^progress_every: must be an int >= 1, got 0$"):
+        planning.plan_project(m, "", pictures, "w", 5, "mse", None, True, 0, print, 0, None, None)
+
+
+def test_project_events_both_ways():
+    preview = rng.randint(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    event = codec.project_event_from_pb(through_the_wire(codec.project_progress_to_pb(4, 10, floats(2), preview)))
+    assert (event.step, event.steps, event.losses.shape, event.losses.dtype) == (4, 10, (2,), np.float32)
+    same(event.preview, preview)     # PNG: lossless
+    assert codec.project_event_from_pb(codec.project_progress_to_pb(1, 2, floats(1))).preview is None
+    result = Projection(ws=ws_of(SG2, 2), losses=floats(7, 2), images=preview, targets=preview[::-1].copy(),
+                        loss="mse", space="w+", steps=7, seed=3, stopped=True)
+    same(codec.project_event_from_pb(through_the_wire(codec.project_result_to_pb(result))), result)
+    with pytest.raises(ValueError, match="^event: a ProjectEvent with neither progress nor result$"):
+        codec.project_event_from_pb(pb.ProjectEvent())
 
 
 # ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ never to dodge a circle.
                 the generated protobuf modules
     1 models, importers
     2 backends
-    3 loading, calls, generator, the proto codec
+    3 loading, calls, generator, the proto codec; projection.options (the projection call's torch-free definition,
+                which the codec checks a served projection with)
     4 export, projection, serving, training, client
     5 command lines: stylegan_sdk.cli, stylegan_sdk.export.cli, demo, serving.cli, training.run,
                 training.metrics.__main__, training.attribute_directions, export/to_*.py; and the packages' fronts
@@ -40,7 +41,7 @@ LAYERS = {
     "stylegan_sdk.models": 1, "stylegan_sdk.importers": 1,
     "stylegan_sdk.backends": 2,
     "stylegan_sdk.loading": 3, "stylegan_sdk.calls": 3, "stylegan_sdk.generator": 3,
-    "stylegan_sdk._proto.codec": 3, "stylegan_sdk.editing": 3,
+    "stylegan_sdk._proto.codec": 3, "stylegan_sdk.editing": 3, "stylegan_sdk.projection.options": 3,
     "stylegan_sdk.export": 4, "stylegan_sdk.client": 4, "stylegan_sdk.projection": 4, "serving": 4, "training": 4,
     "stylegan_sdk.__main__": 5, "stylegan_sdk.cli": 5, "stylegan_sdk.demo": 5,
     "stylegan_sdk.export.cli": 5, "serving.cli": 5, "serving.__main__": 5, "training.run": 5,

@@ -109,7 +109,7 @@ def test_interpolation_frames_are_planned_lazily(G):
 # 3. Junk bytes
 
 
-@pytest.mark.parametrize("method", ["Generate", "Map", "Synthesize", "Mix", "Interpolate", "GetModelInfo",
+@pytest.mark.parametrize("method", ["Generate", "Map", "Synthesize", "Mix", "Interpolate", "Project", "GetModelInfo",
                                     "ListModels"])
 def test_junk_bytes_are_invalid_argument_without_class_names(bg, method, caplog):
     descriptor = pb.DESCRIPTOR.services_by_name["StyleGAN"].methods_by_name[method]

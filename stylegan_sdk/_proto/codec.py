@@ -10,13 +10,17 @@ model's direction sets travel in ModelInfo.direction_sets as whole `Directions` 
 rows, source model), so the client checks and computes edits exactly as the server does.
 
 Requests: one class per request message (`GenerateArgs`, `MapArgs`, `SynthesizeArgs`, `MixArgs`,
-`InterpolateArgs`, `GetModelInfoArgs`, `ListModelsArgs`) holds the arguments of its call as the
+`InterpolateArgs`, `ProjectArgs`, `GetModelInfoArgs`, `ListModelsArgs`) holds the arguments of its call as the
 in-process `Generator` takes them (plain values and arrays, not yet checked) and what only the wire has
 (the model's name, how the images travel back, return_ws). `to_pb` encodes them (the client), `from_pb`
 decodes a message (the server), `check` makes the call with its one definition in stylegan_sdk.calls
 (the server). `from_pb` raises ValueError only for what a message alone can get wrong (an unknown enum
 value, a malformed tensor, a JPEG quality out of range); every check of the arguments themselves is the
 call's. Encoding takes arguments a call has checked: `from_pb(to_pb(args))` gives `args` back.
+
+Project's arguments are checked by the projection call's torch-free definition (stylegan_sdk.projection.options,
+ProjectCall, which project() checks with too); its events travel as `ProjectProgress` and the `Projection` the
+in-process call returns.
 
 NumPy and protobuf only (no torch, no grpc).
 """
@@ -34,6 +38,7 @@ import numpy as np
 from .. import calls, images, latents
 from ..config import GeneratorConfig, ModelInfo
 from ..editing.directions import Directions
+from ..projection.options import DEFAULT_LOSS, DEFAULT_STEPS, ProjectCall, Projection
 from . import pb
 
 MAX_NDIM = 8
@@ -46,6 +51,10 @@ NOISE_MODE_TO_PB = {"const": pb.CONST, "random": pb.RANDOM, "none": pb.NONE}
 NOISE_MODE_FROM_PB = {pb.NOISE_MODE_UNSPECIFIED: "const", pb.CONST: "const", pb.RANDOM: "random", pb.NONE: "none"}
 SPACE_TO_PB = {"w": pb.W, "z": pb.Z}
 SPACE_FROM_PB = {pb.SPACE_UNSPECIFIED: "w", pb.W: "w", pb.Z: "z"}
+
+PROJECTION_SPACE_TO_PB = {"w": pb.PROJECTION_SPACE_W, "w+": pb.PROJECTION_SPACE_W_PLUS}
+PROJECTION_SPACE_FROM_PB = {pb.PROJECTION_SPACE_UNSPECIFIED: "w", pb.PROJECTION_SPACE_W: "w",
+                            pb.PROJECTION_SPACE_W_PLUS: "w+"}
 
 FORMAT_NAMES = {pb.IMAGE_FORMAT_UNSPECIFIED: "png", pb.PNG: "png", pb.JPEG: "jpeg", pb.RAW_UINT8: "uint8",
                 pb.RAW_FLOAT32: "float"}
@@ -494,6 +503,116 @@ class InterpolateArgs:
                                        max_frames=max_frames)
 
 
+@dataclass(frozen=True, eq=False)
+class ProjectArgs:
+    """ProjectRequest <-> project(images, space, steps, loss, init, optimize_noise, seed, transform), with the
+    targets as image files (PNG / JPEG bytes: the server decodes them), and what only the wire has: progress
+    events every progress_every steps (0: none), previews in them, the model's name."""
+
+    targets: list[bytes] = field(default_factory=list)
+    space: str = "w"
+    steps: int = DEFAULT_STEPS
+    loss: str = DEFAULT_LOSS
+    seed: int = 0
+    optimize_noise: bool = True
+    init: np.ndarray | None = None               # ws [N or 1, num_ws, w_dim]
+    transform: np.ndarray | None = None          # StyleGAN3: the raw [3, 3] input transform
+    progress_every: int = 0
+    preview: bool = False
+    model: str = ""
+
+    def to_pb(self) -> pb.ProjectRequest:
+        return pb.ProjectRequest(
+            model=self.model, targets=self.targets, space=PROJECTION_SPACE_TO_PB[self.space], steps=self.steps,
+            loss=self.loss, seed=self.seed, optimize_noise=self.optimize_noise,
+            init=None if self.init is None else to_tensor(self.init), progress_every=self.progress_every,
+            preview=self.preview, transform=_transform_pb(None, None, self.transform))
+
+    @classmethod
+    def from_pb(cls, msg: pb.ProjectRequest) -> ProjectArgs:
+        """Order: space, init, transform. The targets stay files (the server checks their headers, then decodes
+        them in the projection's worker)."""
+        if msg.space not in PROJECTION_SPACE_FROM_PB:
+            raise ValueError(f"space: unknown value {msg.space} (PROJECTION_SPACE_W or PROJECTION_SPACE_W_PLUS)")
+        init = from_tensor(msg.init, "init") if msg.HasField("init") else None
+        transform = None
+        if msg.HasField("transform"):
+            translate, rotate, transform = transform_args(msg.transform)
+            if translate is not None or rotate is not None:
+                raise ValueError("transform: a projection takes the input transform as its raw [3, 3] matrix "
+                                 "(Transform.matrix), not translate / rotate")
+        return cls(list(msg.targets), PROJECTION_SPACE_FROM_PB[msg.space], msg.steps or DEFAULT_STEPS,
+                   msg.loss or DEFAULT_LOSS, msg.seed, msg.optimize_noise if msg.HasField("optimize_noise") else True,
+                   init, transform, msg.progress_every, msg.preview, msg.model)
+
+    def check(self, cfg: GeneratorConfig, max_steps: int | None = None) -> ProjectCall:
+        """The arguments but the targets (whose files the server reads), checked by the projection's definition."""
+        if not self.targets:
+            raise ValueError("targets: no targets given")
+        return ProjectCall.check(cfg, len(self.targets), self.space, self.steps, self.loss, self.init,
+                                 self.optimize_noise, self.seed, self.transform, max_steps=max_steps)
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectProgress:
+    """A progress event of a served projection."""
+
+    step: int                           # steps done
+    steps: int
+    losses: np.ndarray                  # [N] float32: the distance per target at this step
+    preview: np.ndarray | None = None   # uint8 [N, H, W, C]: the current ws rendered, when asked for
+
+
+def project_progress_to_pb(step: int, steps: int, losses: np.ndarray, preview: np.ndarray | None = None
+                           ) -> pb.ProjectEvent:
+    """preview: uint8 [N, H, W, C], sent as PNG files."""
+    event = pb.ProjectEvent()
+    p = event.progress
+    p.step, p.steps = step, steps
+    p.losses.extend(np.asarray(losses, np.float32).tolist())
+    if preview is not None:
+        p.preview.format = pb.PNG
+        p.preview.encoded.extend(images.encode(img, "png") for img in preview)
+    return event
+
+
+def project_result_to_pb(result: Projection) -> pb.ProjectEvent:
+    """The result (ws, loss history, images, targets, ...; not the optimised noise nor a history of ws)."""
+    event = pb.ProjectEvent()
+    r = event.result
+    fill_tensor(r.ws, result.ws)
+    fill_tensor(r.losses, result.losses)
+    for into, pixels in ((r.images, result.images), (r.targets, result.targets)):
+        into.format = pb.RAW_UINT8
+        fill_tensor(into.pixels, pixels, "uint8")
+    r.loss, r.space, r.steps, r.seed = result.loss, PROJECTION_SPACE_TO_PB[result.space], result.steps, result.seed
+    r.stopped = result.stopped
+    return event
+
+
+def project_event_from_pb(msg: pb.ProjectEvent) -> ProjectProgress | Projection:
+    """A progress event -> ProjectProgress; the result -> the `Projection` the in-process call returns."""
+    which = msg.WhichOneof("event")
+    if which == "progress":
+        p = msg.progress
+        preview = None
+        if p.HasField("preview"):
+            decoded = images_from_pb(p.preview)
+            preview = np.stack([images.decode(f) for f in decoded]) if isinstance(decoded, list) else decoded
+        return ProjectProgress(p.step, p.steps, np.asarray(p.losses, np.float32), preview)
+    if which != "result":
+        raise ValueError("event: a ProjectEvent with neither progress nor result")
+    r = msg.result
+    if r.space not in PROJECTION_SPACE_FROM_PB:
+        raise ValueError(f"space: unknown value {r.space}")
+    pixels = [images_from_pb(x) for x in (r.images, r.targets)]
+    if any(not isinstance(x, np.ndarray) or x.dtype != np.uint8 for x in pixels):
+        raise ValueError("images: expected RAW_UINT8 images in a projection's result")
+    return Projection(ws=from_tensor(r.ws, "ws"), losses=from_tensor(r.losses, "losses"), images=pixels[0],
+                      targets=pixels[1], loss=r.loss, space=PROJECTION_SPACE_FROM_PB[r.space], steps=r.steps,
+                      seed=r.seed, stopped=r.stopped)
+
+
 @dataclass(frozen=True)
 class GetModelInfoArgs:
     """GetModelInfoRequest <-> which model ("": the server's default)."""
@@ -522,6 +641,7 @@ class ListModelsArgs:
 
 REQUESTS: dict[str, type] = {
     "Generate": GenerateArgs, "Map": MapArgs, "Synthesize": SynthesizeArgs, "Mix": MixArgs,
-    "Interpolate": InterpolateArgs, "GetModelInfo": GetModelInfoArgs, "ListModels": ListModelsArgs,
+    "Interpolate": InterpolateArgs, "Project": ProjectArgs, "GetModelInfo": GetModelInfoArgs,
+    "ListModels": ListModelsArgs,
 }
 """RPC name -> the class of its request's arguments (tests check that every RPC of the service has one)."""

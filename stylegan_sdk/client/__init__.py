@@ -14,10 +14,10 @@ from ..errors import (
     translate_error,
 )
 from .aio import AsyncClient
-from .planning import RemoteModel
+from .planning import ProjectionUnavailableError, RemoteModel
 from .settings import ClientSettings, RetryPolicy
 from .sync import Client
 
 __all__ = ["AsyncClient", "AuthenticationError", "Client", "ClientError", "ClientSettings", "DeadlineExceededError",
-           "InvalidArgumentError", "ModelNotFoundError", "RemoteModel", "RetryPolicy", "ServerBusyError",
-           "ServerError", "ServerUnavailableError", "translate_error"]
+           "InvalidArgumentError", "ModelNotFoundError", "ProjectionUnavailableError", "RemoteModel", "RetryPolicy",
+           "ServerBusyError", "ServerError", "ServerUnavailableError", "translate_error"]

@@ -1,10 +1,13 @@
-"""`AsyncClient`: `Client` for asyncio, the same calls as coroutines (`await G.generate(...)`) and
-`interpolate` as an async iterator. Settings, retry policy, planning and errors are the `Client`'s."""
+"""`AsyncClient`: `Client` for asyncio, the same calls as coroutines (`await G.generate(...)`,
+`await G.project(...)`) and `interpolate` as an async iterator. Settings, retry policy, planning and errors are
+the `Client`'s."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -13,8 +16,22 @@ import numpy as np
 from .._proto import codec, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
 from ..editing.directions import Directions
+from ..errors import ClientError, ServerError
+from ..projection.options import DEFAULT_LOSS, DEFAULT_STEPS, Projection
 from .base import ClientBase
-from .planning import Plan, RemoteModel, edit, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
+from .planning import (
+    Plan,
+    RemoteModel,
+    edit,
+    plan_generate,
+    plan_interpolate,
+    plan_map,
+    plan_mix,
+    plan_project,
+    plan_synthesize,
+    project_event,
+    projection_error,
+)
 
 
 class AsyncClient(ClientBase):
@@ -116,19 +133,54 @@ class AsyncClient(ClientBase):
         """As `Client.interpolate`, an async iterator: `async for frame in G.interpolate(...)`."""
         req, frame = plan_interpolate(await self._meta(), self.model, seeds, z, ws, num_frames, space, psi, cutoff,
                                       noise_mode, c, output, noise_seed, translate, rotate, transform)
+        async with contextlib.aclosing(self._stream("Interpolate", req, timeout)) as messages:
+            async for msg in messages:
+                yield frame(msg)
+
+    async def project(self, images: Any, *, space: str = "w", steps: int = DEFAULT_STEPS, loss: str = DEFAULT_LOSS,
+                      init: Any = None, optimize_noise: bool = True, seed: int = 0,
+                      progress: Callable[..., Any] | None = None, progress_every: int = 10,
+                      preview: Callable[..., Any] | None = None, transform: Any = None,
+                      timeout: float | None = None) -> Projection:
+        """As `Client.project`, awaited; progress and preview may also be coroutine functions (awaited in turn).
+        Cancelling the task cancels the call: the server stops between two steps."""
+        req = plan_project(await self._meta(), self.model, images, space, steps, loss, init, optimize_noise, seed,
+                           progress, progress_every, preview, transform)
+        pending: list[Any] = []
+
+        def later(fn: Callable[..., Any] | None) -> Callable[..., Any] | None:
+            return None if fn is None else lambda *a: pending.append(fn(*a))
+
+        try:
+            async with contextlib.aclosing(self._stream("Project", req, timeout)) as messages:
+                async for msg in messages:
+                    result = project_event(msg, later(progress), later(preview))
+                    while pending:
+                        value = pending.pop(0)
+                        if inspect.isawaitable(value):
+                            await value
+                    if result is not None:
+                        return result
+        except ClientError as e:
+            raise projection_error(e) from None
+        raise ServerError(f"Project on {self.target}: the stream ended without a result")
+
+    async def _stream(self, method: str, req: Any, timeout: float | None) -> AsyncIterator[Any]:
+        """A server-streaming call's messages as they arrive; UNAVAILABLE before the first one is retried like any
+        call. Closing the iterator (or leaving it early) cancels the call."""
         deadline = self._deadline(timeout)
         attempt = 0
         while True:
-            call = self._get_stub().Interpolate(req, timeout=self._remaining("Interpolate", deadline),
-                                                metadata=self.settings.metadata)
+            call = getattr(self._get_stub(), method)(req, timeout=self._remaining(method, deadline),
+                                                     metadata=self.settings.metadata)
             got_any = False
             try:
                 async for msg in call:
                     got_any = True
-                    yield frame(msg)
+                    yield msg
                 return
             except grpc.RpcError as e:
-                await asyncio.sleep(self._stream_retry_delay(e, got_any, attempt, deadline))
+                await asyncio.sleep(self._stream_retry_delay(e, got_any, attempt, deadline, method))
                 attempt += 1
             finally:
                 call.cancel()

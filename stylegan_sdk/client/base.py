@@ -70,11 +70,12 @@ class ClientBase:
             raise translate_error(err, self.target, method) from None
         return delay
 
-    def _stream_retry_delay(self, err: grpc.RpcError, got_any: bool, attempt: int, deadline: float) -> float:
-        """As _retry_delay, for a stream: once a frame has arrived, an error is raised, not retried."""
+    def _stream_retry_delay(self, err: grpc.RpcError, got_any: bool, attempt: int, deadline: float,
+                            method: str = "Interpolate") -> float:
+        """As _retry_delay, for a stream: once a message has arrived, an error is raised, not retried."""
         if got_any:
-            raise translate_error(err, self.target, "Interpolate") from None
-        return self._retry_delay(err, "Interpolate", attempt, deadline)
+            raise translate_error(err, self.target, method) from None
+        return self._retry_delay(err, method, attempt, deadline)
 
     def _remember(self, msg: pb.ModelInfo) -> RemoteModel:
         self._model = RemoteModel.from_pb(msg, self.settings.max_message_bytes)

@@ -2,22 +2,44 @@
 its one definition (stylegan_sdk.calls, the very checks of the in-process Generator), split into requests
 that fit the server's limits (encoded by the codec, stylegan_sdk._proto.codec, which the server decodes
 them with), and the responses are turned back into the Generator's return value.
+
+A projection (`plan_project`) is checked by the projection call's torch-free definition
+(stylegan_sdk.projection.options, which `sg.project` checks with), its targets prepared here as in process
+(centre crop, LANCZOS resize to the model's resolution) and sent as PNG files; its events become progress
+callbacks and, last, the `Projection` the in-process call returns.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import numpy as np
 
 from .. import calls, images
 from .._proto import codec, pb
 from ..config import GeneratorConfig, ModelInfo
 from ..editing.directions import Directions
+from ..errors import ClientError
+from ..projection.options import (
+    ProjectCall,
+    Projection,
+    ProjectionUnavailable,
+    prepare_targets,
+    projection_unavailable,
+    read_target,
+)
 
 ENVELOPE_BYTES = 64 * 1024   # room for everything in a message but the rows
+MAX_LOCAL_TARGET_PIXELS = 8192 * 8192   # target files read here: larger headers are refused before decoding
+
+
+class ProjectionUnavailableError(ClientError, ProjectionUnavailable):
+    """The server cannot project into its model (FAILED_PRECONDITION): the in-process ProjectionUnavailable, with
+    the server's reason."""
 
 
 @dataclass(frozen=True)
@@ -30,13 +52,15 @@ class RemoteModel:
     max_seeds: int
     max_message_bytes: int
     directions: dict[str, Directions] = field(default_factory=dict)   # the model's direction sets (edits=)
+    max_projection_steps: int = 0       # the server's limit (0: not told)
 
     @classmethod
     def from_pb(cls, msg: pb.ModelInfo, client_limit: int) -> RemoteModel:
         return cls(info=codec.model_info_from_pb(msg), config=GeneratorConfig.from_json(msg.config_json),
                    w_avg=codec.from_tensor(msg.w_avg, "w_avg"), max_seeds=msg.limits.max_seeds or 256,
                    max_message_bytes=min(msg.limits.max_message_bytes or client_limit, client_limit),
-                   directions=codec.direction_sets_from_pb(msg))
+                   directions=codec.direction_sets_from_pb(msg),
+                   max_projection_steps=msg.limits.max_projection_steps)
 
     def rows_per_call(self, bytes_per_row: int) -> int:
         return max(1, min(self.max_seeds, (self.max_message_bytes - ENVELOPE_BYTES) // max(1, bytes_per_row)))
@@ -176,3 +200,70 @@ def plan_interpolate(m: RemoteModel, name: str, seeds: Any, z: Any, ws: Any, num
         return _output(codec.images_from_pb(msg.image), call.render.output)[0]
 
     return req, frame
+
+
+# ----------------------------------------------------------------------------
+# Projection
+
+
+def _target(x: Any, name: str) -> Any:
+    """A path or a file's bytes -> the decoded image (PNG / JPEG, its size checked from the header first); anything
+    else as it is (project() takes PIL images and uint8 arrays)."""
+    if isinstance(x, (str, os.PathLike)):
+        if not os.path.isfile(x):
+            raise FileNotFoundError(f"{name}: no such image file {os.fspath(x)!r}")
+        with open(x, "rb") as f:
+            x = f.read()
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return read_target(bytes(x), name, MAX_LOCAL_TARGET_PIXELS)
+    return x
+
+
+def plan_project(m: RemoteModel, name: str, targets: Any, space: Any, steps: Any, loss: Any, init: Any,
+                 optimize_noise: Any, seed: Any, progress: Any, progress_every: Any, preview: Any, transform: Any
+                 ) -> pb.ProjectRequest:
+    """One streaming request: the model checked (ProjectionUnavailable, as in process), the targets prepared as
+    project() prepares them and sent as PNG files of the model's size (the server's preparation then leaves them
+    as they are), the other arguments checked by the projection's definition."""
+    reason = projection_unavailable(m.info)
+    if reason is not None:
+        raise ProjectionUnavailable(reason)
+    for what, fn in (("progress", progress), ("preview", preview)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{what}: expected a callable or None, got {type(fn).__name__}")
+    if isinstance(progress_every, bool) or not isinstance(progress_every, (int, np.integer)) or progress_every < 1:
+        raise ValueError(f"progress_every: must be an int >= 1, got {progress_every!r}")
+    cfg = m.config
+    if isinstance(targets, (list, tuple)):
+        targets = [_target(x, f"images[{i}]" if len(targets) > 1 else "images") for i, x in enumerate(targets)]
+    else:
+        targets = _target(targets, "images")
+    prepared = prepare_targets(targets, cfg.img_resolution, cfg.img_channels)
+    call = ProjectCall.check(cfg, len(prepared), space, steps, loss, init, optimize_noise, seed, transform,
+                             max_steps=m.max_projection_steps or None)
+    watched = progress is not None or preview is not None
+    return codec.ProjectArgs(targets=[images.encode(t, "png") for t in prepared], space=call.space, steps=call.steps,
+                             loss=call.loss, seed=call.seed, optimize_noise=call.optimize_noise, init=call.init,
+                             transform=call.transform.matrix, progress_every=int(progress_every) if watched else 0,
+                             preview=preview is not None, model=name).to_pb()
+
+
+def project_event(msg: pb.ProjectEvent, progress: Callable | None, preview: Callable | None) -> Projection | None:
+    """One event: progress calls progress(step, steps, losses [N]) and preview(step, uint8 [N, H, W, C]); the result
+    -> the Projection."""
+    event = codec.project_event_from_pb(msg)
+    if isinstance(event, Projection):
+        return event
+    if progress is not None:
+        progress(event.step, event.steps, event.losses)
+    if preview is not None and event.preview is not None:
+        preview(event.step, event.preview)
+    return None
+
+
+def projection_error(err: ClientError) -> ClientError:
+    """FAILED_PRECONDITION (the server cannot project into its model) -> ProjectionUnavailableError; others as
+    they are."""
+    if err.code == grpc.StatusCode.FAILED_PRECONDITION:
+        return ProjectionUnavailableError(err.details, err.code, err.details)
+    return err

@@ -10,6 +10,7 @@
     ws2 = G.edit(ws, "attributes", {"smile": 3.0})  # ws + 3 * the smile vector, here (no request)
     for frame in G.interpolate([0, 5, 9], num_frames=30):   # a video, frame by frame
         ...
+    p = G.project("face.png", steps=500, progress=print, timeout=600)   # image -> ws on the server (torch)
 
 Same method names, arguments, defaults, return types and errors as the in-process `Generator`: each call
 is checked by its one definition (stylegan_sdk.calls) before anything is sent, so a bad argument raises
@@ -21,6 +22,7 @@ call's deadline. Imports neither torch nor any model code.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,12 +31,25 @@ from typing import Any
 import grpc
 import numpy as np
 
-from .._proto import codec, pb, pb_grpc
+from .._proto import codec, pb_grpc
 from ..config import GeneratorConfig, ModelInfo
 from ..editing.directions import Directions
-from ..errors import ServerUnavailableError
+from ..errors import ClientError, ServerError, ServerUnavailableError
+from ..projection.options import DEFAULT_LOSS, DEFAULT_STEPS, Projection
 from .base import ClientBase
-from .planning import Plan, RemoteModel, edit, plan_generate, plan_interpolate, plan_map, plan_mix, plan_synthesize
+from .planning import (
+    Plan,
+    RemoteModel,
+    edit,
+    plan_generate,
+    plan_interpolate,
+    plan_map,
+    plan_mix,
+    plan_project,
+    plan_synthesize,
+    project_event,
+    projection_error,
+)
 
 
 class Client(ClientBase):
@@ -70,22 +85,22 @@ class Client(ClientBase):
                 self._remember(msg)
         return self._model
 
-    def _stream(self, req: pb.InterpolateRequest, frame: Callable[[pb.Frame], Any], timeout: float | None
-                ) -> Iterator[Any]:
-        """Frames as they arrive; UNAVAILABLE before the first frame is retried like any call."""
+    def _stream(self, method: str, req: Any, convert: Callable[[Any], Any], timeout: float | None) -> Iterator[Any]:
+        """A server-streaming call's messages as they arrive, converted; UNAVAILABLE before the first one is retried
+        like any call. Closing the iterator (or leaving it early) cancels the call."""
         deadline = self._deadline(timeout)
         attempt = 0
         while True:
-            call = self._stub.Interpolate(req, timeout=self._remaining("Interpolate", deadline),
-                                          metadata=self.settings.metadata)
+            call = getattr(self._stub, method)(req, timeout=self._remaining(method, deadline),
+                                               metadata=self.settings.metadata)
             got_any = False
             try:
                 for msg in call:
                     got_any = True
-                    yield frame(msg)
+                    yield convert(msg)
                 return
             except grpc.RpcError as e:
-                time.sleep(self._stream_retry_delay(e, got_any, attempt, deadline))
+                time.sleep(self._stream_retry_delay(e, got_any, attempt, deadline, method))
                 attempt += 1
             finally:
                 call.cancel()
@@ -180,7 +195,33 @@ class Client(ClientBase):
         req, frame = plan_interpolate(self._meta(), self.model, seeds, z, ws, num_frames, space, psi, cutoff,
                                       noise_mode, c, output, noise_seed, translate, rotate,
                                       transform)
-        return self._stream(req, frame, timeout)
+        return self._stream("Interpolate", req, frame, timeout)
+
+    def project(self, images: Any, *, space: str = "w", steps: int = DEFAULT_STEPS, loss: str = DEFAULT_LOSS,
+                init: Any = None, optimize_noise: bool = True, seed: int = 0,
+                progress: Callable[[int, int, np.ndarray], None] | None = None, progress_every: int = 10,
+                preview: Callable[[int, np.ndarray], None] | None = None, transform: Any = None,
+                timeout: float | None = None) -> Projection:
+        """sg.project(G, images, ...) on the server (a model it runs on torch): the same arguments, checks and
+        `Projection` (without the optimised noise and history). images: PIL images, uint8 arrays ([H, W, C],
+        [N, H, W, C] or a list), or PNG / JPEG files (paths or bytes) read here; prepared here as in process and
+        sent at the model's size. progress(step, steps, losses [N]) every progress_every steps, as the server's
+        events arrive; preview(step, uint8 [N, H, W, C]): the current ws rendered by the server, as often.
+        timeout (default: the client's) bounds the whole run: a projection takes long, give it one. Leaving early
+        (an exception from a callback, KeyboardInterrupt) cancels the call; the server stops between two steps.
+        A model the server cannot project into raises ProjectionUnavailable (a ValueError); a full server
+        ServerBusyError."""
+        req = plan_project(self._meta(), self.model, images, space, steps, loss, init, optimize_noise, seed, progress,
+                           progress_every, preview, transform)
+        try:
+            with contextlib.closing(self._stream("Project", req, lambda msg: msg, timeout)) as events:
+                for msg in events:
+                    result = project_event(msg, progress, preview)
+                    if result is not None:
+                        return result
+        except ClientError as e:
+            raise projection_error(e) from None
+        raise ServerError(f"Project on {self.target}: the stream ended without a result")
 
     # -- lifetime -------------------------------------------------------------
     def close(self) -> None:

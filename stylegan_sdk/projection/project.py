@@ -20,109 +20,38 @@ wants it (`G.backend.synthesize(ws, "random", noise)` renders with it).
 
 from __future__ import annotations
 
-import os
 import re
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..backends.torch_backend import TorchBackend
 from ..calls import Transform
 from ..config import GeneratorConfig
 from ..generator import Generator
-from ..latents import check_ws
 from .losses import LOSSES, PerceptualLoss, make_loss
-from .options import MAX_STEPS, SPACES, check_seed, check_space, check_steps, load_projected_w, save_projected_w
+from .options import (
+    MAX_STEPS,
+    SPACES,
+    Projection,
+    ProjectionUnavailable,
+    check_init,
+    check_seed,
+    check_space,
+    check_steps,
+    load_projected_w,
+    prepare_target,
+    prepare_targets,
+    projection_unavailable,
+    save_projected_w,
+)
 from .schedule import NVIDIA, Schedule, noise_regularization, renormalize_noise
 
 W_AVG_SAMPLES = 10_000      # z mapped for the starting point and the jitter's scale (NVIDIA's w_avg_samples)
 W_AVG_SEED = 123            # their RandomState
-
-
-class ProjectionUnavailable(ValueError):
-    """The model cannot be projected into here: its backend does not differentiate (a server answers
-    FAILED_PRECONDITION)."""
-
-
-@dataclass(frozen=True)
-class Projection:
-    """What `project` found for N targets."""
-
-    ws: np.ndarray                  # [N, num_ws, w_dim] float32 (space "w": every row equal)
-    losses: np.ndarray              # [steps, N] float32: the loss's distance per step and target (before the noise
-                                    # regulariser), measured on the step's jittered w
-    images: np.ndarray              # uint8 [N, H, W, C]: ws synthesised with the model's constant noise (proj.png)
-    targets: np.ndarray             # uint8 [N, H, W, C]: the targets as projected (centre crop, LANCZOS resize)
-    loss: str                       # the loss as it names itself (PerceptualLoss.name): "mse", "lpips (stlpips-...)"
-    space: str                      # "w" | "w+"
-    steps: int                      # steps run (fewer than asked when should_stop() said so)
-    seed: int                       # target i drew its noise and jitter from seed + i
-    noise: list[np.ndarray] | None = None   # the optimised noise, one [N, 1, r, r] per layer (None: not optimised)
-    history: np.ndarray | None = None       # [T, N, num_ws, w_dim]: ws after the steps in history_steps (keep_every)
-    history_steps: tuple[int, ...] = ()
-    stopped: bool = False           # should_stop() ended the run early
-
-    def save_npz(self, path: str | os.PathLike, i: int = 0) -> None:
-        """Write target i's ws as NVIDIA's projected_w.npz (key "w", [1, num_ws, w_dim] float32), atomically."""
-        if not 0 <= i < self.ws.shape[0]:
-            raise ValueError(f"i: must be in [0, {self.ws.shape[0]}), got {i}")
-        save_projected_w(path, self.ws[i])
-
-
-# ----------------------------------------------------------------------------
-# Targets
-
-
-def prepare_target(image: Any, resolution: int, channels: int, name: str = "images") -> np.ndarray:
-    """One target (a PIL image, or uint8 pixels [H, W] / [H, W, C] with C 1, 3 or 4) -> uint8 [resolution,
-    resolution, channels]: converted to RGB (or greyscale, "L"), centre-cropped to a square and resized with
-    LANCZOS, as NVIDIA's projector does. Alpha is dropped."""
-    if channels not in (1, 3):
-        raise ValueError(f"{name}: this model makes {channels}-channel images; projection takes RGB or greyscale "
-                         f"models")
-    if isinstance(image, Image.Image):
-        pil = image
-    elif isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(f"{name}: expected uint8 pixels (0..255), got {image.dtype}")
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
-        if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))) or min(image.shape[:2]) < 1:
-            raise ValueError(f"{name}: expected an image [H, W] or [H, W, C] with C 1, 3 or 4, got shape "
-                             f"{list(image.shape)}")
-        pil = Image.fromarray(np.ascontiguousarray(image))
-    else:
-        raise ValueError(f"{name}: expected PIL images or uint8 arrays, got {type(image).__name__}")
-    pil = pil.convert("L" if channels == 1 else "RGB")
-    w, h = pil.size
-    s = min(w, h)
-    pil = pil.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    pil = pil.resize((resolution, resolution), Image.LANCZOS)
-    arr = np.asarray(pil, dtype=np.uint8)
-    return arr[:, :, np.newaxis] if arr.ndim == 2 else arr
-
-
-def prepare_targets(images: Any, resolution: int, channels: int) -> np.ndarray:
-    """images: one target (PIL image, uint8 [H, W] or [H, W, C]), uint8 [N, H, W, C], or a list of targets
-    -> uint8 [N, resolution, resolution, channels]."""
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        items: Sequence[Any] = list(images)
-    elif isinstance(images, (Image.Image, np.ndarray)):
-        items = [images]
-    elif isinstance(images, (list, tuple)):
-        items = images
-    else:
-        raise ValueError(f"images: expected PIL images or uint8 arrays ([H, W, C], [N, H, W, C] or a list), got "
-                         f"{type(images).__name__}")
-    if len(items) == 0:
-        raise ValueError("images: no targets given")
-    return np.stack([prepare_target(img, resolution, channels, name=f"images[{i}]" if len(items) > 1 else "images")
-                     for i, img in enumerate(items)])
 
 
 # ----------------------------------------------------------------------------
@@ -204,31 +133,12 @@ def check_projectable(G: Any) -> TorchBackend:
     if not isinstance(G, Generator):
         raise ValueError(f"G: expected a Generator (sg.load(...)), got {type(G).__name__}")
     backend = G.backend
-    if not isinstance(backend, TorchBackend):
-        raise ProjectionUnavailable(f"projection needs a model the torch backend runs (a checkpoint or official "
-                                    f"file); {backend.name} cannot differentiate")
-    if backend.precision != "fp32":
-        raise ProjectionUnavailable(f"projection computes in float32; this model was loaded with precision "
-                                    f"{backend.precision!r} (load it with precision='fp32')")
-    if G.config.img_channels not in (1, 3):
-        raise ProjectionUnavailable(f"projection takes RGB or greyscale models; this one makes "
-                                    f"{G.config.img_channels}-channel images")
+    reason = projection_unavailable(G.info)
+    if reason is None and not isinstance(backend, TorchBackend):
+        reason = f"projection needs the torch backend's model; {type(backend).__name__} has none"
+    if reason is not None:
+        raise ProjectionUnavailable(reason)
     return backend
-
-
-def check_init(init: Any, n: int, space: str, num_ws: int, w_dim: int) -> np.ndarray | None:
-    """init ws [N, num_ws, w_dim] or one [num_ws, w_dim] (or [1, ...]) for every target -> [N, num_ws, w_dim]."""
-    if init is None:
-        return None
-    ws, _ = check_ws(init, num_ws, w_dim, name="init")
-    if ws.shape[0] not in (1, n):
-        raise ValueError(f"init: expected ws for 1 or {n} targets, got {ws.shape[0]}")
-    if not np.all(np.isfinite(ws)):
-        raise ValueError("init: contains NaN or Inf")
-    if space == "w" and not np.all(ws == ws[:, :1]):
-        raise ValueError("init: space 'w' optimises one w per target, but init's ws rows differ (project in "
-                         "space 'w+' to start from them)")
-    return np.array(np.broadcast_to(ws, (n, num_ws, w_dim)), np.float32)  # a writable copy
 
 
 # ----------------------------------------------------------------------------
@@ -252,6 +162,8 @@ def project(
     should_stop: Callable[[], bool] | None = None,  # checked before every step; True ends the run (stopped)
     transform: Any = None,                      # StyleGAN3: the input transform [3, 3] (None: the identity)
     keep_every: int = 0,                        # > 0: keep ws every this many steps (Projection.history)
+    on_ws: Callable[[int, np.ndarray], None] | None = None,  # on_ws(step, ws [N, num_ws, w_dim]) every ws_every steps
+    ws_every: int = 0,                          # (a server renders previews with it)
     autocast: bool | None = None,               # bf16 autocast; None: auto_bf16 (CPUs with AMX / AVX512-BF16, big
                                                 # enough StyleGAN v1 / v2 networks)
     schedule: Schedule = NVIDIA,
@@ -270,9 +182,10 @@ def project(
     init_ws = check_init(init, n, space, cfg.num_ws, cfg.w_dim)
     seed = check_seed(seed, n)
     render = Transform.check(cfg, transform=transform)
-    if isinstance(keep_every, bool) or not isinstance(keep_every, (int, np.integer)) or keep_every < 0:
-        raise ValueError(f"keep_every: must be an int >= 0, got {keep_every!r}")
-    for name, fn in (("progress", progress), ("should_stop", should_stop)):
+    for name, every in (("keep_every", keep_every), ("ws_every", ws_every)):
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
+            raise ValueError(f"{name}: must be an int >= 0, got {every!r}")
+    for name, fn in (("progress", progress), ("should_stop", should_stop), ("on_ws", on_ws)):
         if fn is not None and not callable(fn):
             raise ValueError(f"{name}: expected a callable or None, got {type(fn).__name__}")
 
@@ -340,6 +253,8 @@ def project(
         if keep_every and done % keep_every == 0:
             history.append(_ws_numpy(w_opt, cfg.num_ws))
             history_steps.append(done)
+        if on_ws is not None and ws_every and done % ws_every == 0:
+            on_ws(done, _ws_numpy(w_opt, cfg.num_ws))
         if progress is not None:
             progress(done, steps, losses[step].copy())
 

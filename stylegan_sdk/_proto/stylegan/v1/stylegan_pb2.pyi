@@ -33,6 +33,12 @@ class Space(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SPACE_UNSPECIFIED: _ClassVar[Space]
     W: _ClassVar[Space]
     Z: _ClassVar[Space]
+
+class ProjectionSpace(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROJECTION_SPACE_UNSPECIFIED: _ClassVar[ProjectionSpace]
+    PROJECTION_SPACE_W: _ClassVar[ProjectionSpace]
+    PROJECTION_SPACE_W_PLUS: _ClassVar[ProjectionSpace]
 DTYPE_UNSPECIFIED: DType
 FLOAT32: DType
 UINT8: DType
@@ -48,6 +54,9 @@ RAW_FLOAT32: ImageFormat
 SPACE_UNSPECIFIED: Space
 W: Space
 Z: Space
+PROJECTION_SPACE_UNSPECIFIED: ProjectionSpace
+PROJECTION_SPACE_W: ProjectionSpace
+PROJECTION_SPACE_W_PLUS: ProjectionSpace
 
 class Tensor(_message.Message):
     __slots__ = ("shape", "dtype", "data")
@@ -235,6 +244,74 @@ class Frame(_message.Message):
     ws: Tensor
     def __init__(self, index: _Optional[int] = ..., total: _Optional[int] = ..., image: _Optional[_Union[Images, _Mapping]] = ..., ws: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
+class ProjectRequest(_message.Message):
+    __slots__ = ("model", "targets", "space", "steps", "loss", "seed", "optimize_noise", "init", "progress_every", "preview", "transform")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZE_NOISE_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_EVERY_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    targets: _containers.RepeatedScalarFieldContainer[bytes]
+    space: ProjectionSpace
+    steps: int
+    loss: str
+    seed: int
+    optimize_noise: bool
+    init: Tensor
+    progress_every: int
+    preview: bool
+    transform: Transform
+    def __init__(self, model: _Optional[str] = ..., targets: _Optional[_Iterable[bytes]] = ..., space: _Optional[_Union[ProjectionSpace, str]] = ..., steps: _Optional[int] = ..., loss: _Optional[str] = ..., seed: _Optional[int] = ..., optimize_noise: _Optional[bool] = ..., init: _Optional[_Union[Tensor, _Mapping]] = ..., progress_every: _Optional[int] = ..., preview: _Optional[bool] = ..., transform: _Optional[_Union[Transform, _Mapping]] = ...) -> None: ...
+
+class ProjectProgress(_message.Message):
+    __slots__ = ("step", "steps", "losses", "preview")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    steps: int
+    losses: _containers.RepeatedScalarFieldContainer[float]
+    preview: Images
+    def __init__(self, step: _Optional[int] = ..., steps: _Optional[int] = ..., losses: _Optional[_Iterable[float]] = ..., preview: _Optional[_Union[Images, _Mapping]] = ...) -> None: ...
+
+class ProjectResult(_message.Message):
+    __slots__ = ("ws", "losses", "images", "targets", "loss", "space", "steps", "seed", "stopped")
+    WS_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    ws: Tensor
+    losses: Tensor
+    images: Images
+    targets: Images
+    loss: str
+    space: ProjectionSpace
+    steps: int
+    seed: int
+    stopped: bool
+    def __init__(self, ws: _Optional[_Union[Tensor, _Mapping]] = ..., losses: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ..., targets: _Optional[_Union[Images, _Mapping]] = ..., loss: _Optional[str] = ..., space: _Optional[_Union[ProjectionSpace, str]] = ..., steps: _Optional[int] = ..., seed: _Optional[int] = ..., stopped: _Optional[bool] = ...) -> None: ...
+
+class ProjectEvent(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: ProjectProgress
+    result: ProjectResult
+    def __init__(self, progress: _Optional[_Union[ProjectProgress, _Mapping]] = ..., result: _Optional[_Union[ProjectResult, _Mapping]] = ...) -> None: ...
+
 class GetModelInfoRequest(_message.Message):
     __slots__ = ("model",)
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -252,14 +329,26 @@ class Layer(_message.Message):
     def __init__(self, index: _Optional[int] = ..., resolution: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_seeds", "max_message_bytes", "max_batch")
+    __slots__ = ("max_seeds", "max_message_bytes", "max_batch", "max_projection_steps", "max_projection_targets", "max_projection_pixels", "max_projection_file_bytes", "max_projections", "max_queued_projections")
     MAX_SEEDS_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROJECTION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROJECTION_TARGETS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROJECTION_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROJECTION_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUED_PROJECTIONS_FIELD_NUMBER: _ClassVar[int]
     max_seeds: int
     max_message_bytes: int
     max_batch: int
-    def __init__(self, max_seeds: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ...) -> None: ...
+    max_projection_steps: int
+    max_projection_targets: int
+    max_projection_pixels: int
+    max_projection_file_bytes: int
+    max_projections: int
+    max_queued_projections: int
+    def __init__(self, max_seeds: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_batch: _Optional[int] = ..., max_projection_steps: _Optional[int] = ..., max_projection_targets: _Optional[int] = ..., max_projection_pixels: _Optional[int] = ..., max_projection_file_bytes: _Optional[int] = ..., max_projections: _Optional[int] = ..., max_queued_projections: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "arch", "z_dim", "w_dim", "c_dim", "num_ws", "img_resolution", "img_channels", "layers", "backend", "device", "config_json", "w_avg", "limits", "precision", "class_names", "direction_sets")

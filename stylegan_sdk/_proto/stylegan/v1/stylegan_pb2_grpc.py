@@ -59,6 +59,11 @@ class StyleGANStub:
                 request_serializer=stylegan_dot_v1_dot_stylegan__pb2.InterpolateRequest.SerializeToString,
                 response_deserializer=stylegan_dot_v1_dot_stylegan__pb2.Frame.FromString,
                 _registered_method=True)
+        self.Project = channel.unary_stream(
+                '/stylegan.v1.StyleGAN/Project',
+                request_serializer=stylegan_dot_v1_dot_stylegan__pb2.ProjectRequest.SerializeToString,
+                response_deserializer=stylegan_dot_v1_dot_stylegan__pb2.ProjectEvent.FromString,
+                _registered_method=True)
         self.GetModelInfo = channel.unary_unary(
                 '/stylegan.v1.StyleGAN/GetModelInfo',
                 request_serializer=stylegan_dot_v1_dot_stylegan__pb2.GetModelInfoRequest.SerializeToString,
@@ -109,6 +114,15 @@ class StyleGANServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Project(self, request, context):
+        """Target images -> the latents whose synthesis matches them, by optimisation (NVIDIA's projector): a progress
+        event every progress_every steps, then the result. Cancelling the call (or its deadline) stops the
+        optimisation between two steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetModelInfo(self, request, context):
         """What a model is (sizes, layer table, backend) and the server's limits.
         """
@@ -149,6 +163,11 @@ def add_StyleGANServicer_to_server(servicer, server):
                     servicer.Interpolate,
                     request_deserializer=stylegan_dot_v1_dot_stylegan__pb2.InterpolateRequest.FromString,
                     response_serializer=stylegan_dot_v1_dot_stylegan__pb2.Frame.SerializeToString,
+            ),
+            'Project': grpc.unary_stream_rpc_method_handler(
+                    servicer.Project,
+                    request_deserializer=stylegan_dot_v1_dot_stylegan__pb2.ProjectRequest.FromString,
+                    response_serializer=stylegan_dot_v1_dot_stylegan__pb2.ProjectEvent.SerializeToString,
             ),
             'GetModelInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelInfo,
@@ -296,6 +315,33 @@ class StyleGAN:
             '/stylegan.v1.StyleGAN/Interpolate',
             stylegan_dot_v1_dot_stylegan__pb2.InterpolateRequest.SerializeToString,
             stylegan_dot_v1_dot_stylegan__pb2.Frame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Project(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stylegan.v1.StyleGAN/Project',
+            stylegan_dot_v1_dot_stylegan__pb2.ProjectRequest.SerializeToString,
+            stylegan_dot_v1_dot_stylegan__pb2.ProjectEvent.FromString,
             options,
             channel_credentials,
             insecure,
