@@ -473,7 +473,8 @@ class Edit:
 
     @classmethod
     def check(cls, cfg: GeneratorConfig, ws: Any, directions: Any, strengths: Any,
-              layers: int | str | Iterable[int] | None = None, sets: abc.Mapping[str, Directions] | None = None) -> Edit:
+              layers: int | str | Iterable[int] | None = None,
+              sets: abc.Mapping[str, Directions] | None = None) -> Edit:
         """Order: ws, directions (a Directions, or the name of one of `sets`), strengths, layers."""
         ws, single = latents.check_ws(ws, cfg.num_ws, cfg.w_dim)
         if isinstance(directions, str):

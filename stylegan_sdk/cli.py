@@ -15,7 +15,6 @@ import math
 import os
 import re
 import sys
-import warnings
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 
@@ -46,6 +45,7 @@ from .latents import parse_int_list, seed_to_z
 from .loading import load, model_kind, read_model
 from .progress import Progress
 from .projection.options import MAX_STEPS, SPACES, check_seed, check_steps, load_projected_w
+from .projection.options import read_target as read_target_bytes
 from .version import install_hint, package_version
 
 PLUGIN_GROUP = "stylegan_sdk.commands"
@@ -283,6 +283,7 @@ def ws_rows(rows: Sequence[int] | None) -> str:
 # the two equal).
 PROJECTION_LOSSES = ("lpips", "lpips-vgg16", "mse")
 MAX_TARGET_PIXELS = 8192 * 8192     # targets whose header claims more are refused before they are decoded
+MAX_TARGET_BYTES = 256 * 2**20      # and larger files before they are read whole
 VIDEO_FRAMES = 100                  # --video: about this many frames, whatever --steps
 
 
@@ -364,29 +365,17 @@ def target_names(paths: Sequence[str]) -> list[str]:
 
 
 def read_target(path: str):
-    """A target image file -> a decoded PIL image; UserError (naming --target) for a missing file, something
-    that is not an image, or one whose header claims more than MAX_TARGET_PIXELS (refused before decoding)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """A target image file -> a decoded PIL image (projection.options.read_target: the header checked before
+    decoding); UserError naming --target for a missing file, something that is not an image, one over
+    MAX_TARGET_BYTES, or one whose header claims more than MAX_TARGET_PIXELS."""
     if not os.path.isfile(path):
         raise UserError(f"--target: no such image file {path!r}")
-    limit = int(math.isqrt(MAX_TARGET_PIXELS))
+    with open(path, "rb") as f:
+        data = f.read(MAX_TARGET_BYTES + 1)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > MAX_TARGET_PIXELS:
-                    raise UserError(f"--target: {path!r} is {w}x{h} pixels, more than {limit}x{limit}; "
-                                    f"shrink it first")
-                img.load()
-                return img.copy()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"--target: {path!r} claims more pixels than {limit}x{limit}; shrink it first") from None
-    except UnidentifiedImageError:
-        raise UserError(f"--target: {path!r} is not an image file Pillow reads") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise UserError(f"--target: cannot decode {path!r}: {e}") from None
+        return read_target_bytes(data, f"--target: {path!r}", MAX_TARGET_PIXELS, MAX_TARGET_BYTES, formats=None)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def progress_gif(target: np.ndarray, frames: np.ndarray, ms_per_frame: int = 100) -> bytes:
@@ -518,7 +507,8 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     def set_args(sp: argparse.ArgumentParser, model_help: str, ranked_by: str) -> None:
         sp.add_argument("model", help=model_help)
-        sp.add_argument("--out", required=True, help="direction set file to write (.safetensors; missing folders are made)")
+        sp.add_argument("--out", required=True,
+                        help="direction set file to write (.safetensors; missing folders are made)")
         sp.add_argument("-k", type=int, default=10, help=f"directions to keep ({ranked_by})")
 
     sp = sub.add_parser("convert", help="official .pkl (or our checkpoint) -> our checkpoint")

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 
 from .backends.registry import REGISTRY, backend_class
 from .config import PRECISIONS, GeneratorConfig
-from .formats.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
 from .editing.directions import Directions, directions_from_bytes, load_directions
+from .formats.checkpoint import Checkpoint, is_checkpoint, load_checkpoint
 from .formats.exported import ExportedModel, is_exported_folder, read_exported
 from .formats.triton import is_triton_url
 from .generator import Generator
@@ -33,8 +33,9 @@ DEFAULT_MODEL = "default"
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 DEFAULT_CHECKPOINT = os.path.join(DEFAULT_DIR, "emoji.safetensors")
 DEFAULT_EXPORT = os.path.join(DEFAULT_DIR, "emoji_onnx")
-DEFAULT_DIRECTIONS = {name: os.path.join(DEFAULT_DIR, "directions", f"{name}.safetensors")   # the sets its export
-                      for name in ("sefa", "ganspace", "attributes")}                         # carries, for the checkpoint
+# The direction sets the bundled export carries, as files beside the bundled checkpoint.
+DEFAULT_DIRECTIONS = {name: os.path.join(DEFAULT_DIR, "directions", f"{name}.safetensors")
+                      for name in ("sefa", "ganspace", "attributes")}
 # backend="auto" on the CPU: OpenVINO from this resolution up (when installed), ONNX Runtime below it,
 # from the side-by-side measurements in benchmarks/RESULTS.md ("Choosing the CPU backend").
 OPENVINO_FROM_RESOLUTION = 256

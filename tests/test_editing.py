@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 import stylegan_sdk as sg
 from stylegan_sdk import calls
 from stylegan_sdk.config import GeneratorConfig
 from stylegan_sdk.editing.directions import MAX_STRENGTH, Directions
-
-from conftest import FIXTURES
 
 SKIP32 = FIXTURES / "nvlabs-stylegan2" / "sg2_skip_32"
 ROSINALITY = FIXTURES / "rosinality-stylegan2" / "sg2_32"

@@ -22,7 +22,7 @@ from serving import ServerSettings, serve_in_thread
 from stylegan_sdk._proto import codec, pb, pb_grpc
 from stylegan_sdk.editing.directions import Directions
 from stylegan_sdk.editing.weights import STYLE_AFFINES_FILE
-from stylegan_sdk.formats.exported import read_exported, sha256_file
+from stylegan_sdk.formats.exported import sha256_file
 
 TIMEOUT = 30
 SETS = ("sefa", "coarse")        # every ws row (k=5); the coarse rows only (k=3)
@@ -36,7 +36,8 @@ EDITS = {"sefa": {0: 3.0, "sefa2": -2.0}, "coarse": {"1": 4.0}}
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """SHARED/onnx-sg2_skip_32-directions: skip32.safetensors, sefa.safetensors, coarse.safetensors, and exported/
-    written by `stylegan export onnx skip32.safetensors --out exported --directions sefa=... --directions coarse=...`."""
+    written by `stylegan export onnx skip32.safetensors --out exported --directions sefa=...
+    --directions coarse=...`."""
     def build(folder: Path) -> None:
         from stylegan_sdk.export.cli import main
 

@@ -45,7 +45,8 @@ LAYERS = {
     "stylegan_sdk.export": 4, "stylegan_sdk.client": 4, "stylegan_sdk.projection": 4, "serving": 4, "training": 4,
     "stylegan_sdk.__main__": 5, "stylegan_sdk.cli": 5, "stylegan_sdk.demo": 5,
     "stylegan_sdk.export.cli": 5, "serving.cli": 5, "serving.__main__": 5, "training.run": 5,
-    "training.metrics.__main__": 5, "training.metrics.separability.__main__": 5, "training.attribute_directions": 5, "export": 5,
+    "training.metrics.__main__": 5, "training.metrics.separability.__main__": 5, "training.attribute_directions": 5,
+    "export": 5,
 }
 
 

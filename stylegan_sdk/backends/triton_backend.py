@@ -33,8 +33,14 @@ from ..config import GeneratorConfig
 from ..editing.directions import Directions
 from ..errors import ClientError, InvalidArgumentError, error_for_status
 from ..formats.exported import GRAPHS, check_graph_io, graph_io
-from ..formats.triton import DIRECTIONS_PARAMETER, PARAMETER, model_names, parse_url, read_directions_parameter, \
-    read_parameter
+from ..formats.triton import (
+    DIRECTIONS_PARAMETER,
+    PARAMETER,
+    model_names,
+    parse_url,
+    read_directions_parameter,
+    read_parameter,
+)
 from .base import Backend
 from .host_feed import SynthesisFeed, mapping_feed
 

@@ -83,7 +83,8 @@ class Directions:
     """K directions in W (see the module docstring)."""
 
     vectors: np.ndarray                 # [K, w_dim] float32, unit rows
-    values: np.ndarray                  # [K] float32: eigenvalue (sefa), standard deviation (ganspace), accuracy (boundary)
+    values: np.ndarray                  # [K] float32: eigenvalue (sefa), standard deviation (ganspace),
+                                        # held-out accuracy (boundary)
     names: tuple[str, ...]              # [K] unique names ("sefa0", "pc3", "smile")
     kind: str                           # "sefa" | "ganspace" | "boundary"
     layers: tuple[int, ...] | None      # ws rows the directions belong to (sorted, unique); None: every row

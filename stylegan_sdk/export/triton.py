@@ -39,8 +39,14 @@ import numpy as np
 from ..config import GeneratorConfig
 from ..formats.exported import BATCH, MANIFEST, ExportedModel, graph_io, is_exported_folder, read_exported
 from ..formats.fileio import atomic_write_bytes, default_dir_mode, move_into_place
-from ..formats.triton import DIRECTIONS_PARAMETER, PARAMETER, check_name, directions_parameter, model_names, \
-    model_parameter
+from ..formats.triton import (
+    DIRECTIONS_PARAMETER,
+    PARAMETER,
+    check_name,
+    directions_parameter,
+    model_names,
+    model_parameter,
+)
 from ..loading import DIRECTIONS_KEY, exported_directions, resolve_model
 
 ENGINES = ("onnx", "tensorrt")

@@ -199,11 +199,13 @@ class ProjectCall:
         return cls(space, steps, loss, init_ws, bool(optimize_noise), seed, t)
 
 
-def read_target(data: bytes, name: str, max_pixels: int, max_bytes: int | None = None, decode: bool = True) -> Any:
+def read_target(data: bytes, name: str, max_pixels: int, max_bytes: int | None = None, decode: bool = True,
+                formats: tuple[str, ...] | None = TARGET_FORMATS) -> Any:
     """A target image file's bytes (PNG or JPEG) -> the decoded PIL image (decode=False: only the checks of the
     header, None). Its size is checked from the header, before anything is decoded: more than max_bytes bytes,
     or a header that claims more than max_pixels pixels (a decompression bomb), is refused. ValueError naming
-    `name` for that, for another format, and for a file that does not decode."""
+    `name` for that, for another format (`formats`; None: any Pillow reads), and for a file that does not
+    decode."""
     from PIL import Image, UnidentifiedImageError
 
     if max_bytes is not None and len(data) > max_bytes:
@@ -212,7 +214,7 @@ def read_target(data: bytes, name: str, max_pixels: int, max_bytes: int | None =
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=TARGET_FORMATS) as img:
+            with Image.open(io.BytesIO(data), formats=formats) as img:
                 w, h = img.size
                 if w * h <= max_pixels:
                     if not decode:
@@ -223,7 +225,8 @@ def read_target(data: bytes, name: str, max_pixels: int, max_bytes: int | None =
         raise ValueError(f"{name}: the image claims more pixels than Pillow's decompression-bomb limit; shrink it "
                          f"first") from None
     except UnidentifiedImageError:
-        raise ValueError(f"{name}: not a PNG or JPEG file") from None
+        wanted = f"a {' or '.join(formats)} file" if formats else "an image file Pillow reads"
+        raise ValueError(f"{name}: not {wanted}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ValueError(f"{name}: cannot decode the image ({e})") from None
     raise ValueError(f"{name}: the image is {w}x{h} pixels, more than the limit of {max_pixels:,} (about "
