@@ -198,8 +198,9 @@ def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
     return module, sg3
 
 
-def official_runner(ckpt: Checkpoint, device: str, checkout: str | None) -> Callable[[np.ndarray], np.ndarray]:
-    """NVlabs' StyleGAN2 Generator (from the checkout) with our weights (same state-dict names), fp32."""
+def official_generator(ckpt: Checkpoint, device: str, checkout: str | None) -> torch.nn.Module:
+    """NVlabs' StyleGAN2 Generator (from the checkout) with the checkpoint's weights (same state-dict names),
+    fp32, eval, requires_grad off, on `device`. NotHere without a checkout."""
     checkout = official_checkout(checkout)
     if not checkout:
         raise NotHere(f"no --official checkout given and {DEFAULT_OFFICIAL} does not exist")
@@ -212,7 +213,12 @@ def official_runner(ckpt: Checkpoint, device: str, checkout: str | None) -> Call
     with contextlib.redirect_stdout(io.StringIO()):
         G = module.Generator(**common, **syn) if sg3 else module.Generator(**common, synthesis_kwargs=syn)
     G.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.tensors.items()})
-    G = G.eval().requires_grad_(False).to(device)
+    return G.eval().requires_grad_(False).to(device)
+
+
+def official_runner(ckpt: Checkpoint, device: str, checkout: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """NVlabs' StyleGAN2 Generator (official_generator), ws -> float32 images on the host, noise const."""
+    G = official_generator(ckpt, device, checkout)
 
     def run(ws: np.ndarray) -> np.ndarray:
         with torch.no_grad():
