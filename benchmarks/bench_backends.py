@@ -163,7 +163,8 @@ def official_checkout(path: str | None) -> str | None:
 
 def shim_official_imports() -> None:
     """What the official checkouts import that this environment may lack: `pkg_resources` (gone from recent
-    setuptools; parse_version only) and `requests` (dnnlib's downloads, none made here)."""
+    setuptools; parse_version only), `requests` (dnnlib's downloads, none made here), and `click` / `imageio`
+    (the scripts' command lines and videos, e.g. projector.py's, whose functions are called directly)."""
     try:
         import pkg_resources  # noqa: F401
     except ImportError:
@@ -176,6 +177,18 @@ def shim_official_imports() -> None:
         import requests  # noqa: F401
     except ImportError:
         sys.modules["requests"] = types.ModuleType("requests")
+    # The command-line halves of the official scripts (projector.py, generate.py): decorators and video output,
+    # never called here.
+    try:
+        import click  # noqa: F401
+    except ImportError:
+        shim = types.ModuleType("click")
+        shim.command = shim.option = lambda *a, **k: (lambda f: f)  # type: ignore[attr-defined]
+        sys.modules["click"] = shim
+    try:
+        import imageio  # noqa: F401
+    except ImportError:
+        sys.modules["imageio"] = types.ModuleType("imageio")
 
 
 def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
