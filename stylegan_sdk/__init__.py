@@ -3,6 +3,7 @@
     import stylegan_sdk as sg
     G = sg.load("model.safetensors")          # or an official network-snapshot-*.pkl
     images = G.generate("0-3", psi=0.7)       # list of PIL images
+    p = sg.project(G, target_image, loss="mse")  # image -> ws (torch backend): p.ws, p.images, p.save_npz(...)
 """
 
 from .config import GeneratorConfig, ModelInfo
@@ -16,8 +17,10 @@ from .latents import interpolation_path, mix_ws, seed_to_z, truncate
 from .loading import load, read_model
 from .version import package_version
 
-# The gRPC client imports grpc: only when it is first used (`sg.Client`), never with `import stylegan_sdk`.
-_LAZY = {"Client": ".client", "AsyncClient": ".client"}
+# The gRPC client imports grpc, projection imports torch: only when first used (`sg.Client`, `sg.project`), never
+# with `import stylegan_sdk`.
+_LAZY = {"Client": ".client", "AsyncClient": ".client", "project": ".projection.project",
+         "Projection": ".projection.project", "ProjectionUnavailable": ".projection.project"}
 
 
 def __getattr__(name: str):
@@ -41,6 +44,8 @@ __all__ = [
     "Generator",
     "GeneratorConfig",
     "ModelInfo",
+    "Projection",
+    "ProjectionUnavailable",
     "boundary",
     "ganspace",
     "interpolation_path",
@@ -48,6 +53,7 @@ __all__ = [
     "load_checkpoint",
     "load_directions",
     "mix_ws",
+    "project",
     "read_model",
     "save_checkpoint",
     "sefa",

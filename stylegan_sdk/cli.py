@@ -1,5 +1,5 @@
-"""`stylegan` command line: convert, info, generate, mix, directions, edit, export, and commands other packages add
-(serve).
+"""`stylegan` command line: convert, info, generate, mix, directions, edit, project, export, and commands other
+packages add (serve).
 
 Thin: parse, check every argument, call the library, then write files. A user error prints one line
 and exits 2, before anything is written. Commands from other packages are entry points in the group
@@ -9,11 +9,13 @@ and exits 2, before anything is written. Commands from other packages are entry 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 
@@ -38,10 +40,12 @@ from .editing.sefa import CONVENTIONS, sefa
 from .export import cli as export_cli
 from .formats.checkpoint import save_checkpoint
 from .formats.exported import read_exported
-from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
+from .formats.fileio import atomic_write_bytes
+from .images import display_factor, encode, grid, labelled_grid, save_png, scale_caption, upscale
 from .latents import parse_int_list, seed_to_z
 from .loading import load, model_kind, read_model
 from .progress import Progress
+from .projection.options import MAX_STEPS, SPACES, check_seed, check_steps, load_projected_w
 from .version import install_hint, package_version
 
 PLUGIN_GROUP = "stylegan_sdk.commands"
@@ -272,6 +276,126 @@ def ws_rows(rows: Sequence[int] | None) -> str:
 
 
 # ----------------------------------------------------------------------------
+# stylegan project
+
+
+# stylegan_sdk.projection.losses.LOSSES (that module needs torch, imported once a run is checked; a test keeps
+# the two equal).
+PROJECTION_LOSSES = ("lpips", "mse")
+MAX_TARGET_PIXELS = 8192 * 8192     # targets whose header claims more are refused before they are decoded
+VIDEO_FRAMES = 100                  # --video: about this many frames, whatever --steps
+
+
+def cmd_project(args: argparse.Namespace) -> None:
+    try:
+        check_steps(args.steps)
+        check_seed(args.seed, len(args.target))
+        init = None if args.init is None else load_projected_w(args.init, name="init")
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError("--" + str(e)) from None
+    names = target_names(args.target)
+    targets = [read_target(path) for path in args.target]
+    check_output(args.out, "--out", folder=True)
+    kind, path = model_kind(args.model, backend="torch")
+    if kind in ("exported", "triton"):
+        what = "an exported folder (ONNX graphs)" if kind == "exported" else "a model on a Triton server"
+        raise UserError(f"--model: projection needs a model the torch backend runs (a checkpoint or official file); "
+                        f"{args.model!r} is {what}, which cannot differentiate")
+    # Torch from here on (an optional dependency: ImportError -> one line with the install hint).
+    from .projection.project import project
+
+    G = load(path, backend="torch", device=args.device, key=args.key)
+    n, steps = len(targets), args.steps
+    keep_every = max(1, steps // VIDEO_FRAMES) if args.video else 0
+    print(f"stylegan project: {n} target{'s' if n > 1 else ''}, loss {args.loss}, space {args.space.upper()}, "
+          f"{steps} steps, seed {args.seed}, noise {'optimised' if args.noise else 'constant'}, {G}",
+          file=sys.stderr, flush=True)
+    progress = StepProgress("stylegan project: step", total=steps, unit="it", every_s=5.0, stream=sys.stderr)
+
+    def report_step(step: int, total: int, losses: np.ndarray) -> None:
+        progress.loss = float(np.mean(losses))
+        progress.advance(step - progress.done)
+
+    try:
+        p = project(G, targets, space=args.space, steps=steps, loss=args.loss, init=init, optimize_noise=args.noise,
+                    seed=args.seed, progress=report_step, keep_every=keep_every)
+    except ValueError as e:  # the library's argument names -> the flags typed
+        raise UserError(flag_names(str(e), ("init", "seed", "steps", "space", "loss"))) from None
+    progress.close()
+    folders = [args.out] if n == 1 else [os.path.join(args.out, name) for name in names]
+    with writing(args.out, "--out", folder=True):
+        for i, folder in enumerate(folders):
+            os.makedirs(folder, exist_ok=True)
+            save_png(p.targets[i], os.path.join(folder, "target.png"))
+            save_png(p.images[i], os.path.join(folder, "proj.png"))
+            p.save_npz(os.path.join(folder, "projected_w.npz"), i)
+            if p.history is not None:
+                frames = G.synthesize(p.history[:, i], noise_mode="const", output="uint8")
+                atomic_write_bytes(os.path.join(folder, "proj.gif"), progress_gif(p.targets[i], frames))
+    files = "target.png, proj.png, projected_w.npz" + (", proj.gif" if p.history is not None else "")
+    where = args.out if n == 1 else f"{args.out}/<name>/ for {', '.join(names)}"
+    final = ", ".join(f"{v:.4g}" for v in p.losses[-1])
+    print(f"wrote {files} to {where} ({p.loss} loss, space {p.space.upper()}, {p.steps} steps; final loss {final})")
+
+
+class StepProgress(Progress):
+    """Progress lines with the mean loss of the last step: `... step 100/1,000 (10%), 12.3 it/s, ..., loss 0.2345`."""
+
+    loss: float | None = None
+
+    def line(self) -> str:
+        return super().line() + ("" if self.loss is None else f", loss {self.loss:.4f}")
+
+
+def target_names(paths: Sequence[str]) -> list[str]:
+    """The sub-folder of each target when there are several: its file name without the extension (unique)."""
+    names = [os.path.splitext(os.path.basename(p))[0] or "target" for p in paths]
+    seen: dict[str, str] = {}
+    for name, path in zip(names, paths):
+        if name in seen and len(paths) > 1:
+            raise UserError(f"--target: {seen[name]!r} and {path!r} would both write to <out>/{name}/; rename one")
+        seen[name] = path
+    return names
+
+
+def read_target(path: str):
+    """A target image file -> a decoded PIL image; UserError (naming --target) for a missing file, something
+    that is not an image, or one whose header claims more than MAX_TARGET_PIXELS (refused before decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise UserError(f"--target: no such image file {path!r}")
+    limit = int(math.isqrt(MAX_TARGET_PIXELS))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_TARGET_PIXELS:
+                    raise UserError(f"--target: {path!r} is {w}x{h} pixels, more than {limit}x{limit}; "
+                                    f"shrink it first")
+                img.load()
+                return img.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"--target: {path!r} claims more pixels than {limit}x{limit}; shrink it first") from None
+    except UnidentifiedImageError:
+        raise UserError(f"--target: {path!r} is not an image file Pillow reads") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"--target: cannot decode {path!r}: {e}") from None
+
+
+def progress_gif(target: np.ndarray, frames: np.ndarray, ms_per_frame: int = 100) -> bytes:
+    """GIF of target | projection side by side (as NVIDIA's proj.mp4), one frame per kept step, looping."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.concatenate([target, f], axis=1).squeeze(2) if f.shape[2] == 1
+                                else np.concatenate([target, f], axis=1)) for f in frames]
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------
 # Grids for people (stylegan mix, stylegan edit)
 
 
@@ -347,7 +471,7 @@ def _pair(text: str) -> tuple[float, float]:
     return x, y
 
 
-BUILTIN_COMMANDS = ("convert", "info", "generate", "mix", "directions", "edit", "export")
+BUILTIN_COMMANDS = ("convert", "info", "generate", "mix", "directions", "edit", "project", "export")
 # Built-in commands with sub-commands of their own: main() hands them everything after their name.
 NESTED_COMMANDS = {"export": (export_cli.main, "export a model: onnx, tensorrt or triton (stylegan export --help)")}
 
@@ -355,7 +479,7 @@ NESTED_COMMANDS = {"export": (export_cli.main, "export a model: onnx, tensorrt o
 def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser of the built-in commands; `plugins` (names) are listed for --help only."""
     p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, edit, "
-                                                   "export, serve.")
+                                                   "project, export, serve.")
     p.add_argument("--version", action="version", version=f"stylegan {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
@@ -457,6 +581,32 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="grid PNG path (missing folders are made)")
     display_args(sp)
     sp.set_defaults(func=cmd_edit)
+
+    sp = sub.add_parser("project", help="find the latents of target images (NVIDIA's projector; torch)")
+    sp.add_argument("--model", required=True, help="a model file (.safetensors, .pkl, .pt) the torch backend runs, or "
+                                                   "'default' (the bundled model)")
+    sp.add_argument("--target", required=True, nargs="+", metavar="IMG",
+                    help="target images (centre-cropped and LANCZOS-resized to the model's size, as NVIDIA's)")
+    sp.add_argument("--out", required=True, help="folder for target.png, proj.png, projected_w.npz (one target); "
+                                                 "several targets: one sub-folder each, named after the file")
+    sp.add_argument("--space", default="w", choices=SPACES,
+                    help="w: one w per target on every ws row (NVIDIA's); w+: every ws row apart")
+    sp.add_argument("--steps", type=int, default=1000, help=f"optimisation steps (1..{MAX_STEPS})")
+    sp.add_argument("--loss", default="lpips", choices=PROJECTION_LOSSES,
+                    help="lpips: VGG16 perceptual distance (NVIDIA's); mse: pixels")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the w jitter (default 0; target i: "
+                                                        "seed + i)")
+    sp.add_argument("--init", default=None, metavar="NPZ",
+                    help="start from these ws (a projected_w.npz: one for every target, or one per target) "
+                         "instead of the mean w")
+    sp.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True,
+                    help="optimise the noise inputs too (NVIDIA's); proj.png and projected_w.npz render with the "
+                         "model's constant noise either way")
+    sp.add_argument("--video", action="store_true",
+                    help=f"also write proj.gif: target | projection, about {VIDEO_FRAMES} frames over the run")
+    sp.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    sp.add_argument("--key", default="G_ema", help="network in a snapshot pickle (G_ema, G)")
+    sp.set_defaults(func=cmd_project)
 
     # Listed for --help only: main() hands a nested command's or plugin's name and everything after it on.
     for name, (_, text) in NESTED_COMMANDS.items():

@@ -8,7 +8,7 @@ never to dodge a circle.
     1 models, importers
     2 backends
     3 loading, calls, generator, the proto codec
-    4 export, serving, training, client
+    4 export, projection, serving, training, client
     5 command lines: stylegan_sdk.cli, stylegan_sdk.export.cli, demo, serving.cli, training.run,
                 training.metrics.__main__, training.attribute_directions, export/to_*.py; and the packages' fronts
                 (stylegan_sdk/__init__.py, serving/__init__.py), which re-export the user-facing names of every layer
@@ -41,7 +41,7 @@ LAYERS = {
     "stylegan_sdk.backends": 2,
     "stylegan_sdk.loading": 3, "stylegan_sdk.calls": 3, "stylegan_sdk.generator": 3,
     "stylegan_sdk._proto.codec": 3, "stylegan_sdk.editing": 3,
-    "stylegan_sdk.export": 4, "stylegan_sdk.client": 4, "serving": 4, "training": 4,
+    "stylegan_sdk.export": 4, "stylegan_sdk.client": 4, "stylegan_sdk.projection": 4, "serving": 4, "training": 4,
     "stylegan_sdk.__main__": 5, "stylegan_sdk.cli": 5, "stylegan_sdk.demo": 5,
     "stylegan_sdk.export.cli": 5, "serving.cli": 5, "serving.__main__": 5, "training.run": 5,
     "training.metrics.__main__": 5, "training.attribute_directions": 5, "export": 5,
