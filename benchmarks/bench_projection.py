@@ -60,6 +60,7 @@ import os
 import sys
 import time
 import types
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,7 +178,10 @@ def patched_projector(projector: types.ModuleType, vgg: LossAsVGG16, copies: lis
     torch.jit.load = fake_jit_load
     projector.copy = types.SimpleNamespace(deepcopy=keep_copy)
     try:
-        yield
+        with warnings.catch_warnings():
+            # its logprint f-string formats the loss (requires_grad) every step, verbose or not
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+            yield
     finally:
         util.open_url, torch.jit.load, projector.copy = open_url, jit_load, copy_mod
 
