@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: install test lint clean
 
 # torch goes in before the extras, so that they do not pull another build (README, Install: on Linux
-# PyPI's default torch is the CUDA build). On a CPU-only machine whose index serves the CUDA build:
+# PyPI's default torch is the CUDA build). lpips goes in without its dependencies: projection's lpips-vgg16 loss
+# reads only its weights file, and its torchvision requirement would replace torch. On a CPU-only machine whose index serves the CUDA build:
 #   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
@@ -18,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)" $(TORCH_FROM) || $(BIN)/python -m pip install -q "torch>=2.10" $(TORCH_FROM)
 	$(BIN)/python -m pip install -q -e ".[torch,export,dev]"
+	$(BIN)/python -m pip install -q --no-deps "lpips>=0.1.4"
 	touch $(STAMP)
 
 # The real Triton Inference Server for tests/test_triton_server.py, in its own environment (.venv-triton):

@@ -41,7 +41,7 @@ from .export import cli as export_cli
 from .formats.checkpoint import save_checkpoint
 from .formats.exported import read_exported
 from .formats.fileio import atomic_write_bytes
-from .images import display_factor, encode, grid, labelled_grid, save_png, scale_caption, upscale
+from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
 from .latents import parse_int_list, seed_to_z
 from .loading import load, model_kind, read_model
 from .progress import Progress
@@ -281,7 +281,7 @@ def ws_rows(rows: Sequence[int] | None) -> str:
 
 # stylegan_sdk.projection.losses.LOSSES (that module needs torch, imported once a run is checked; a test keeps
 # the two equal).
-PROJECTION_LOSSES = ("lpips", "mse")
+PROJECTION_LOSSES = ("lpips", "lpips-vgg16", "mse")
 MAX_TARGET_PIXELS = 8192 * 8192     # targets whose header claims more are refused before they are decoded
 VIDEO_FRAMES = 100                  # --video: about this many frames, whatever --steps
 
@@ -302,12 +302,17 @@ def cmd_project(args: argparse.Namespace) -> None:
         raise UserError(f"--model: projection needs a model the torch backend runs (a checkpoint or official file); "
                         f"{args.model!r} is {what}, which cannot differentiate")
     # Torch from here on (an optional dependency: ImportError -> one line with the install hint).
+    from .projection.losses import make_loss
     from .projection.project import project
 
     G = load(path, backend="torch", device=args.device, key=args.key)
+    try:
+        loss = make_loss(args.loss, vgg16_weights=args.vgg16_weights, device=G.backend.device)
+    except ValueError as e:
+        raise UserError(flag_names(str(e), ("vgg16_weights", "loss"))) from None
     n, steps = len(targets), args.steps
     keep_every = max(1, steps // VIDEO_FRAMES) if args.video else 0
-    print(f"stylegan project: {n} target{'s' if n > 1 else ''}, loss {args.loss}, space {args.space.upper()}, "
+    print(f"stylegan project: {n} target{'s' if n > 1 else ''}, loss {loss.name}, space {args.space.upper()}, "
           f"{steps} steps, seed {args.seed}, noise {'optimised' if args.noise else 'constant'}, {G}",
           file=sys.stderr, flush=True)
     progress = StepProgress("stylegan project: step", total=steps, unit="it", every_s=5.0, stream=sys.stderr)
@@ -317,7 +322,7 @@ def cmd_project(args: argparse.Namespace) -> None:
         progress.advance(step - progress.done)
 
     try:
-        p = project(G, targets, space=args.space, steps=steps, loss=args.loss, init=init, optimize_noise=args.noise,
+        p = project(G, targets, space=args.space, steps=steps, loss=loss, init=init, optimize_noise=args.noise,
                     seed=args.seed, progress=report_step, keep_every=keep_every)
     except ValueError as e:  # the library's argument names -> the flags typed
         raise UserError(flag_names(str(e), ("init", "seed", "steps", "space", "loss"))) from None
@@ -593,9 +598,12 @@ def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
                     help="w: one w per target on every ws row (NVIDIA's); w+: every ws row apart")
     sp.add_argument("--steps", type=int, default=1000, help=f"optimisation steps (1..{MAX_STEPS})")
     sp.add_argument("--loss", default="lpips", choices=PROJECTION_LOSSES,
-                    help="lpips: VGG16 perceptual distance (NVIDIA's); mse: pixels")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the initial noise and the w jitter (default 0; target i: "
-                                                        "seed + i)")
+                    help="lpips: LPIPS on the shift-tolerant VGG16 of the stlpips-pytorch wheel (the projection "
+                         "extra); lpips-vgg16: LPIPS on torchvision's VGG16 (--vgg16-weights); mse: pixels")
+    sp.add_argument("--vgg16-weights", default=None, metavar="FILE",
+                    help="a torchvision vgg16 state file (e.g. vgg16-397923af.pth) for LPIPS on torchvision's VGG16")
+    sp.add_argument("--seed", type=int, default=0,
+                    help="seed of the initial noise and the w jitter (default 0; target i: seed + i)")
     sp.add_argument("--init", default=None, metavar="NPZ",
                     help="start from these ws (a projected_w.npz: one for every target, or one per target) "
                          "instead of the mean w")

@@ -480,7 +480,7 @@ def test_a_file_with_code_is_refused_without_running_it(tmp_path, monkeypatch, f
     monkeypatch.chdir(tmp_path)
     evil = str(tmp_path / "vgg16.pth")
     with open(evil, "wb") as f:
-        pickle.dump({"features.0.weight": _Runs()}, f)
+        pickle.dump({"features.0.weight": _Runs()}, f, protocol=2)
     with pytest.raises(ValueError, match="not a readable weights file"):
         make_loss("lpips-vgg16", vgg16_weights=evil, lpips_weights=files.heads)
     buf = io.BytesIO()
