@@ -331,6 +331,17 @@ class Bench:
         return self.run_nvidia(cfg, steps) if cfg.side == "nvidia" else self.run_ours(cfg, steps)
 
 
+def auto_precision(G: sg.Generator, autocast: str) -> str:
+    """What sg.project's autocast=None picks for G here (its auto_bf16), for the header line."""
+    if autocast != "auto":
+        return ""
+    try:
+        from stylegan_sdk.projection.project import auto_bf16
+    except ImportError:
+        return ""
+    return f" (= {'bf16' if auto_bf16(G.config, torch.device('cpu')) else 'float32'} for this model here)"
+
+
 # ----------------------------------------------------------------------------
 # Output
 
@@ -438,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=303, help="torch / numpy seed before every NVIDIA run (projector.py's "
                    "default) and sg.project's seed")
     p.add_argument("--autocast", choices=("auto", "on", "off"), default="auto",
-                   help="sg.project's bf16 autocast: auto (its default: on where the CPU has AMX / AVX512-BF16), "
-                        "on, off")
+                   help="sg.project's bf16 autocast: auto (its default, autocast=None: bf16 for networks of >= 0.5 "
+                        "GMAC on CPUs with AMX / AVX512-BF16, so float32 for the bundled model), on, off")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -468,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"NOTE: NVIDIA rows skipped: {e}", flush=True)
     print(f"target: seed {args.target_seed} at psi {args.psi} through the bundled model "
           f"({bench.G.info.img_resolution} px), noise const; runs of {', '.join(map(str, checkpoints))} steps; "
-          f"seed {args.seed}; sg.project autocast {args.autocast}", flush=True)
+          f"seed {args.seed}; sg.project autocast {args.autocast}{auto_precision(bench.G, args.autocast)}", flush=True)
 
     runs: dict[tuple[str, int], Run] = {}
     t_all = time.perf_counter()
