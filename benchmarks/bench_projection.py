@@ -42,8 +42,9 @@ map 10,000 z for the W statistics and take the target's features). "x NVIDIA" an
 NVIDIA row with the same loss. With other jobs on the machine, --threads 1 keeps the two columns equal
 and the figures steady.
 
-Run time (2 vCPU Intel Xeon, --threads 1, quiet): about 16 ms a step with mse and 55 ms with lpips on either
-side, so the defaults (10 rows x 1,400 steps) take about 9 minutes.
+Run time (2 vCPU Intel Xeon, --threads 1): a step takes 10-14 ms (ours) and 21 ms (NVIDIA) with mse, 55-70 ms
+with lpips on either side; the defaults (10 rows x 1,400 steps) took 601 s with other jobs on the machine
+(benchmarks/RESULTS.md, "Projection (issue 35)"). --losses mse alone: about 3 minutes.
 
 Pictures (--out, default /tmp/bench_projection): grid.png (rows: the configurations; columns: the
 target, then the projection after each checkpoint's run; 4x nearest-neighbour), and one PNG per run,
