@@ -163,7 +163,8 @@ def official_checkout(path: str | None) -> str | None:
 
 def shim_official_imports() -> None:
     """What the official checkouts import that this environment may lack: `pkg_resources` (gone from recent
-    setuptools; parse_version only) and `requests` (dnnlib's downloads, none made here)."""
+    setuptools; parse_version only), `requests` (dnnlib's downloads, none made here), and `click` / `imageio`
+    (the scripts' command lines and videos, e.g. projector.py's, whose functions are called directly)."""
     try:
         import pkg_resources  # noqa: F401
     except ImportError:
@@ -176,6 +177,18 @@ def shim_official_imports() -> None:
         import requests  # noqa: F401
     except ImportError:
         sys.modules["requests"] = types.ModuleType("requests")
+    # The command-line halves of the official scripts (projector.py, generate.py): decorators and video output,
+    # never called here.
+    try:
+        import click  # noqa: F401
+    except ImportError:
+        shim = types.ModuleType("click")
+        shim.command = shim.option = lambda *a, **k: (lambda f: f)  # type: ignore[attr-defined]
+        sys.modules["click"] = shim
+    try:
+        import imageio  # noqa: F401
+    except ImportError:
+        sys.modules["imageio"] = types.ModuleType("imageio")
 
 
 def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
@@ -198,8 +211,9 @@ def import_official(checkout: str) -> tuple[types.ModuleType, bool]:
     return module, sg3
 
 
-def official_runner(ckpt: Checkpoint, device: str, checkout: str | None) -> Callable[[np.ndarray], np.ndarray]:
-    """NVlabs' StyleGAN2 Generator (from the checkout) with our weights (same state-dict names), fp32."""
+def official_generator(ckpt: Checkpoint, device: str, checkout: str | None) -> torch.nn.Module:
+    """NVlabs' StyleGAN2 Generator (from the checkout) with the checkpoint's weights (same state-dict names),
+    fp32, eval, requires_grad off, on `device`. NotHere without a checkout."""
     checkout = official_checkout(checkout)
     if not checkout:
         raise NotHere(f"no --official checkout given and {DEFAULT_OFFICIAL} does not exist")
@@ -212,7 +226,12 @@ def official_runner(ckpt: Checkpoint, device: str, checkout: str | None) -> Call
     with contextlib.redirect_stdout(io.StringIO()):
         G = module.Generator(**common, **syn) if sg3 else module.Generator(**common, synthesis_kwargs=syn)
     G.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in ckpt.tensors.items()})
-    G = G.eval().requires_grad_(False).to(device)
+    return G.eval().requires_grad_(False).to(device)
+
+
+def official_runner(ckpt: Checkpoint, device: str, checkout: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """NVlabs' StyleGAN2 Generator (official_generator), ws -> float32 images on the host, noise const."""
+    G = official_generator(ckpt, device, checkout)
 
     def run(ws: np.ndarray) -> np.ndarray:
         with torch.no_grad():
