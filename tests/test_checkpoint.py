@@ -109,9 +109,18 @@ def test_class_names_round_trip_and_are_checked(skip32, tmp_path):
     assert back.config.class_names == ("ant", "bee", "cat", "dog") and back.config.to_dict()["class_names"][3] == "dog"
     assert "class_names" not in skip32.config.to_dict() and "class_names" not in cond.config.to_dict()
     assert sg.load(tmp_path / "named.safetensors").info.class_names == ("ant", "bee", "cat", "dog")
-    from stylegan_sdk.export.onnx import export_onnx
+    import torch
 
-    export_onnx(str(tmp_path / "named.safetensors"), tmp_path / "onnx")      # model.json carries the names
+    from stylegan_sdk.config import GeneratorConfig
+    from stylegan_sdk.export.onnx import export_onnx
+    from stylegan_sdk.models import build_generator
+
+    # model.json carries the names: a named conditional network exported (4 px, the smallest one to export)
+    tiny = GeneratorConfig(z_dim=8, w_dim=8, c_dim=4, class_names=named.class_names, img_resolution=4,
+                           mapping_layers=1, channel_base=64, channel_max=8)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "tiny_named.safetensors", tiny, build_generator(tiny).state_dict())
+    export_onnx(str(tmp_path / "tiny_named.safetensors"), tmp_path / "onnx")
     G = sg.load(tmp_path / "onnx")
     assert G.info.class_names == ("ant", "bee", "cat", "dog")
     np.testing.assert_array_equal(G.generate(1, c="cat", output="float"), G.generate(1, c=2, output="float"))

@@ -153,9 +153,10 @@ def test_stylegan2_run_writes_loadable_exportable_checkpoints(data16, tmp_path, 
     assert exported is not None and (tmp_path / "onnx" / "model.json").is_file()
 
 
-# StyleGAN v1 growing 4 -> 8 -> 16 (0.1 kimg each fade-in and stage), a snapshot every tick of 40 images.
-V1 = [*TINY, "--arch", "stylegan1", "--kimg", "0.5", "--tick", "0.04", "--snap", "1",
-      "--lod-training-kimg", "0.1", "--lod-transition-kimg", "0.1"]
+# StyleGAN v1 growing 4 -> 8 -> 16 (0.05 kimg each fade-in and stage: 32 steps in all), a snapshot every tick
+# of 24 images (ticks end at 8, 32, 56, 80, ...: two in each fade-in).
+V1 = [*TINY, "--arch", "stylegan1", "--kimg", "0.25", "--tick", "0.024", "--snap", "1",
+      "--lod-training-kimg", "0.05", "--lod-transition-kimg", "0.05"]
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,8 @@ def test_stylegan1_grows_progressively_and_exports(v1_run, tmp_path, one_thread)
 
 
 def test_stylegan1_resume_across_a_growth_step(data16, v1_run, tmp_path, one_thread):
-    """Stop inside the 8x8 fade-in, resume: the same state as one uninterrupted run (`v1_run`)."""
+    """Stop inside the 8x8 fade-in (the fourth tick ends at 80 images, alpha 0.6), resume: the same state as one
+    uninterrupted run (`v1_run`)."""
     common = ["--data", data16, *V1]
     opts, ds, _ = setup(build_parser().parse_args([*common, "--outdir", str(tmp_path / "b")]), 1)
     ticks = iter(range(100))

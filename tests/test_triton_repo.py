@@ -159,14 +159,19 @@ def test_cli_one_line_errors_before_touching_the_disk(tmp_path, capsys):
 
 
 def test_model_file_is_exported_first(tmp_path):
-    """A checkpoint (not an exported folder) is exported to ONNX on the way, verified against torch."""
-    pytest.importorskip("torch")
-    from stylegan_sdk.loading import DEFAULT_CHECKPOINT
+    """A checkpoint (not an exported folder) is exported to ONNX on the way, verified against torch (a 4 px
+    network: the smallest one to export)."""
+    torch = pytest.importorskip("torch")
+    from stylegan_sdk.config import GeneratorConfig
+    from stylegan_sdk.models import build_generator
 
-    write_repository(DEFAULT_CHECKPOINT, tmp_path / "repo", name="emoji")
-    cfg = parse_config(tmp_path / "repo" / "emoji_synthesis" / "config.pbtxt")
+    tiny = GeneratorConfig(z_dim=8, w_dim=8, img_resolution=4, mapping_layers=1, channel_base=64, channel_max=8)
+    torch.manual_seed(0)
+    sg.save_checkpoint(tmp_path / "tiny.safetensors", tiny, build_generator(tiny).state_dict())
+    write_repository(tmp_path / "tiny.safetensors", tmp_path / "repo", name="tiny")
+    cfg = parse_config(tmp_path / "repo" / "tiny_synthesis" / "config.pbtxt")
     assert read_parameter(cfg.parameters[PARAMETER].string_value, "synthesis", "t")[0] == \
-        read_exported(DEFAULT_EXPORT).config
+        sg.read_model(tmp_path / "tiny.safetensors").config
 
 
 @pytest.mark.parametrize("url, target, name, timeout", [
