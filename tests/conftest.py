@@ -43,6 +43,43 @@ ONE_WORKER_FILES = {
 }
 
 
+# The test files that take longest after those, roughly longest first (seconds on one of two workers): the workers
+# are handed tests in collection order, so these go first and the session ends on short tests, both workers
+# finishing together instead of one waiting for the other's last long test. The other files keep their order.
+LONG_FILES = (
+    "tests/test_training_run.py",        # ~55: trainings, a real process killed, two processes on gloo
+    "tests/test_openvino_backend.py",    # ~30: bf16 on a config-f-like 64 px network (one test, ~20)
+    "tests/test_metrics.py",             # ~20: Frechet distances of 2048-d statistics
+    "tests/test_nvidia_tf.py",           # ~18: two exports
+    "tests/test_loader_costs.py",        # ~16: each case in a fresh, memory-limited interpreter
+    "tests/test_serving_hardening.py",   # ~14: retries and deadlines that wait
+    "tests/test_filtered_lrelu.py",      # ~13
+    "tests/test_gpu_check.py",           # ~13: the parity script in a real process
+    "tests/test_rosinality_stylegan2.py",
+    "tests/test_triton_repo.py",
+    "tests/test_training_stop.py",
+    "tests/test_checkpoint.py",
+    "tests/test_export_cli.py",
+    "tests/test_stylegan3_export.py",
+    "tests/test_stylegan3.py",
+    "tests/test_gpu_emoji64_script.py",
+    "tests/test_cli.py",
+    "tests/test_torch_backend.py",       # one test of ~5 (torch.compile)
+    "tests/test_nvlabs_pkl.py",
+    "tests/test_layering.py",
+    "tests/test_tf_pkl.py",
+    "tests/test_client.py",
+    "tests/test_serving.py",
+    "tests/test_demo.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """LONG_FILES first, in that order (a stable sort: each file's tests keep theirs)."""
+    rank = {file: i for i, file in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config, log):
     """--dist loadgroup: each test is its own unit of work (as --dist load), but a file in ONE_WORKER_FILES (or an
