@@ -18,6 +18,7 @@ never to dodge a circle.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -75,7 +76,8 @@ def layer(module: str) -> int:
     raise AssertionError(f"{module}: no layer; add it to LAYERS in {__file__}")
 
 
-def imports(module: str) -> list[tuple[str, bool, int]]:
+@functools.cache   # each module read once per session (the checks below ask for every module's imports several times)
+def imports(module: str) -> tuple[tuple[str, bool, int], ...]:
     """(imported name, inside a function?, line) of every import in `module`, relative ones made absolute."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
@@ -98,7 +100,7 @@ def imports(module: str) -> list[tuple[str, bool, int]]:
             visit(child, lazy)
 
     visit(ast.parse(path.read_text(), str(path)), False)
-    return out
+    return tuple(out)
 
 
 def project_module(name: str) -> str | None:
