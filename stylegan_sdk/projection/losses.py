@@ -41,6 +41,7 @@ Only its 7 KB heads file is read: `pip install --no-deps lpips`.
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import importlib.metadata
@@ -102,7 +103,7 @@ _distribution = importlib.metadata.distribution
 # The losses
 
 
-class PerceptualLoss(nn.Module):
+class PerceptualLoss(nn.Module, abc.ABC):
     """A distance between images: features(images) once per image batch, distance(a, b) -> [N]."""
 
     name: str
@@ -111,13 +112,13 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         self.name = name
 
+    @abc.abstractmethod
     def features(self, images: torch.Tensor) -> object:
         """float [N, C, H, W] in [-1, 1] (C = 3, or 1: repeated to 3) -> what distance() compares."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def distance(self, a_features, b_features) -> torch.Tensor:
         """[N] distance of two feature sets (a batch of one broadcasts against N); differentiable."""
-        raise NotImplementedError
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.distance(self.features(a), self.features(b))
