@@ -39,10 +39,22 @@ $(TRITON_STAMP):
 		|| echo "make: $(PYTRITON) could not be installed here: the Triton server tests will skip"
 	@touch $(TRITON_STAMP)
 
-install: $(STAMP) $(TRITON_STAMP)
+# Debian's Chromium for tests/test_ui_browser.py (Playwright drives it; its own browser downloads are never used).
+# Installed with apt-get where it is missing and this runs as root; otherwise that test skips and says why.
+BROWSER_STAMP := $(VENV)/.chromium
+
+$(BROWSER_STAMP): | $(STAMP)
+	@command -v chromium >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+			&& { apt-get install -y -q chromium >/dev/null 2>&1 \
+				|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
+		|| echo "make: Chromium could not be installed here (apt-get install chromium, as root): the browser test will skip"
+	@touch $(BROWSER_STAMP)
+
+install: $(STAMP) $(TRITON_STAMP) $(BROWSER_STAMP)
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.
-test: $(STAMP) $(TRITON_STAMP)
+test: $(STAMP) $(TRITON_STAMP) $(BROWSER_STAMP)
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 

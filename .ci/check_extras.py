@@ -3,7 +3,7 @@
     python3 .ci/check_extras.py [--limit-s 150] [--extras "[triton] [torch]"]
 
 For each of `pip install .`, `.[torch]`, `.[export]`, `.[openvino]`, `.[triton]`, `.[editing]`, `.[projection]`,
-`.[train]` and `.[torch,export,dev]` it runs `pip install --dry-run` (the resolver, the downloads of metadata, nothing
+`.[ui]`, `.[train]` and `.[torch,export,dev]` it runs `pip install --dry-run` (the resolver, the downloads of metadata, nothing
 installed) in one fresh venv and prints one line with the time it took. It fails (exit 1) when one does
 not resolve or takes longer than --limit-s: a backtracking resolver (pip trying release after release of
 grpcio-reflection and onnxruntime) is a failure here, not a slow pass. `.[tensorrt]` is not tried: the
@@ -22,7 +22,7 @@ import time
 import venv
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXTRAS = ["", "[torch]", "[export]", "[openvino]", "[triton]", "[editing]", "[projection]", "[train]",
+EXTRAS = ["", "[torch]", "[export]", "[openvino]", "[triton]", "[editing]", "[projection]", "[ui]", "[train]",
           "[torch,export,dev]"]
 NOT_TRIED = {"[tensorrt]": "the tensorrt package fetches its libraries from NVIDIA's index (GPU machines)"}
 

@@ -23,11 +23,10 @@ import argparse
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from stylegan_sdk._cli import OneLineParser
+from stylegan_sdk._cli import TOKEN_ENV, OneLineParser, add_settings, option_name, setting
 from stylegan_sdk.backends.registry import BACKEND_CHOICES
 from stylegan_sdk.config import PRECISIONS
 from stylegan_sdk.formats.triton import is_triton_url, parse_url
@@ -36,12 +35,6 @@ from stylegan_sdk.projection.options import MAX_STEPS
 
 MIB = 1 << 20
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-TOKEN_ENV = "STYLEGAN_TOKEN"
-
-
-def setting(default: Any, help: str, type: Callable[[str], Any] = str, **argparse_kw: Any) -> Any:
-    """A dataclass field that is also a command-line option (--name-with-dashes)."""
-    return field(default=default, metadata={"help": help, "type": type, **argparse_kw})
 
 
 @dataclass(frozen=True)
@@ -91,15 +84,15 @@ class ServerSettings:
         """ValueError naming the first bad setting (as its command-line option)."""
         for name in ("max_batch", "max_queue", "max_seeds", "max_frames"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{_option(name)}: must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{option_name(name)}: must be >= 1, got {getattr(self, name)}")
         for name in ("max_projections", "max_queued_projections"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{_option(name)}: must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"{option_name(name)}: must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.max_projection_steps <= MAX_STEPS:
             raise ValueError(f"max-projection-steps: must be in [1, {MAX_STEPS}], got {self.max_projection_steps}")
         for name in ("max_projection_targets", "max_projection_pixels"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{_option(name)}: must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{option_name(name)}: must be >= 1, got {getattr(self, name)}")
         if not self.max_projection_file_bytes >= 1024:
             raise ValueError(f"max-projection-file-mb: must be at least 1 KiB, got {self.max_projection_file_mb}")
         if not 0 <= self.projection_nice <= 19:
@@ -117,7 +110,7 @@ class ServerSettings:
         for name in ("tls_cert", "tls_key"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
-                raise ValueError(f"{_option(name)}: no such file {path!r}")
+                raise ValueError(f"{option_name(name)}: no such file {path!r}")
         if self.token is not None and not self.token.strip():
             raise ValueError("token: must not be empty")
         return self
@@ -177,10 +170,6 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     return name, spec
 
 
-def _option(name: str) -> str:
-    return name.replace("_", "-")
-
-
 def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description="Serve StyleGAN generators over gRPC (stylegan.v1.StyleGAN).")
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
@@ -188,9 +177,7 @@ def build_parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
                         "none: the bundled emoji model")
     p.add_argument("--host", default=ServeConfig.host, help="address to listen on (default: all interfaces)")
     p.add_argument("--port", type=int, default=ServeConfig.port, help="gRPC port (0: pick a free one)")
-    for f in dataclasses.fields(ServerSettings):
-        kw = dict(f.metadata)
-        p.add_argument(f"--{_option(f.name)}", dest=f.name, default=f.default, **kw)
+    add_settings(p, ServerSettings)
     return p
 
 

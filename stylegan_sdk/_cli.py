@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .formats.fileio import make_folders, remove_empty_folders, why_not_creatable
 from .version import install_hint
@@ -24,6 +26,7 @@ from .version import install_hint
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+TOKEN_ENV = "STYLEGAN_TOKEN"     # the bearer token of `stylegan serve` (and of `stylegan ui --server`)
 
 # The extra that brings an optional package (by its top-level module name); None: not in an extra, pip install it.
 EXTRA_OF = {
@@ -35,6 +38,7 @@ EXTRA_OF = {
     "openvino": "openvino",
     "tritonclient": "triton",
     "sklearn": "editing",
+    "gradio": "ui",
     "scipy": None,
 }
 
@@ -43,6 +47,22 @@ def install_hint_for(module: str) -> str:
     """What to run to get `module` (a key of EXTRA_OF), from where this install came from."""
     extra = EXTRA_OF[module]
     return install_hint(extra) if extra else f"pip install {module}"
+
+
+def setting(default: Any, help: str, type: Callable[[str], Any] = str, **argparse_kw: Any) -> Any:
+    """A dataclass field that is also a command-line option (--name-with-dashes): a setting's one source."""
+    return dataclasses.field(default=default, metadata={"help": help, "type": type, **argparse_kw})
+
+
+def option_name(field_name: str) -> str:
+    """A setting's field name as its option, without the dashes: max_batch -> max-batch."""
+    return field_name.replace("_", "-")
+
+
+def add_settings(parser: argparse.ArgumentParser, settings: type) -> None:
+    """One option per field of the dataclass `settings` made with `setting` (dest: the field's name)."""
+    for f in dataclasses.fields(settings):
+        parser.add_argument(f"--{option_name(f.name)}", dest=f.name, default=f.default, **dict(f.metadata))
 
 
 class UserError(Exception):

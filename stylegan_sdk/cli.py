@@ -9,7 +9,6 @@ and exits 2, before anything is written. Commands from other packages are entry 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -40,12 +39,13 @@ from .export import cli as export_cli
 from .formats.checkpoint import save_checkpoint
 from .formats.exported import read_exported
 from .formats.fileio import atomic_write_bytes
-from .images import display_factor, grid, labelled_grid, save_png, scale_caption, upscale
+from .images import animated_gif, display_factor, grid, labelled_grid, save_png, scale_caption, upscale
 from .latents import parse_int_list, seed_to_z
 from .loading import load, model_kind, read_model
 from .progress import Progress
 from .projection.options import MAX_STEPS, SPACES, check_seed, check_steps, load_projected_w
 from .projection.options import read_target as read_target_bytes
+from .ui import cli as ui_cli
 from .version import install_hint, package_version
 
 PLUGIN_GROUP = "stylegan_sdk.commands"
@@ -380,13 +380,7 @@ def read_target(path: str):
 
 def progress_gif(target: np.ndarray, frames: np.ndarray, ms_per_frame: int = 100) -> bytes:
     """GIF of target | projection side by side (as NVIDIA's proj.mp4), one frame per kept step, looping."""
-    from PIL import Image
-
-    pictures = [Image.fromarray(np.concatenate([target, f], axis=1).squeeze(2) if f.shape[2] == 1
-                                else np.concatenate([target, f], axis=1)) for f in frames]
-    buf = io.BytesIO()
-    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
-    return buf.getvalue()
+    return animated_gif([np.concatenate([target, f], axis=1) for f in frames], ms_per_frame)
 
 
 # ----------------------------------------------------------------------------
@@ -467,7 +461,10 @@ def _pair(text: str) -> tuple[float, float]:
 
 BUILTIN_COMMANDS = ("convert", "info", "generate", "mix", "directions", "edit", "project", "export")
 # Built-in commands with sub-commands of their own: main() hands them everything after their name.
-NESTED_COMMANDS = {"export": (export_cli.main, "export a model: onnx, tensorrt or triton (stylegan export --help)")}
+NESTED_COMMANDS = {
+    "export": (export_cli.main, "export a model: onnx, tensorrt or triton (stylegan export --help)"),
+    "ui": (ui_cli.main, "an interactive page in the browser over a model or a server (stylegan ui --help)"),
+}
 
 
 def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:

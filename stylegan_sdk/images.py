@@ -188,6 +188,18 @@ def labelled_grid(
     return np.asarray(canvas)
 
 
+def animated_gif(frames: Sequence[np.ndarray], ms_per_frame: int = 100) -> bytes:
+    """uint8 frames [H, W, C] (C 1 or 3) -> a looping GIF's bytes, ms_per_frame each."""
+    from PIL import Image
+
+    if len(frames) == 0:
+        raise ValueError("frames: no frames given")
+    pictures = [Image.fromarray(f[:, :, 0] if f.shape[2] == 1 else f) for f in frames]
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0)
+    return buf.getvalue()
+
+
 def save_png(img_hwc: np.ndarray, path: str) -> None:
     """Write a uint8 [H, W, C] image atomically."""
     atomic_write_bytes(path, encode(img_hwc, "png"))

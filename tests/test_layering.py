@@ -27,7 +27,7 @@ PACKAGES = ("stylegan_sdk", "serving", "training", "export")
 # Third-party packages a module may put off importing until it is used: the extras an install may lack, and
 # the runtimes that `import stylegan_sdk` must not pay for (ONNX Runtime, gRPC).
 OPTIONAL = {"torch", "torchvision", "onnx", "onnxscript", "tensorrt", "tritonclient", "openvino", "scipy",
-            "tensorboard", "safetensors.torch", "onnxruntime", "grpc", "sklearn"}
+            "tensorboard", "safetensors.torch", "onnxruntime", "grpc", "sklearn", "gradio"}
 # Imports inside functions by design, with the reason.
 LAZY_BY_DESIGN = {
     "stylegan_sdk.backends.registry": "the backend registry loads a backend's module when it is first asked for",
@@ -47,7 +47,7 @@ LAYERS = {
     "stylegan_sdk.__main__": 5, "stylegan_sdk.cli": 5, "stylegan_sdk.demo": 5,
     "stylegan_sdk.export.cli": 5, "serving.cli": 5, "serving.__main__": 5, "training.run": 5,
     "training.metrics.__main__": 5, "training.metrics.separability.__main__": 5, "training.attribute_directions": 5,
-    "export": 5,
+    "export": 5, "stylegan_sdk.ui": 5,
 }
 
 
