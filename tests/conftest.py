@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -292,3 +294,13 @@ def G_ort(skip32_dir):
     import stylegan_sdk as sg
 
     return sg.load(skip32_dir)
+
+
+def crafted_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height RGB pixels, with a few bytes of pixel data (a decompression bomb's
+    header: decoding it would need width * height * 3 bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")

@@ -12,16 +12,14 @@ torch, and the bundled emoji export on ONNX Runtime."""
 from __future__ import annotations
 
 import asyncio
-import struct
 import threading
 import time
-import zlib
 
 import grpc
 import numpy as np
 import pytest
 import torch
-from conftest import BLOCK_TORCH, ROOT, run_without_torch
+from conftest import BLOCK_TORCH, ROOT, crafted_png, run_without_torch
 
 import stylegan_sdk as sg
 from serving import ServerSettings, serve_in_thread
@@ -125,16 +123,6 @@ def status_of(call_fn) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as e:
         call_fn()
     return e.value
-
-
-def crafted_png(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height RGB pixels, with a few bytes of pixel data (a decompression bomb's
-    header: decoding it would need width * height * 3 bytes)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 # ----------------------------------------------------------------------------
