@@ -42,6 +42,7 @@ ONE_WORKER_FILES = {
     "tests/test_triton_server.py": "the real tritonserver starts once for them all, and one test stops it",
     "tests/test_export_onnx.py": "five of the session's exports; one worker builds them while the other builds "
                                  "the StyleGAN3 ones for test_triton_server, instead of both waiting for the same",
+    "tests/test_ui.py": "four processes (two pages, a server, a torch page) and Chromium start once for the file",
 }
 
 
@@ -50,6 +51,7 @@ ONE_WORKER_FILES = {
 # finishing together instead of one waiting for the other's last long test. The other files keep their order.
 LONG_FILES = (
     "tests/test_training_run.py",        # ~55: trainings, a real process killed, two processes on gloo
+    "tests/test_ui.py",                  # ~60: four pages and a server in processes, a real browser
     "tests/test_openvino_backend.py",    # ~30: bf16 on a config-f-like 64 px network (one test, ~20)
     "tests/test_metrics.py",             # ~20: Frechet distances of 2048-d statistics
     "tests/test_nvidia_tf.py",           # ~18: two exports

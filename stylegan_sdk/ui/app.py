@@ -165,7 +165,7 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
             r = ev.result
             done = (f"done: {r.steps} steps, final {r.loss} distance {float(r.losses[-1, 0]):.4f}; "
                     f"opened in Edit (base: projection)")
-            yield (done, r.images[0], r.ws[0], gr.update(choices=["seed", "projection"], value="projection"),
+            yield (done, r.images[0], r.ws[0], "projection",
                    gr.Tabs(selected="edit"))
 
     # -- the page -------------------------------------------------------------------
@@ -222,8 +222,8 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
             with gr.Tab("Edit", id="edit") as edit_tab:
                 with gr.Row():
                     with gr.Column():
-                        base = gr.Radio(["seed"], value="seed", label="Start from (seed: the Generate panel's)",
-                                        elem_id="edit-base")
+                        base = gr.Radio(["seed", "projection"], value="seed", elem_id="edit-base",
+                                        label="Start from: the Generate panel's seed, or the last projection")
                         set_names = list(session.sets)
                         direction_set = gr.Dropdown(set_names, value=set_names[0] if set_names else None,
                                                     label="Direction set", elem_id="direction-set")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -112,6 +113,10 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "stylegan ui") -> int:
     args = build_parser(prog).parse_args(argv)
 
@@ -123,6 +128,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "stylegan ui") -> int:
         session = open_session(settings)
         port = settings.port or free_port(settings.host)
         demo, url = serve(session, settings.host, port, settings.max_upload_bytes)
+        signal.signal(signal.SIGTERM, _interrupt)   # stop as on Ctrl-C: Gradio closes its server, exit 0
         print(f"{prog}: {session.where} ({session.info.arch}, {session.info.backend}) on {url}", file=sys.stderr,
               flush=True)
         try:
