@@ -1,4 +1,4 @@
-"""`stylegan` command line: convert, info, generate, mix, directions, edit, project, export, and commands other
+"""`stylegan` command line: convert, info, generate, mix, directions, edit, project, export, ui, and commands other
 packages add (serve).
 
 Thin: parse, check every argument, call the library, then write files. A user error prints one line
@@ -32,7 +32,7 @@ from ._cli import (
 )
 from .backends.registry import BACKEND_CHOICES
 from .config import PRECISIONS, ModelInfo, check_config_weights
-from .editing.directions import MAX_STRENGTH, Directions, load_directions, model_identity
+from .editing.directions import MAX_STRENGTH, VALUE_NAME, Directions, load_directions, model_identity
 from .editing.ganspace import ganspace
 from .editing.sefa import CONVENTIONS, sefa
 from .export import cli as export_cli
@@ -210,7 +210,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
 
 def edit_title(d: Directions, index: int) -> str:
     """'sefa direction 0 (sefa0, eigenvalue 57.2)': what an edit grid moves along."""
-    value = {"sefa": "eigenvalue", "ganspace": "sd", "boundary": "accuracy"}[d.kind]
+    value = VALUE_NAME[d.kind]
     return f"{d.kind} direction {index} ({d.names[index]}, {value} {d.values[index]:.3g})"
 
 
@@ -470,7 +470,7 @@ NESTED_COMMANDS = {
 def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser of the built-in commands; `plugins` (names) are listed for --help only."""
     p = OneLineParser(prog="stylegan", description="StyleGAN generators: convert, inspect, generate, mix, edit, "
-                                                   "project, export, serve.")
+                                                   "project, export, serve, and a page in the browser (ui).")
     p.add_argument("--version", action="version", version=f"stylegan {package_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 

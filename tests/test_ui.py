@@ -313,7 +313,7 @@ def test_a_real_browser_drives_the_page(browser, page, G, tmp_path):
     np.testing.assert_array_equal(pixels, G.generate(6, psi=0.3, output="uint8"))
     tab.screenshot(path=str(screenshots / f"{mode}-generate.png"), full_page=True)
 
-    tab.get_by_role("button", name=re.compile("ws as .npz")).click()                 # the ws download
+    tab.get_by_role("button", name=re.compile("ws of this picture")).first.click()   # the ws download
     tab.wait_for_selector("#ws-file a[href*='.npz']", timeout=TIMEOUT * 1000)
     href = tab.get_attribute("#ws-file a[href*='.npz']", "href")
     npz = tab.request.get(href if href.startswith("http") else page.url.rstrip("/") + href).body()

@@ -40,6 +40,7 @@ from ..latents import as_float_array
 FORMAT = "stylegan-sdk.directions"
 FORMAT_VERSION = "1"
 KINDS = ("sefa", "ganspace", "boundary")
+VALUE_NAME = {"sefa": "eigenvalue", "ganspace": "sd", "boundary": "accuracy"}   # what `values` holds, per kind
 MAX_DIRECTIONS = 4096           # K at most (w_dim is at most this too: config's limits)
 MAX_STRENGTH = 1000.0           # |strength| at most: W vectors have norms of tens, so 1000 is never a real edit
 MAX_NAME = 200                  # characters in a direction's name

@@ -23,7 +23,7 @@ import gradio as gr
 import numpy as np
 
 from .._cli import import_error_message
-from ..editing.directions import Directions
+from ..editing.directions import VALUE_NAME, Directions
 from ..errors import ClientError
 from ..projection.options import save_projected_w
 from .session import MAX_DIRECTIONS, MAX_FRAMES, UI_LOSSES, Latent, Picture, Session, View
@@ -168,6 +168,10 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
             yield (done, r.images[0], r.ws[0], "projection",
                    gr.Tabs(selected="edit"))
 
+    def ws_download(elem_id: str) -> tuple[gr.Button, gr.File]:
+        return (gr.Button("ws of this picture as .npz (NVIDIA's projected_w layout)", size="sm"),
+                gr.File(label="ws", interactive=False, elem_id=elem_id, height=70))
+
     # -- the page -------------------------------------------------------------------
     with gr.Blocks(title=f"stylegan-sdk · {session.where}", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as demo:
@@ -201,8 +205,7 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
                         image = gr.Image(format="png", label="Picture", elem_id="generate-image",
                                          elem_classes="sg-picture", interactive=False, buttons=["download"])
                         generate_caption = gr.Markdown(label="caption", elem_id="generate-caption")
-                        ws_button = gr.Button("ws as .npz (NVIDIA's projected_w layout)", size="sm")
-                        ws_file = gr.File(label="ws", interactive=False, elem_id="ws-file", height=70)
+                        ws_downloads = [ws_download("ws-file")]
             with gr.Tab("Style mixing", id="mix") as mix_tab:
                 with gr.Row():
                     with gr.Column():
@@ -244,6 +247,7 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
                         edit_image = gr.Image(format="png", label="Edited", elem_id="edit-image",
                                               elem_classes="sg-picture", interactive=False, buttons=["download"])
                         edit_caption = gr.Markdown(label="caption", elem_id="edit-caption")
+                        ws_downloads.append(ws_download("edit-ws-file"))
             with gr.Tab("Interpolate", id="interpolate"):
                 with gr.Row():
                     with gr.Column():
@@ -294,8 +298,9 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
         seed_slider.input(None, seed_slider, seed, js="(v) => v", api_visibility="private")
         seed.input(None, seed, seed_slider, js=f"(v) => Math.min(Math.max(v, 0), {SEED_SLIDER_MAX})",
                    api_visibility="private")
-        ws_button.click(user_errors(lambda ws: write_file(".npz", ws=_need_ws(ws))), picture_ws, ws_file,
-                        api_visibility="private")
+        for button, file in ws_downloads:   # the ws of the picture last drawn, on any panel
+            button.click(user_errors(lambda ws: write_file(".npz", ws=_need_ws(ws))), picture_ws, file,
+                         api_visibility="private")
 
         mix_inputs = [seed, seed_b, layers, *shared]
         gr.on([mix_tab.select, seed_b.change, layers.change], user_errors(mix), mix_inputs,
@@ -362,7 +367,7 @@ def _slider_look(d: Directions | None, i: int) -> dict[str, Any]:
     """Label and visibility of strength slider i for the direction set d (hidden past its size)."""
     if d is None or i >= len(d.names):
         return {"label": f"direction {i}", "visible": False}
-    value = {"sefa": "eigenvalue", "ganspace": "sd", "boundary": "accuracy"}.get(d.kind, "value")
+    value = VALUE_NAME[d.kind]
     return {"label": f"{d.names[i]} ({value} {float(d.values[i]):.3g})", "visible": True}
 
 
