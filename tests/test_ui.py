@@ -339,3 +339,34 @@ def test_a_real_browser_drives_the_page(browser, page, G, tmp_path):
     assert "last call" in tab.inner_text("#model-table")
     tab.close()
     assert outside == []
+
+
+def test_a_real_browser_projects_an_upload_and_opens_it_in_edit(browser, torch_page, tmp_path):
+    screenshots = Path(os.environ.get("STYLEGAN_UI_SCREENSHOTS") or tmp_path)
+    G = sg.load("default", backend="torch")
+    target = tmp_path / "target.png"
+    target.write_bytes(images.encode(upscale_for_upload(G.generate(9, output="uint8")), "png"))
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    tab.goto(torch_page.url)
+    tab.wait_for_selector("#generate-image img", timeout=TIMEOUT * 1000)
+    tab.get_by_role("tab", name="Project").click()
+    tab.locator("#project-target input[type=file]").set_input_files(str(target))
+    set_number(tab, "#project-steps input[type=number]", "40")
+    tab.locator("#project-loss").get_by_text("mse").click()
+    tab.get_by_role("button", name="Project", exact=True).click()
+    tab.wait_for_function("() => (document.querySelector('#project-status') || {}).innerText?.includes('step ')",
+                          timeout=TIMEOUT * 1000)
+    tab.wait_for_function("() => document.querySelector('#project-status').innerText.includes('done: 40 steps')",
+                          timeout=TIMEOUT * 1000)
+    assert tab.get_by_role("tab", name="Edit").get_attribute("aria-selected") == "true"   # the result opened in Edit
+    assert tab.locator("#edit-base input[value=projection]").is_checked()
+    tab.wait_for_selector("#edit-image img", timeout=TIMEOUT * 1000)
+    tab.screenshot(path=str(screenshots / "torch-edit-projection.png"), full_page=True)
+    tab.get_by_role("tab", name="Project").click()
+    tab.screenshot(path=str(screenshots / "torch-project.png"), full_page=True)
+    tab.close()
+
+
+def upscale_for_upload(x: np.ndarray) -> np.ndarray:
+    """A target bigger than the model, as a photo would be (the page crops and resizes it)."""
+    return images.upscale(x, 3)

@@ -270,11 +270,12 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
                 with gr.Row(visible=why_not is None):
                     with gr.Column():
                         target_file = gr.File(type="binary", file_types=[".png", ".jpg", ".jpeg", ".webp"],
+                                              elem_id="project-target",
                                               label=f"Target image (PNG, JPEG, WebP; up to "
                                                     f"{session.max_upload_bytes // 2**20} MiB)")
                         steps = gr.Slider(1, session.max_projection_steps, min(200, session.max_projection_steps),
-                                          step=1, label="Steps")
-                        loss = gr.Radio(list(UI_LOSSES), value=UI_LOSSES[0], label="Loss")
+                                          step=1, label="Steps", elem_id="project-steps")
+                        loss = gr.Radio(list(UI_LOSSES), value=UI_LOSSES[0], label="Loss", elem_id="project-loss")
                         project_space = gr.Radio(["w", "w+"], value="w", label="Space")
                         project_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                         with gr.Row():
