@@ -6,12 +6,14 @@ result is sg.project's; leaving it early stops the run."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 import torch
-from conftest import crafted_png
+from conftest import ROOT, crafted_png, run_without_torch
 from PIL import Image
 
 import stylegan_sdk as sg
@@ -228,3 +230,32 @@ def test_a_session_over_a_server_gives_the_same_pictures_and_projects_there(tiny
             assert [e.step for e in events if e.preview is not None] == [5, 10]
             ref = sg.project(G_tiny, target, steps=10, loss="mse", seed=1)
             np.testing.assert_allclose(events[-1].result.ws, ref.ws, rtol=0, atol=1e-5)
+
+
+def test_the_page_runs_without_torch():
+    """An exported model's page (and a server's) needs no torch: the page is built and draws in a torch-free
+    interpreter."""
+    run = run_without_torch(
+        "import stylegan_sdk as sg\n"
+        "from stylegan_sdk.ui.app import build\n"
+        "from stylegan_sdk.ui.session import Latent, Session\n"
+        "s = Session(sg.load('default'), where='default')\n"
+        "demo = build(s)\n"
+        "print(s.generate(Latent(1)).image.shape, s.projection_unavailable() is not None, demo.analytics_enabled)\n")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split("\n")[-2] == "(32, 32, 3) True False"
+
+
+def test_without_gradio_the_command_says_what_to_install():
+    block = ("import sys\n"
+             "class _Block:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name == 'gradio' or name.startswith('gradio.'):\n"
+             "            raise ModuleNotFoundError(f\"No module named {name!r}\", name=name)\n"
+             "sys.meta_path.insert(0, _Block())\n"
+             "from stylegan_sdk.cli import main\n"
+             "sys.exit(main(['ui', '--port', '0']))\n")
+    run = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    line, = run.stderr.strip().splitlines()
+    assert line.startswith("stylegan ui: error: gradio is not installed") and "pip install" in line and "[ui]" in line
