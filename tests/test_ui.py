@@ -164,6 +164,8 @@ def test_bad_values_come_back_as_one_line_and_the_page_keeps_serving(client, G):
              (dict(seed=3, direction_set="attributes", direction_9=1.0, api_name="/edit"), "strengths"),
              (dict(seed=3, base="projection", api_name="/edit"), "base: no projection yet"),
              (dict(seed=3, first_layer=6, last_layer=2, api_name="/edit"), "first_layer, last_layer"),
+             (dict(seed=3, first_layer=1.5, api_name="/edit"), "first_layer: expected a whole number, got 1.5"),
+             (dict(seed=3, cutoff=2.5, api_name="/generate"), "cutoff: expected a whole number, got 2.5"),
              (dict(keyframes="0,zz", api_name="/interpolate"), "seeds"),
              (dict(keyframes="0,1", fps=0.5, api_name="/interpolate"), ""),
              (dict(seed=-4, api_name="/generate"), "less than minimum"),

@@ -94,9 +94,16 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
         return path
 
     # -- widget values -> the Session's arguments ----------------------------------
+    def cut(cutoff: Any) -> int | None:
+        """The cutoff slider: num_ws (its right end) truncates every row."""
+        rows = whole(cutoff, "cutoff")
+        return None if rows >= num_ws else rows
+
+    def klass(class_name: Any) -> int | str | None:
+        return class_name if conditional else None
+
     def latent(seed: Any, psi: Any, cutoff: Any, class_name: Any) -> Latent:
-        cut = None if cutoff is None or int(cutoff) >= num_ws else int(cutoff)
-        return Latent(seed, psi, cut, class_name if conditional else None)
+        return Latent(seed, psi, cut(cutoff), klass(class_name))
 
     def view(noise_mode: Any, noise_seed: Any, tx: Any, ty: Any, rotate: Any) -> View:
         random = noise_mode == "random"
@@ -134,7 +141,7 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
             base: Latent | np.ndarray = np.asarray(a["projected_ws"], np.float32)
         else:
             base = latent(a["seed"], a["psi"], a["cutoff"], a["class_name"])
-        first, last = int(a["first_layer"]), int(a["last_layer"])
+        first, last = whole(a["first_layer"], "first_layer"), whole(a["last_layer"], "last_layer")
         if not 0 <= first <= last < num_ws:
             raise ValueError(f"first_layer, last_layer: need 0 <= first <= last < {num_ws}, got {first}, {last}")
         p = session.edit(base, a["direction_set"], strengths, list(range(first, last + 1)),
@@ -144,9 +151,9 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
 
     def interpolate(keyframes, num_frames, space, fps, psi, cutoff, noise_mode, noise_seed, class_name,
                     translate_x, translate_y, rotate):
-        lat = latent(0, psi, cutoff, class_name)
-        frames, ms = session.interpolate(keyframes, int(num_frames), space, lat.psi, lat.cutoff, lat.c,
-                                         view(noise_mode, noise_seed, translate_x, translate_y, rotate))
+        frames, ms = session.interpolate(keyframes, whole(num_frames, "num_frames"), space, psi, cut(cutoff),
+                                         klass(class_name), view(noise_mode, noise_seed, translate_x, translate_y,
+                                                                 rotate))
         path = write_file(".gif", session.animation(frames, float(fps)))
         return path, path, f"{len(frames)} frames through seeds {keyframes} · {ms:.0f} ms ({info.backend})"
 
@@ -154,19 +161,18 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
         if image is None:
             raise ValueError("image: upload a target image first")
         target = session.read_upload(image, "image")
-        status, preview = "starting", None
-        for ev in session.project(target, int(steps), loss, space, int(seed)):
+        preview = None
+        for ev in session.project(target, whole(steps, "steps"), loss, space, whole(seed, "seed")):
             if ev.preview is not None:
                 preview = ev.preview
             if ev.result is None:
                 status = f"step {ev.step} / {ev.steps}" + (f" · loss {ev.loss:.4f}" if ev.loss is not None else "")
-                yield status, preview, ev.result, gr.update(), gr.update()
+                yield status, preview, gr.skip(), gr.skip(), gr.skip()
                 continue
             r = ev.result
             done = (f"done: {r.steps} steps, final {r.loss} distance {float(r.losses[-1, 0]):.4f}; "
                     f"opened in Edit (base: projection)")
-            yield (done, r.images[0], r.ws[0], "projection",
-                   gr.Tabs(selected="edit"))
+            yield done, r.images[0], r.ws[0], "projection", gr.Tabs(selected="edit")
 
     def ws_download(elem_id: str) -> tuple[gr.Button, gr.File]:
         return (gr.Button("ws of this picture as .npz (NVIDIA's projected_w layout)", size="sm"),
@@ -370,6 +376,13 @@ def _slider_look(d: Directions | None, i: int) -> dict[str, Any]:
         return {"label": f"direction {i}", "visible": False}
     value = VALUE_NAME[d.kind]
     return {"label": f"{d.names[i]} ({value} {float(d.values[i]):.3g})", "visible": True}
+
+
+def whole(value: Any, name: str) -> int:
+    """A widget's number that must be whole (sliders send floats: 40.0 -> 40); ValueError naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+        raise ValueError(f"{name}: expected a whole number, got {value!r}")
+    return int(value)
 
 
 def _projection_hint(session: Session) -> str:
