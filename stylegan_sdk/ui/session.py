@@ -9,6 +9,7 @@ Model panel (`last_ms`).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -86,7 +87,10 @@ class Session:
         self.info: ModelInfo = self.source.info
         self.config: GeneratorConfig = self.source.config
         self.sets = {**self.source.directions, **self.sets}
-        self._lock = threading.Lock()           # one model call at a time (a backend is not thread-safe)
+        # In process, one model call at a time (a backend is not thread-safe; a projection holds it for its whole
+        # run); a server takes concurrent calls itself.
+        self._lock: contextlib.AbstractContextManager = (threading.Lock() if self.in_process
+                                                         else contextlib.nullcontext())
 
     # -- what the page shows about the model ------------------------------------
     @property
