@@ -199,7 +199,8 @@ def test_projection_on_a_torch_page_streams_and_ends_in_the_library_result(torch
     ref = sg.project(G, target, steps=6, loss="mse", seed=0)      # the same run in this process
     distance = float(re.search(r"distance (\S+);", statuses[-1]).group(1))
     assert abs(distance - float(ref.losses[-1, 0])) < 1e-3
-    assert np.abs(picture(job.outputs()[-1][1]).astype(int) - ref.images[0]).max() <= 1
+    np.testing.assert_array_equal(picture(job.outputs()[0][1]), ref.targets[0])     # the target as projected
+    assert np.abs(picture(job.outputs()[-1][2]).astype(int) - ref.images[0]).max() <= 1
 
 
 def test_uploads_are_checked_and_no_browser_path_is_opened(torch_page, tmp_path):

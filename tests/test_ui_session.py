@@ -259,3 +259,17 @@ def test_without_gradio_the_command_says_what_to_install():
     assert run.returncode == 2 and run.stdout == "", run.stderr
     line, = run.stderr.strip().splitlines()
     assert line.startswith("stylegan ui: error: gradio is not installed") and "pip install" in line and "[ui]" in line
+
+
+def test_the_command_opens_a_session_on_a_server_with_its_token(monkeypatch):
+    from stylegan_sdk.errors import AuthenticationError
+    from stylegan_sdk.ui.cli import UiSettings, open_session
+
+    with serve_in_thread({"emoji": DEFAULT_EXPORT}, settings=ServerSettings(max_delay_ms=1, token="s3cret")) as bg:
+        s = open_session(UiSettings(server=bg.target, token="s3cret").validate())
+        assert s.where == bg.target and s.generate(Latent(2)).image.shape == (32, 32, 3)
+        monkeypatch.setenv("STYLEGAN_TOKEN", "s3cret")        # the same variable as stylegan serve's
+        assert open_session(UiSettings(server=bg.target, server_model="emoji").validate()).where.endswith("(emoji)")
+        monkeypatch.delenv("STYLEGAN_TOKEN")
+        with pytest.raises(AuthenticationError):
+            open_session(UiSettings(server=bg.target).validate())

@@ -25,7 +25,7 @@ import numpy as np
 from .._cli import import_error_message
 from ..editing.directions import VALUE_NAME, Directions
 from ..errors import ClientError
-from ..projection.options import save_projected_w
+from ..projection.options import prepare_target, save_projected_w
 from .session import MAX_DIRECTIONS, MAX_FRAMES, UI_LOSSES, Latent, Picture, Session, View
 
 SEED_SLIDER_MAX = 999            # the seed slider's range (the number box takes any seed)
@@ -161,18 +161,21 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
         if image is None:
             raise ValueError("image: upload a target image first")
         target = session.read_upload(image, "image")
+        seen = prepare_target(target, info.img_resolution, info.img_channels)   # what is projected
+        seen = seen[:, :, 0] if seen.shape[2] == 1 else seen
+        yield "starting", seen, None, gr.skip(), gr.skip(), gr.skip()
         preview = None
         for ev in session.project(target, whole(steps, "steps"), loss, space, whole(seed, "seed")):
             if ev.preview is not None:
                 preview = ev.preview
             if ev.result is None:
                 status = f"step {ev.step} / {ev.steps}" + (f" · loss {ev.loss:.4f}" if ev.loss is not None else "")
-                yield status, preview, gr.skip(), gr.skip(), gr.skip()
+                yield status, gr.skip(), preview, gr.skip(), gr.skip(), gr.skip()
                 continue
             r = ev.result
             done = (f"done: {r.steps} steps, final {r.loss} distance {float(r.losses[-1, 0]):.4f}; "
                     f"opened in Edit (base: projection)")
-            yield done, r.images[0], r.ws[0], "projection", gr.Tabs(selected="edit")
+            yield done, gr.skip(), r.images[0], r.ws[0], "projection", gr.Tabs(selected="edit")
 
     def ws_download(elem_id: str) -> tuple[gr.Button, gr.File]:
         return (gr.Button("ws of this picture as .npz (NVIDIA's projected_w layout)", size="sm"),
@@ -289,8 +292,11 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
                             stop = gr.Button("Stop")
                     with gr.Column():
                         project_status = gr.Markdown(label="status", elem_id="project-status")
-                        project_preview = gr.Image(format="png", label="Current ws", elem_classes="sg-picture",
-                                                   interactive=False)
+                        with gr.Row():
+                            project_target = gr.Image(format="png", label="Target, as the model sees it",
+                                                      elem_classes="sg-picture", interactive=False)
+                            project_preview = gr.Image(format="png", label="Current ws", elem_classes="sg-picture",
+                                                       interactive=False)
             with gr.Tab("Model", id="model") as model_tab:
                 model_table = gr.Markdown(_table(session), elem_id="model-table")
                 refresh = gr.Button("Refresh", size="sm")
@@ -347,7 +353,8 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
                       [animation, animation_file, animation_caption], api_name="interpolate")
 
         project_run = start.click(user_errors(project), [target_file, steps, loss, project_space, project_seed],
-                                  [project_status, project_preview, projected_ws, base, tabs], api_name="project")
+                                  [project_status, project_target, project_preview, projected_ws, base, tabs],
+                                  api_name="project")
         project_run.then(edit_fn, edit_inputs, edit_outputs, api_visibility="private", show_progress="hidden")
         stop.click(None, None, None, cancels=[project_run], api_visibility="private")
 
