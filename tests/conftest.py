@@ -306,3 +306,15 @@ def crafted_png(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    """A raw gRPC stub on the module's `server` fixture (a serve_in_thread), for requests the Client would refuse."""
+    import grpc
+
+    from stylegan_sdk._proto import pb_grpc
+
+    channel = grpc.insecure_channel(server.target)
+    yield pb_grpc.StyleGANStub(channel)
+    channel.close()

@@ -19,7 +19,7 @@ from conftest import build_once, nvlabs_checkpoint, stylegan_cli
 
 import stylegan_sdk as sg
 from serving import ServerSettings, serve_in_thread
-from stylegan_sdk._proto import codec, pb, pb_grpc
+from stylegan_sdk._proto import codec, pb
 from stylegan_sdk.editing.directions import Directions
 from stylegan_sdk.editing.weights import STYLE_AFFINES_FILE
 from stylegan_sdk.formats.exported import sha256_file
@@ -74,13 +74,6 @@ def server(folder, G_ort):
 def client(server):
     with sg.Client(server.target, timeout=TIMEOUT) as C:
         yield C
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    channel = grpc.insecure_channel(server.target)
-    yield pb_grpc.StyleGANStub(channel)
-    channel.close()
 
 
 def same_set(a: Directions, b: Directions, meta: bool = True) -> None:

@@ -24,7 +24,7 @@ from conftest import BLOCK_TORCH, ROOT, crafted_png, run_without_torch
 import stylegan_sdk as sg
 from serving import ServerSettings, serve_in_thread
 from stylegan_sdk import images
-from stylegan_sdk._proto import codec, pb, pb_grpc
+from stylegan_sdk._proto import codec, pb
 from stylegan_sdk.client.planning import ProjectionUnavailableError
 from stylegan_sdk.config import GeneratorConfig
 from stylegan_sdk.errors import ClientError, DeadlineExceededError, ServerBusyError
@@ -74,13 +74,6 @@ def server(model_file):
 def client(server):
     with sg.Client(server.target, model="tiny", timeout=TIMEOUT) as C:
         yield C
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    channel = grpc.insecure_channel(server.target)
-    yield pb_grpc.StyleGANStub(channel)
-    channel.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import numpy as np
 from .._cli import import_error_message
 from ..editing.directions import VALUE_NAME, Directions
 from ..errors import ClientError
+from ..formats.fileio import atomic_write_bytes
 from ..projection.options import prepare_target, save_projected_w
 from .session import MAX_DIRECTIONS, MAX_FRAMES, UI_LOSSES, Latent, Picture, Session, View
 
@@ -84,13 +85,13 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
                                             if conditional else [("none (unconditional model)", "")])
     row_choices = [(session.layer_label(r), r) for r in range(num_ws)]
 
-    def write_file(suffix: str, data: bytes | None = None, ws: np.ndarray | None = None) -> str:
-        path = os.path.join(workdir, f"{uuid.uuid4().hex[:12]}{suffix}")
-        if ws is not None:
-            save_projected_w(path, ws)
-        else:
-            with open(path, "wb") as f:
-                f.write(data or b"")
+    def new_file(suffix: str) -> str:
+        """A fresh path in workdir for a download."""
+        return os.path.join(workdir, f"{uuid.uuid4().hex[:12]}{suffix}")
+
+    def ws_file(ws: Any) -> str:
+        path = new_file(".npz")
+        save_projected_w(path, _need_ws(ws))
         return path
 
     # -- widget values -> the Session's arguments ----------------------------------
@@ -154,7 +155,8 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
         frames, ms = session.interpolate(keyframes, whole(num_frames, "num_frames"), space, psi, cut(cutoff),
                                          klass(class_name), view(noise_mode, noise_seed, translate_x, translate_y,
                                                                  rotate))
-        path = write_file(".gif", session.animation(frames, float(fps)))
+        path = new_file(".gif")
+        atomic_write_bytes(path, session.animation(frames, float(fps)))
         return path, path, f"{len(frames)} frames through seeds {keyframes} · {ms:.0f} ms ({info.backend})"
 
     def project(image, steps, loss, space, seed):
@@ -312,7 +314,7 @@ def build(session: Session, workdir: str | None = None) -> gr.Blocks:
         seed.input(None, seed, seed_slider, js=f"(v) => Math.min(Math.max(v, 0), {SEED_SLIDER_MAX})",
                    api_visibility="private")
         for button, file in ws_downloads:   # the ws of the picture last drawn, on any panel
-            button.click(user_errors(lambda ws: write_file(".npz", ws=_need_ws(ws))), picture_ws, file,
+            button.click(user_errors(ws_file), picture_ws, file,
                          api_visibility="private")
 
         mix_inputs = [seed, seed_b, layers, *shared]
